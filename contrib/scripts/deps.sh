@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Install what building and testing gatehouse needs, from Debian 12's packages. Idempotent: it
+# installs only what is missing. Run as root (or with sudo available).
+set -euo pipefail
+packages=(
+  build-essential cmake ninja-build ccache pkg-config
+  libboost1.74-dev libboost-program-options1.74-dev
+  libssl-dev libtomlplusplus-dev libfmt-dev libgtest-dev
+  python3 python3-pytest curl openssl binutils
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "deps: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

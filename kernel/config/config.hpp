@@ -1,0 +1,132 @@
+// The kernel's typed configuration. Defaults live here, in one place; kernel/README.md documents
+// every field.
+#pragma once
+
+#include "config/diagnostics.hpp"
+
+#include <toml++/toml.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace gatehouse::config {
+
+using Millis = std::chrono::milliseconds;
+
+struct ServerConfig {
+    unsigned workers = 0; // 0 = one per core
+    std::string log_level = "info";
+    std::string log_file;
+};
+
+struct Limits {
+    uint64_t max_header_bytes = 16 * 1024;
+    uint64_t max_headers = 100;
+    uint64_t max_uri_bytes = 8 * 1024;
+    uint64_t max_body_bytes = 64ull * 1024 * 1024; // 0 = unlimited
+    uint64_t max_response_header_bytes = 32 * 1024;
+};
+
+struct Timeouts {
+    Millis header{10'000};
+    Millis body_idle{30'000};
+    Millis keepalive{60'000};
+    Millis client_write{30'000};
+};
+
+struct Cidr {
+    bool v6 = false;
+    uint8_t bytes[16] = {};
+    unsigned prefix = 0;
+};
+
+struct Forwarding {
+    std::vector<Cidr> trusted_proxies;
+    bool forwarded = false;
+};
+
+struct ListenerConfig {
+    std::string name;
+    std::string host;
+    uint16_t port = 0;
+    uint32_t line = 0;
+};
+
+struct ServerEntry {
+    std::string address; // as written, "host:port"
+    std::string host;
+    uint16_t port = 0;
+    uint32_t weight = 1;
+    uint32_t max_inflight = 0;
+    bool backup = false;
+};
+
+struct UpstreamConfig {
+    std::string name;
+    std::vector<ServerEntry> servers;
+    std::string balancer = "round_robin";
+    uint32_t max_attempts = 0; // 0 = one per server
+    uint32_t max_fails = 3;
+    Millis fail_backoff{10'000};
+    Millis connect_timeout{5'000};
+    Millis first_byte_timeout{60'000};
+    Millis idle_timeout{60'000};
+    uint32_t keepalive = 32;
+    Millis keepalive_timeout{60'000};
+    uint32_t line = 0;
+};
+
+enum class PathMatch { prefix, exact };
+enum class BodyOverflow { reject, pass };
+
+struct RouteConfig {
+    std::string name;
+    std::string host; // empty = any; "*.x" = wildcard
+    std::string path = "/";
+    PathMatch match = PathMatch::prefix;
+    std::string upstream;
+    std::vector<std::string> filters;
+    // Per-route module tables, by module name (nodes live in Config::document).
+    std::map<std::string, const toml::table*> filter_config;
+    uint64_t body_limit = 1024 * 1024;
+    BodyOverflow body_overflow = BodyOverflow::reject;
+    uint32_t line = 0;
+};
+
+struct ModulesConfig {
+    std::string dir = "/usr/lib/gatehouse/modules";
+    std::vector<std::string> load;
+};
+
+struct Config {
+    std::string file;
+    std::string base_dir;
+    std::shared_ptr<toml::table> document; // keeps module tables alive
+    ServerConfig server;
+    Limits limits;
+    Timeouts timeouts;
+    Forwarding forwarding;
+    ModulesConfig modules;
+    std::vector<ListenerConfig> listeners;
+    std::map<std::string, UpstreamConfig> upstreams;
+    std::vector<RouteConfig> routes;
+    // [filter.NAME] / [balancer.NAME] tables, by module name (may be absent).
+    std::map<std::string, const toml::table*> module_tables;
+};
+
+// Parses and validates the kernel's part of the config. Module names are checked against
+// `modules.load`; module tables are validated later by the modules themselves.
+std::unique_ptr<Config> load_config(const std::string& file, Diagnostics& diag);
+std::unique_ptr<Config> parse_config(std::string_view text, const std::string& file,
+                                     Diagnostics& diag);
+
+bool parse_cidr(std::string_view text, Cidr& out);
+bool cidr_contains(const Cidr& cidr, const uint8_t* address, bool v6);
+// "host:port" or "[v6]:port".
+bool split_host_port(std::string_view text, std::string& host, uint16_t& port);
+
+} // namespace gatehouse::config

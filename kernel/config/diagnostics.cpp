@@ -1,0 +1,58 @@
+#include "config/diagnostics.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace gatehouse::config {
+
+std::string Diagnostic::to_string() const {
+    if (key_path.empty())
+        return fmt::format("{}:{}: {}", file, line, message);
+    return fmt::format("{}:{}: [{}] {}", file, line, key_path, message);
+}
+
+void Diagnostics::error(const toml::source_region& where, std::string_view key_path,
+                        std::string message) {
+    error(static_cast<uint32_t>(where.begin.line), key_path, std::move(message));
+}
+
+void Diagnostics::error(uint32_t line, std::string_view key_path, std::string message) {
+    errors_.push_back({file_, line, std::string(key_path), std::move(message)});
+}
+
+namespace {
+size_t edit_distance(std::string_view a, std::string_view b) {
+    std::vector<size_t> row(b.size() + 1);
+    for (size_t j = 0; j <= b.size(); ++j)
+        row[j] = j;
+    for (size_t i = 1; i <= a.size(); ++i) {
+        size_t diagonal = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= b.size(); ++j) {
+            size_t above = row[j];
+            size_t substitution = diagonal + (a[i - 1] == b[j - 1] ? 0 : 1);
+            row[j] = std::min({above + 1, row[j - 1] + 1, substitution});
+            diagonal = above;
+        }
+    }
+    return row[b.size()];
+}
+} // namespace
+
+std::string closest_match(std::string_view key, const std::vector<std::string>& candidates) {
+    std::string best;
+    size_t best_distance = SIZE_MAX;
+    for (const auto& candidate : candidates) {
+        size_t d = edit_distance(key, candidate);
+        if (d < best_distance) {
+            best_distance = d;
+            best = candidate;
+        }
+    }
+    // A typo is a small fraction of the word: allow 1 edit for short keys, up to a third for long.
+    size_t allowed = std::max<size_t>(1, std::max(key.size(), best.size()) / 3);
+    return best_distance <= allowed ? best : std::string();
+}
+
+} // namespace gatehouse::config

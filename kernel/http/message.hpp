@@ -1,0 +1,72 @@
+// A parsed HTTP/1.1 message head as views: name/value pairs pointing into the connection's
+// storage of the original bytes, plus the framing facts the proxy needs. No allocation per field
+// beyond the (reused) vector.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+namespace gatehouse::http {
+
+struct Field {
+    std::string_view name;
+    std::string_view value;
+};
+
+struct Framing {
+    bool chunked = false;
+    bool has_content_length = false;
+    uint64_t content_length = 0;
+    bool keep_alive = true;   // after this message, per version and Connection
+    bool upgrade = false;     // Connection: upgrade + Upgrade
+};
+
+struct RequestHead {
+    std::string_view method;
+    std::string_view target;
+    unsigned version = 11; // 10 or 11
+    std::vector<Field> fields;
+    Framing framing;
+    std::string_view host;         // Host value as sent (may include a port)
+    bool expect_continue = false;
+    bool expect_other = false;     // an Expect we cannot meet -> 417
+    bool has_body() const { return framing.chunked || framing.content_length > 0; }
+    void clear();
+};
+
+struct ResponseHead {
+    unsigned status = 0;
+    std::string_view reason;
+    unsigned version = 11;
+    std::vector<Field> fields;
+    Framing framing;
+    bool close_delimited = false; // body ends when the upstream closes
+    bool no_body = false;         // 1xx, 204, 304, or a response to HEAD
+    void clear();
+};
+
+bool iequals(std::string_view a, std::string_view b);
+// Calls fn(token) for each comma-separated element of a header value, trimmed of OWS.
+template <class Fn>
+void for_each_token(std::string_view value, Fn&& fn) {
+    size_t start = 0;
+    while (start <= value.size()) {
+        size_t comma = value.find(',', start);
+        if (comma == std::string_view::npos)
+            comma = value.size();
+        std::string_view item = value.substr(start, comma - start);
+        while (!item.empty() && (item.front() == ' ' || item.front() == '\t'))
+            item.remove_prefix(1);
+        while (!item.empty() && (item.back() == ' ' || item.back() == '\t'))
+            item.remove_suffix(1);
+        if (!item.empty())
+            fn(item);
+        start = comma + 1;
+    }
+}
+
+// RFC 9110 §7.6.1: fields that describe this connection only, never forwarded.
+bool is_hop_by_hop(std::string_view name);
+
+} // namespace gatehouse::http

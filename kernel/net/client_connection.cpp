@@ -1,0 +1,669 @@
+// The client side of a connection: request heads, filters, local replies, keep-alive.
+#include "net/client_connection.hpp"
+
+#include "http/path.hpp"
+#include "http/status.hpp"
+#include "log.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+#include <fmt/format.h>
+
+namespace gatehouse::net {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace {
+// Moves every view of a parsed head from the read buffer to the head's own copy.
+template <class Head>
+void rebase(Head& head, const char* from, const char* to, size_t size) {
+    auto move = [&](std::string_view& v) {
+        if (v.data() >= from && v.data() <= from + size)
+            v = {to + (v.data() - from), v.size()};
+    };
+    for (auto& f : head.fields) {
+        move(f.name);
+        move(f.value);
+    }
+    if constexpr (std::is_same_v<Head, http::RequestHead>) {
+        move(head.method);
+        move(head.target);
+        move(head.host);
+    } else {
+        move(head.reason);
+    }
+}
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (auto& c : out)
+        if (c >= 'A' && c <= 'Z')
+            c = static_cast<char>(c + 32);
+    return out;
+}
+
+// Host header value without the port: "Example.com:8080" -> "example.com", "[::1]:80" -> "[::1]".
+std::string host_without_port(std::string_view host) {
+    if (!host.empty() && host[0] == '[') {
+        size_t close = host.find(']');
+        return lower(host.substr(0, close == std::string_view::npos ? host.size() : close + 1));
+    }
+    return lower(host.substr(0, host.find(':')));
+}
+} // namespace
+
+void gh_stream_reset(gh_stream& s);
+
+ClientConnection::ClientConnection(Worker& worker, std::shared_ptr<const Generation> generation,
+                                   asio::ip::tcp::socket socket)
+    : worker_(worker), generation_(std::move(generation)), config_(generation_->config()),
+      socket_(std::move(socket)), watchdog_(socket_.get_executor()) {
+    worker_.connection_opened();
+    error_code ec;
+    socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+    auto remote = socket_.remote_endpoint(ec);
+    if (!ec)
+        stream_.client_address = remote.address().is_v6()
+                                     ? fmt::format("[{}]:{}", remote.address().to_string(), remote.port())
+                                     : fmt::format("{}:{}", remote.address().to_string(), remote.port());
+    stream_.connection = this;
+    stream_.request = &request_;
+    stream_.response = &response_;
+}
+
+ClientConnection::~ClientConnection() { worker_.connection_closed(); }
+
+void ClientConnection::start() { read_request(); }
+
+// ---- reading requests ----------------------------------------------------------------------
+
+void ClientConnection::read_request() {
+    if (!in_.empty())
+        return parse_request();
+    // Between requests only the keep-alive timeout runs; the header deadline starts with the
+    // first byte (and covers the whole head, however slowly it trickles in).
+    timeout_ = requests_served_ ? Timeout::keepalive : Timeout::header;
+    watchdog_.arm(timeout_ == Timeout::keepalive ? config_.timeouts.keepalive
+                                                 : config_.timeouts.header,
+                  shared_from_this());
+    in_.reserve(std::max<size_t>(16 * 1024, config_.limits.max_header_bytes));
+    in_.compact();
+    socket_.async_read_some(asio::buffer(in_.space(), in_.space_size()),
+                            [self = shared_from_this()](const error_code& ec, size_t n) {
+                                self->on_read_request(ec, n);
+                            });
+}
+
+void ClientConnection::on_read_request(const error_code& ec, size_t n) {
+    if (ec) {
+        if (ec == asio::error::operation_aborted && response_started_)
+            return; // the watchdog cancelled the read and is replying
+        return close();
+    }
+    in_.commit(n);
+    if (timeout_ == Timeout::keepalive) {
+        timeout_ = Timeout::header;
+        watchdog_.arm(config_.timeouts.header, shared_from_this());
+    }
+    parse_request();
+}
+
+void ClientConnection::parse_request() {
+    if (!request_parser_) {
+        request_parser_.emplace(request_);
+        request_parser_->reset({config_.limits.max_header_bytes, config_.limits.max_headers,
+                                config_.limits.max_uri_bytes, config_.limits.max_body_bytes});
+    }
+    error_code ec;
+    size_t n = request_parser_->feed(in_.data(), in_.size(), ec);
+    if (ec) {
+        log::debug("{}: request rejected: {}", stream_.client_address,
+                   request_parser_->reject_reason());
+        termination_ = Termination::rejected;
+        return reply(http::status_for(request_parser_->reject()), {}, true);
+    }
+    if (!request_parser_->is_header_done()) {
+        if (in_.size() >= config_.limits.max_header_bytes || in_.full()) {
+            termination_ = Termination::rejected;
+            return reply(431, {}, true);
+        }
+        in_.compact();
+        socket_.async_read_some(asio::buffer(in_.space(), in_.space_size()),
+                                [self = shared_from_this()](const error_code& ec, size_t n) {
+                                    self->on_read_request(ec, n);
+                                });
+        return;
+    }
+    request_store_.assign(in_.data(), n);
+    rebase(request_, in_.data(), request_store_.data(), n);
+    in_.consume(n);
+    watchdog_.disarm();
+    timeout_ = Timeout::none;
+    on_request_head();
+}
+
+bool ClientConnection::prepare_stream() {
+    std::string_view target = request_.target;
+    std::string_view authority;
+    // RFC 9112 §3.2.2: in absolute-form the target's authority replaces Host.
+    if (target.size() > 7 && (http::iequals(target.substr(0, 7), "http://") ||
+                              (target.size() > 8 && http::iequals(target.substr(0, 8), "https://")))) {
+        size_t start = target.find("//") + 2;
+        size_t slash = target.find('/', start);
+        authority = target.substr(start, slash == std::string_view::npos ? std::string_view::npos
+                                                                          : slash - start);
+        target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
+        if (authority.empty() || authority.find('@') != std::string_view::npos)
+            return false;
+        request_.host = stream_.keep(authority);
+        std::erase_if(request_.fields, [](const http::Field& f) { return http::iequals(f.name, "host"); });
+        request_.fields.push_back({"Host", request_.host});
+    }
+    if (!http::normalise_target(target, stream_.path, stream_.query))
+        return false;
+    stream_.normalised_target = stream_.path;
+    if (!stream_.query.empty() || target.find('?') != std::string_view::npos) {
+        stream_.normalised_target += '?';
+        stream_.normalised_target += stream_.query;
+    }
+    stream_.host = host_without_port(request_.host);
+    return true;
+}
+
+void ClientConnection::on_request_head() {
+    keep_alive_ = request_.framing.keep_alive;
+    request_body_done_ = !request_.has_body();
+    if (!prepare_stream()) {
+        termination_ = Termination::rejected;
+        return reply(400, {}, true);
+    }
+    if (request_.expect_other)
+        return reply(417, {}, true);
+    stream_.phase = GH_PHASE_REQUEST_HEADERS;
+    filter_index_ = 0;
+    if (generation_->early_filters().empty())
+        return continue_after(GH_PHASE_REQUEST_HEADERS);
+    run_filters();
+}
+
+// ---- filters --------------------------------------------------------------------------------
+
+void ClientConnection::run_filters() {
+    uint32_t phase = stream_.phase;
+    const auto& list = phase == GH_PHASE_REQUEST_HEADERS ? generation_->early_filters()
+                                                          : stream_.route->filters;
+    while (filter_index_ < list.size()) {
+        const FilterBinding& f = list[filter_index_];
+        if (!(f.phases & GH_PHASE_BIT(phase)) || !f.module->filter.on_phase) {
+            ++filter_index_;
+            continue;
+        }
+        gh_action_t action = f.module->filter.on_phase(&stream_, phase, f.route_config);
+        if (action == GH_PAUSE) {
+            paused_ = true;
+            return;
+        }
+        if (action != GH_CONTINUE)
+            return phase_action(action);
+        ++filter_index_;
+    }
+    filter_index_ = 0;
+    continue_after(phase);
+}
+
+void ClientConnection::resume(gh_action_t action) {
+    if (!paused_)
+        return;
+    // Never re-enter the module from inside its own call: continue from a fresh stack.
+    asio::post(socket_.get_executor(), [self = shared_from_this(), action] {
+        self->paused_ = false;
+        if (self->closing_)
+            return;
+        if (action == GH_CONTINUE) {
+            ++self->filter_index_;
+            return self->run_filters();
+        }
+        self->phase_action(action);
+    });
+}
+
+void ClientConnection::phase_action(gh_action_t action) {
+    uint32_t phase = stream_.phase;
+    if (action == GH_RESPOND && stream_.has_reply) {
+        termination_ = Termination::local_reply;
+        return send_reply();
+    }
+    bool request_phase = phase == GH_PHASE_REQUEST_HEADERS || phase == GH_PHASE_ACCESS ||
+                         phase == GH_PHASE_PRE_UPSTREAM;
+    if (action == GH_HOLD && request_phase && stream_.subscribed(GH_DIR_REQUEST) &&
+        !request_held_ && !request_body_done_) {
+        held_by_ = static_cast<int>(filter_index_);
+        return read_held_body();
+    }
+    // GH_ERROR, GH_RESPOND without a reply, HOLD where it cannot apply, or an unknown value:
+    // fail closed.
+    log::warn("{} {}: filter failed in phase {} (action {})", request_.method, stream_.path,
+              phase, action);
+    termination_ = Termination::local_reply;
+    if (response_started_)
+        return close();
+    reply(500, {}, !request_body_done_);
+}
+
+void ClientConnection::continue_after(uint32_t phase) {
+    switch (phase) {
+    case GH_PHASE_REQUEST_HEADERS: {
+        stream_.route = generation_->route(stream_.host, stream_.path);
+        if (!stream_.route)
+            return reply(404);
+        pool_ = stream_.route->pool;
+        stream_.phase = GH_PHASE_ACCESS;
+        if (stream_.route->phase_mask & GH_PHASE_BIT(GH_PHASE_ACCESS))
+            return run_filters();
+        [[fallthrough]];
+    }
+    case GH_PHASE_ACCESS:
+        stream_.phase = GH_PHASE_PRE_UPSTREAM;
+        if (stream_.route->phase_mask & GH_PHASE_BIT(GH_PHASE_PRE_UPSTREAM))
+            return run_filters();
+        [[fallthrough]];
+    case GH_PHASE_PRE_UPSTREAM:
+        return send_continue_then_upstream();
+    case GH_PHASE_UPSTREAM_REQUEST:
+        return send_request_head();
+    case GH_PHASE_RESPONSE_HEADERS:
+        return build_response_head(), write_response_chunk();
+    default:
+        return;
+    }
+}
+
+// ---- held request bodies (a filter returned HOLD) -------------------------------------------
+
+void ClientConnection::read_held_body() {
+    // Consume what is buffered, then read until the body is complete. A held request body must
+    // fit the route's body_limit (413 otherwise): the filter asked to see all of it.
+    request_held_ = true;
+    while (!request_body_done_ && !in_.empty()) {
+        size_t n = 0;
+        if (!feed_request_body(n))
+            return;
+        in_.consume(n);
+        if (request_body_out_.size() > stream_.route->config->body_limit) {
+            termination_ = Termination::rejected;
+            return reply(413, {}, true);
+        }
+        if (n == 0)
+            break;
+    }
+    if (request_body_done_)
+        return held_body_complete();
+    if (request_.expect_continue && request_.version == 11 && !request_body_started_) {
+        request_body_started_ = true;
+        static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
+        asio::async_write(socket_, asio::buffer(cont.data(), cont.size()),
+                          [self = shared_from_this()](const error_code& ec, size_t) {
+                              if (ec)
+                                  return self->close();
+                              self->read_held_body();
+                          });
+        return;
+    }
+    request_body_started_ = true;
+    timeout_ = Timeout::body_idle;
+    watchdog_.arm(config_.timeouts.body_idle, shared_from_this());
+    in_.compact();
+    socket_.async_read_some(asio::buffer(in_.space(), in_.space_size()),
+                            [self = shared_from_this()](const error_code& ec, size_t n) {
+                                self->on_held_body_read(ec, n);
+                            });
+}
+
+bool ClientConnection::feed_request_body(size_t& consumed) {
+    bool filtered = stream_.subscribed(GH_DIR_REQUEST);
+    if (filtered || request_held_) {
+        body_capture_ = true;
+        request_parser_->set_body_sink(this);
+        decoded_.clear();
+    }
+    error_code ec;
+    consumed = request_parser_->feed(in_.data(), in_.size(), ec);
+    if (ec) {
+        termination_ = Termination::rejected;
+        abort_upstream();
+        reply(http::status_for(request_parser_->reject()), {}, true);
+        return false;
+    }
+    request_body_done_ = request_parser_->is_done();
+    if (!filtered && !request_held_)
+        return true;
+    std::string_view out = decoded_;
+    if (filtered && !filter_body(GH_DIR_REQUEST, decoded_, request_body_done_, out)) {
+        termination_ = Termination::rejected;
+        abort_upstream();
+        reply(stream_.body_overflowed[GH_DIR_REQUEST] ? 413 : 400, {}, true);
+        return false;
+    }
+    // Only a held body is re-framed; a streamed one goes up as the client sent it (filters
+    // observe it).
+    if (request_held_)
+        request_body_out_.append(out);
+    return true;
+}
+
+void ClientConnection::on_held_body_read(const error_code& ec, size_t n) {
+    watchdog_.disarm();
+    if (ec) {
+        if (ec == asio::error::operation_aborted && response_started_)
+            return; // the watchdog cancelled the read and is replying
+        termination_ = Termination::client_abort;
+        return close();
+    }
+    timeout_ = Timeout::none;
+    in_.commit(n);
+    read_held_body();
+}
+
+void ClientConnection::held_body_complete() {
+    body_capture_ = false;
+    request_parser_->set_body_sink(nullptr);
+    filter_index_ = static_cast<size_t>(held_by_);
+    held_by_ = -1;
+    run_filters();
+}
+
+bool ClientConnection::filter_body(uint32_t direction, std::string_view data, bool last,
+                                   std::string_view& out) {
+    const auto& filters = direction == GH_DIR_RESPONSE ? stream_.route->response_body_order
+                                                       : stream_.route->filters;
+    std::string& held = stream_.held_body[direction];
+    std::string_view current = data;
+    int stage = 0;
+    for (const auto& f : filters) {
+        const gh_stream::Subscription* sub = nullptr;
+        for (const auto& s : stream_.subscriptions[direction])
+            if (s.module == &f.module->handle)
+                sub = &s;
+        if (!sub || !f.module->filter.on_body)
+            continue;
+        if (sub->mode == GH_BODY_BUFFER) {
+            // The kernel holds the body; the filter sees it once, whole (or up to the limit).
+            if (stream_.body_overflowed[direction])
+                continue;
+            held.append(current);
+            bool over = held.size() > stream_.route->config->body_limit;
+            if (over && stream_.route->config->body_overflow == config::BodyOverflow::reject)
+                return false;
+            if (!last && !over) {
+                current = {};
+                continue;
+            }
+            stream_.body_overflowed[direction] = over;
+            current = held;
+        }
+        gh_body_chunk_t chunk{sizeof(gh_body_chunk_t), last ? GH_CHUNK_LAST : 0u,
+                              {reinterpret_cast<const uint8_t*>(current.data()), current.size()}};
+        std::string& next = body_stage_[stage];
+        stream_.body_out.clear();
+        stream_.in_on_body = true;
+        stream_.body_writer_direction = direction;
+        int32_t rc = f.module->filter.on_body(&stream_, direction, &chunk, f.route_config);
+        stream_.in_on_body = false;
+        if (rc == GH_BODY_PASS) {
+            next.assign(stream_.body_out);
+            next.append(current);
+        } else if (rc == GH_BODY_CONSUMED) {
+            next.assign(stream_.body_out);
+        } else {
+            log::warn("{} {}: filter {} aborted the body", request_.method, stream_.path,
+                      f.module->name);
+            return false;
+        }
+        current = next;
+        stage ^= 1;
+    }
+    out = current;
+    return true;
+}
+
+void ClientConnection::on_body_data(std::string_view data) {
+    if (body_capture_)
+        decoded_.append(data);
+}
+
+void ClientConnection::on_trailer_field(std::string_view, std::string_view) {}
+
+gh_status_t ClientConnection::subscribe_body(gh_module_t* module, uint32_t direction,
+                                             uint32_t mode) {
+    if (direction > GH_DIR_RESPONSE || mode > GH_BODY_BUFFER)
+        return GH_ERR_INVALID;
+    uint32_t phase = stream_.phase;
+    bool ok = direction == GH_DIR_REQUEST
+                  ? (phase == GH_PHASE_REQUEST_HEADERS || phase == GH_PHASE_ACCESS ||
+                     phase == GH_PHASE_PRE_UPSTREAM) && !request_body_started_
+                  : phase <= GH_PHASE_RESPONSE_HEADERS && !response_started_;
+    if (!ok)
+        return GH_ERR_STATE;
+    for (auto& s : stream_.subscriptions[direction])
+        if (s.module == module) {
+            s.mode = mode;
+            return GH_OK;
+        }
+    stream_.subscriptions[direction].push_back({module, mode});
+    return GH_OK;
+}
+
+bool ClientConnection::request_headers_editable() const {
+    return stream_.phase <= GH_PHASE_UPSTREAM_REQUEST && !request_bytes_sent_;
+}
+
+bool ClientConnection::response_headers_editable() const {
+    return stream_.phase == GH_PHASE_RESPONSE_HEADERS && !response_started_;
+}
+
+// ---- replies and the end of a request -------------------------------------------------------
+
+void ClientConnection::send_continue_then_upstream() {
+    // We answer Expect: 100-continue ourselves once the request is known to go upstream, and do
+    // not forward it (like nginx): the upstream gets the body as soon as it is here.
+    if (request_.expect_continue && request_.version == 11 && !request_body_done_ &&
+        in_.empty() && !request_body_started_) {
+        static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
+        timeout_ = Timeout::client_write;
+        watchdog_.arm(config_.timeouts.client_write, shared_from_this());
+        asio::async_write(socket_, asio::buffer(cont.data(), cont.size()),
+                          [self = shared_from_this()](const error_code& ec, size_t) {
+                              self->watchdog_.disarm();
+                              self->timeout_ = Timeout::none;
+                              if (ec)
+                                  return self->close();
+                              self->start_upstream();
+                          });
+        return;
+    }
+    start_upstream();
+}
+
+void ClientConnection::reply(unsigned status, std::string_view body, bool close) {
+    stream_.has_reply = true;
+    stream_.reply_status = status;
+    stream_.reply_headers.clear();
+    if (body.empty())
+        stream_.reply_body = fmt::format("{} {}\n", status, http::reason(status));
+    else
+        stream_.reply_body.assign(body);
+    stream_.reply_headers.push_back({"Content-Type", "text/plain"});
+    if (close)
+        keep_alive_ = false;
+    if (termination_ == Termination::completed)
+        termination_ = Termination::local_reply;
+    send_reply();
+}
+
+void ClientConnection::send_reply() {
+    if (response_started_)
+        return close();
+    // A reply before the request body was read: the connection cannot be reused safely.
+    if (!request_body_done_)
+        keep_alive_ = false;
+    out_head_.clear();
+    fmt::format_to(std::back_inserter(out_head_), "HTTP/1.1 {} {}\r\n", stream_.reply_status,
+                   http::reason(stream_.reply_status));
+    for (const auto& f : stream_.reply_headers)
+        fmt::format_to(std::back_inserter(out_head_), "{}: {}\r\n", f.name, f.value);
+    bool head_request = request_.method == "HEAD";
+    fmt::format_to(std::back_inserter(out_head_), "Content-Length: {}\r\n",
+                   stream_.reply_body.size());
+    if (!keep_alive_)
+        out_head_ += "Connection: close\r\n";
+    out_head_ += "\r\n";
+    if (!head_request)
+        out_head_ += stream_.reply_body;
+    response_started_ = true;
+    response_.status = stream_.reply_status;
+    timeout_ = Timeout::client_write;
+    watchdog_.arm(config_.timeouts.client_write, shared_from_this());
+    asio::async_write(socket_, asio::buffer(out_head_),
+                      [self = shared_from_this()](const error_code& ec, size_t) {
+                          self->watchdog_.disarm();
+                          self->timeout_ = Timeout::none;
+                          if (ec)
+                              return self->on_client_write_error(ec);
+                          self->finish_request();
+                      });
+}
+
+void ClientConnection::on_client_write_error(const error_code& ec) {
+    if (ec != asio::error::operation_aborted || timeout_ != Timeout::client_write)
+        termination_ = Termination::client_abort;
+    close();
+}
+
+void ClientConnection::run_end_phases() {
+    if (!stream_.route && generation_->early_filters().empty())
+        return;
+    for (uint32_t phase : {GH_PHASE_LOG, GH_PHASE_STREAM_END}) {
+        stream_.phase = phase;
+        auto run = [&](const std::vector<FilterBinding>& list) {
+            for (const auto& f : list)
+                if ((f.phases & GH_PHASE_BIT(phase)) && f.module->filter.on_phase)
+                    f.module->filter.on_phase(&stream_, phase, f.route_config);
+        };
+        run(generation_->early_filters());
+        if (stream_.route)
+            run(stream_.route->filters);
+    }
+}
+
+void ClientConnection::finish_request() {
+    run_end_phases();
+    ++requests_served_;
+    if (!keep_alive_ || closing_)
+        return close();
+    next_request();
+}
+
+void ClientConnection::next_request() {
+    request_parser_.reset();
+    response_parser_.reset();
+    request_.clear();
+    response_.clear();
+    stream_.reset();
+    stream_.connection = this;
+    stream_.request = &request_;
+    stream_.response = &response_;
+    filter_index_ = 0;
+    paused_ = false;
+    held_by_ = -1;
+    body_capture_ = false;
+    termination_ = Termination::completed;
+    pool_ = nullptr;
+    inflight_.release();
+    tried_.clear();
+    attempt_ = 0;
+    last_failure_timeout_ = request_bytes_sent_ = request_body_started_ = false;
+    response_started_ = response_body_done_ = upstream_eof_ = false;
+    request_held_ = false;
+    request_body_out_.clear();
+    response_mode_ = BodyMode::raw;
+    upstream_request_done_ = false;
+    read_request();
+}
+
+void ClientConnection::close() {
+    if (closing_ && !socket_.is_open())
+        return;
+    if (!closing_ && (stream_.phase < GH_PHASE_LOG)) {
+        closing_ = true;
+        if (termination_ == Termination::completed && !response_body_done_ && response_started_)
+            termination_ = Termination::client_abort;
+        run_end_phases();
+    }
+    closing_ = true;
+    watchdog_.cancel();
+    abort_upstream();
+    error_code ec;
+    socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+    // Lingering close: drain what the client still sends for a moment, so our last response is
+    // not destroyed by a reset (unread data at close() makes the kernel send RST).
+    if (!in_.empty() || !request_body_done_) {
+        in_.consume(in_.size());
+        in_.reserve(4096);
+        timeout_ = Timeout::none;
+        watchdog_.arm(std::chrono::milliseconds(2000), shared_from_this());
+        socket_.async_read_some(asio::buffer(in_.space(), in_.space_size()),
+                                [self = shared_from_this()](const error_code& ec, size_t) {
+                                    self->request_body_done_ = true;
+                                    if (!ec)
+                                        return self->close();
+                                    self->watchdog_.cancel();
+                                    error_code ignored;
+                                    self->socket_.close(ignored);
+                                });
+        return;
+    }
+    socket_.close(ec);
+}
+
+void ClientConnection::on_watchdog() {
+    Timeout which = timeout_;
+    timeout_ = Timeout::none;
+    error_code ec;
+    switch (which) {
+    case Timeout::header:
+        termination_ = Termination::timeout;
+        if (in_.empty())
+            return close(); // nothing received: just close
+        request_body_done_ = true;
+        socket_.cancel(ec);
+        return reply(408, {}, true);
+    case Timeout::body_idle:
+        termination_ = Termination::timeout;
+        socket_.cancel(ec);
+        if (!response_started_ && !request_bytes_sent_)
+            return reply(408, {}, true);
+        return close();
+    case Timeout::upstream_connect:
+    case Timeout::upstream_first_byte:
+        if (upstream_)
+            upstream_->socket.cancel(ec);
+        last_failure_timeout_ = true;
+        timeout_ = which; // the pending upstream handler sees operation_aborted and this
+        return;
+    case Timeout::keepalive:
+    case Timeout::client_write:
+    case Timeout::upstream_idle:
+    case Timeout::none:
+        if (which != Timeout::keepalive && which != Timeout::none)
+            termination_ = Termination::timeout;
+        request_body_done_ = true;
+        watchdog_.cancel();
+        abort_upstream();
+        socket_.close(ec);
+        closing_ = true;
+        return;
+    }
+}
+
+} // namespace gatehouse::net

@@ -1,0 +1,167 @@
+// One client connection on one worker thread, for its whole life: reads requests, runs the
+// route's filters, proxies to an upstream server and streams the response back. Callback style
+// (Beast examples' do_x/on_x pairs); fixed, reused buffers; one timer for every timeout.
+#pragma once
+
+#include "http/parser.hpp"
+#include "net/buffer.hpp"
+#include "net/stream.hpp"
+#include "net/watchdog.hpp"
+#include "net/worker.hpp"
+#include "runtime.hpp"
+#include "upstream/pool.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace gatehouse::net {
+
+enum class Timeout : uint8_t {
+    none,
+    keepalive,
+    header,
+    body_idle,
+    client_write,
+    upstream_connect,
+    upstream_first_byte,
+    upstream_idle,
+};
+
+// Why a request ended, for the log (and later the access log).
+enum class Termination : uint8_t {
+    completed,
+    rejected,        // bad request framing / limits
+    local_reply,     // a filter or the kernel answered
+    client_abort,
+    upstream_error,  // connect failure, reset, bad response
+    timeout,
+};
+
+class ClientConnection : public std::enable_shared_from_this<ClientConnection>,
+                         private http::BodySink {
+public:
+    ClientConnection(Worker& worker, std::shared_ptr<const Generation> generation,
+                     boost::asio::ip::tcp::socket socket);
+    ~ClientConnection() override;
+
+    void start();
+    void on_watchdog();
+
+    // Host API entry points (the stream's worker thread only).
+    gh_stream_t* stream() { return &stream_; }
+    void resume(gh_action_t action);
+    gh_status_t subscribe_body(gh_module_t* module, uint32_t direction, uint32_t mode);
+    bool request_headers_editable() const;
+    bool response_headers_editable() const;
+
+private:
+    // ---- client side (client_connection.cpp) ----
+    void read_request();
+    void on_read_request(const boost::system::error_code& ec, size_t n);
+    void parse_request();
+    void on_request_head();
+    bool prepare_stream();
+    void run_filters();
+    void continue_after(uint32_t phase);
+    void phase_action(gh_action_t action);
+    void read_held_body();
+    void on_held_body_read(const boost::system::error_code& ec, size_t n);
+    void held_body_complete();
+    bool feed_request_body(size_t& consumed);
+    void send_continue_then_upstream();
+    void reply(unsigned status, std::string_view body = {}, bool close = false);
+    void send_reply();
+    void finish_request();
+    void next_request();
+    void close();
+    void on_client_write_error(const boost::system::error_code& ec);
+    void run_end_phases();
+    // Runs `data` through the filters subscribed to `direction`; `out` is what goes on (valid
+    // until the next call). False if a filter aborted the stream.
+    bool filter_body(uint32_t direction, std::string_view data, bool last, std::string_view& out);
+
+    // BodySink: decoded body data from the parser currently fed.
+    void on_body_data(std::string_view data) override;
+    void on_trailer_field(std::string_view name, std::string_view value) override;
+
+    // ---- upstream side (upstream_exchange.cpp) ----
+    void start_upstream();
+    void next_attempt();
+    void connect_peer();
+    void on_connect(const boost::system::error_code& ec);
+    void send_request_head();
+    void build_request_head();
+    void send_request_body();
+    void on_request_body_read(const boost::system::error_code& ec, size_t n);
+    void write_request_body_chunk();
+    void on_upstream_written(const boost::system::error_code& ec);
+    void read_response();
+    void on_response_read(const boost::system::error_code& ec, size_t n);
+    void parse_response();
+    void on_response_head();
+    void build_response_head();
+    void write_response_chunk();
+    void on_response_written(const boost::system::error_code& ec);
+    void read_response_body();
+    void on_response_body_read(const boost::system::error_code& ec, size_t n);
+    void response_complete();
+    void attempt_failed(uint32_t outcome, bool may_retry, const char* why);
+    void abort_upstream();
+    bool request_replayable() const;
+    void fail_upstream(unsigned status, const char* why);
+
+    Worker& worker_;
+    std::shared_ptr<const Generation> generation_;
+    const config::Config& config_;
+    boost::asio::ip::tcp::socket socket_;
+    Watchdog watchdog_;
+    Timeout timeout_ = Timeout::none;
+
+    Buffer in_;
+    std::string request_store_; // the request head's bytes; request_ views point here
+    http::RequestHead request_;
+    std::optional<http::RequestParser> request_parser_;
+    bool request_body_done_ = false;
+    uint64_t requests_served_ = 0;
+    bool keep_alive_ = true;
+    bool closing_ = false;
+
+    gh_stream stream_;
+    size_t filter_index_ = 0; // next filter to run in the current phase
+    bool paused_ = false;
+    int held_by_ = -1;        // filter index that returned HOLD
+    bool body_capture_ = false;
+    std::string decoded_;     // decoded body bytes of the current feed (filters, de-chunking)
+    std::string body_stage_[2]; // filter chain scratch: one filter's output, the next's input
+    Termination termination_ = Termination::completed;
+
+    // Upstream exchange state.
+    upstream::UpstreamPool* pool_ = nullptr;
+    std::unique_ptr<UpstreamConnection> upstream_;
+    upstream::InflightGuard inflight_;
+    std::vector<uint8_t> tried_;
+    uint32_t attempt_ = 0;
+    bool last_failure_timeout_ = false;
+    bool request_bytes_sent_ = false; // any byte of this request written on this attempt
+    bool request_body_started_ = false; // body bytes taken from the client (cannot replay)
+    std::chrono::steady_clock::time_point attempt_start_;
+    std::string out_head_;        // head being written (request upstream, or response to client)
+    std::string chunk_prefix_;    // chunk-size line when re-chunking
+    size_t pending_consume_ = 0;  // bytes of in_/upstream buffer to consume after a write
+    http::ResponseHead response_;
+    std::string response_store_;
+    std::optional<http::ResponseParser> response_parser_;
+    bool response_started_ = false; // a byte of the response went to the client
+    enum class BodyMode : uint8_t { raw, dechunk, rechunk } response_mode_ = BodyMode::raw;
+    bool response_body_done_ = false;
+    bool upstream_eof_ = false;
+    bool request_held_ = false;       // a filter HOLDs: the body is read whole, sent with a length
+    std::string request_body_out_;    // the held body as it goes upstream
+    bool upstream_request_done_ = false; // UPSTREAM_REQUEST filters ran (once per request)
+};
+
+} // namespace gatehouse::net

@@ -1,0 +1,70 @@
+#include "net/listener.hpp"
+
+#include "log.hpp"
+#include "net/client_connection.hpp"
+
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/socket_base.hpp>
+
+#include <sys/socket.h>
+
+namespace gatehouse::net {
+
+namespace asio = boost::asio;
+
+Listener::Listener(Worker& worker, GenerationSource generation)
+    : worker_(worker), generation_(std::move(generation)), acceptor_(worker.io()) {}
+
+bool Listener::open(const asio::ip::tcp::endpoint& endpoint, std::string& error) {
+    boost::system::error_code ec;
+    acceptor_.open(endpoint.protocol(), ec);
+    if (!ec)
+        acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) {
+        int one = 1;
+        if (::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one))
+            ec.assign(errno, boost::system::system_category());
+    }
+    if (!ec && endpoint.address().is_v6())
+        acceptor_.set_option(asio::ip::v6_only(true), ec);
+    if (!ec)
+        acceptor_.bind(endpoint, ec);
+    if (!ec)
+        acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+        error = ec.message();
+        return false;
+    }
+    return true;
+}
+
+uint16_t Listener::port() const {
+    boost::system::error_code ec;
+    return acceptor_.local_endpoint(ec).port();
+}
+
+void Listener::start() { accept(); }
+
+void Listener::stop() {
+    boost::system::error_code ec;
+    acceptor_.close(ec);
+}
+
+void Listener::accept() {
+    acceptor_.async_accept([self = shared_from_this()](const boost::system::error_code& ec,
+                                                       asio::ip::tcp::socket socket) {
+        if (ec == asio::error::operation_aborted || !self->acceptor_.is_open())
+            return;
+        if (ec) {
+            // EMFILE and friends: keep accepting; the log says why connections fail.
+            log::warn("accept failed: {}", ec.message());
+        } else {
+            std::make_shared<ClientConnection>(self->worker_, self->generation_(),
+                                               std::move(socket))
+                ->start();
+        }
+        self->accept();
+    });
+}
+
+} // namespace gatehouse::net

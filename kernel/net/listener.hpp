@@ -1,0 +1,39 @@
+// Accepting connections: one acceptor per worker on the same address with SO_REUSEPORT, so the
+// kernel spreads new connections across workers and a connection never changes thread.
+#pragma once
+
+#include "config/config.hpp"
+#include "net/worker.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace gatehouse {
+class Generation;
+}
+
+namespace gatehouse::net {
+
+class Listener : public std::enable_shared_from_this<Listener> {
+public:
+    using GenerationSource = std::function<std::shared_ptr<const Generation>()>;
+
+    Listener(Worker& worker, GenerationSource generation);
+    // Binds; with port 0 the first acceptor picks the port and the others reuse it.
+    bool open(const boost::asio::ip::tcp::endpoint& endpoint, std::string& error);
+    uint16_t port() const;
+    void start();
+    void stop();
+
+private:
+    void accept();
+
+    Worker& worker_;
+    GenerationSource generation_;
+    boost::asio::ip::tcp::acceptor acceptor_;
+};
+
+} // namespace gatehouse::net

@@ -1,0 +1,63 @@
+// The kernel side of gh_stream_t: one request/response exchange as modules see it. Lives inside
+// its ClientConnection and is reset (not reallocated) per request.
+#pragma once
+
+#include "http/message.hpp"
+#include "runtime.hpp"
+
+#include <gatehouse/gatehouse.h>
+
+#include <deque>
+#include <string>
+#include <vector>
+
+namespace gatehouse::net {
+class ClientConnection;
+}
+
+struct gh_stream {
+    gatehouse::net::ClientConnection* connection = nullptr;
+    const gatehouse::Route* route = nullptr;
+    gatehouse::http::RequestHead* request = nullptr;
+    gatehouse::http::ResponseHead* response = nullptr;
+    std::string path;             // normalised
+    std::string_view query;
+    std::string host;             // lower-case, no port
+    std::string client_address;   // "ip:port"
+    std::string peer_address;     // selected upstream server
+    std::string normalised_target;
+    uint32_t phase = GH_PHASE_REQUEST_HEADERS;
+    bool tls = false;
+
+    // Local reply prepared by a filter (host->respond) or by the kernel.
+    bool has_reply = false;
+    uint32_t reply_status = 0;
+    std::vector<gatehouse::http::Field> reply_headers;
+    std::string reply_body;
+
+    // Per-filter context slots, in route filter order (early filters first).
+    struct Slot {
+        gh_module_t* module;
+        void* ctx;
+    };
+    std::vector<Slot> slots;
+
+    // Body subscriptions, per direction: which modules asked, and how.
+    struct Subscription {
+        gh_module_t* module;
+        uint32_t mode;
+    };
+    std::vector<Subscription> subscriptions[2];
+    std::string held_body[2];      // GH_BODY_BUFFER
+    bool body_overflowed[2] = {false, false};
+    std::string body_out;          // what filters emitted with body_write during on_body
+    uint32_t body_writer_direction = 0;
+    bool in_on_body = false;
+
+    // Strings filters added to header blocks; deque keeps views stable.
+    std::deque<std::string> arena;
+    std::string_view keep(std::string_view s) { return arena.emplace_back(s); }
+
+    void reset();
+    bool subscribed(uint32_t direction) const { return !subscriptions[direction].empty(); }
+};

@@ -1,0 +1,608 @@
+// The upstream side of a request: peer selection, pooled or new connections, retries, the
+// request head and body going up, the response head and body coming back.
+#include "net/client_connection.hpp"
+
+#include "http/status.hpp"
+#include "log.hpp"
+
+#include <boost/asio/write.hpp>
+#include <fmt/format.h>
+
+#include <span>
+#include <sys/socket.h>
+
+namespace gatehouse::net {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace {
+
+bool idempotent(std::string_view method) {
+    // RFC 9110 §9.2.2
+    for (std::string_view m : {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+        if (method == m)
+            return true;
+    return false;
+}
+
+// A pooled connection the server has closed shows EOF (or an error) to a non-blocking peek.
+bool still_open(asio::ip::tcp::socket& socket) {
+    char byte;
+    ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+// Names listed in Connection headers: hop-by-hop for this message only (RFC 9110 §7.6.1).
+void connection_options(const std::vector<http::Field>& fields,
+                        std::vector<std::string_view>& out) {
+    out.clear();
+    for (const auto& f : fields)
+        if (http::iequals(f.name, "connection"))
+            http::for_each_token(f.value, [&](std::string_view t) { out.push_back(t); });
+}
+
+bool listed(const std::vector<std::string_view>& names, std::string_view name) {
+    for (auto n : names)
+        if (http::iequals(n, name))
+            return true;
+    return false;
+}
+
+void append_field(std::string& out, std::string_view name, std::string_view value) {
+    out.append(name);
+    out.append(": ");
+    out.append(value);
+    out.append("\r\n");
+}
+
+template <class Head>
+void rebase_response(Head& head, const char* from, const char* to, size_t size) {
+    auto move = [&](std::string_view& v) {
+        if (v.data() >= from && v.data() <= from + size)
+            v = {to + (v.data() - from), v.size()};
+    };
+    for (auto& f : head.fields) {
+        move(f.name);
+        move(f.value);
+    }
+    move(head.reason);
+}
+
+} // namespace
+
+bool ClientConnection::request_replayable() const {
+    return !request_bytes_sent_ || (idempotent(request_.method) && !request_body_started_);
+}
+
+void ClientConnection::start_upstream() {
+    tried_.assign(pool_->size(), 0);
+    attempt_ = 0;
+    next_attempt();
+}
+
+void ClientConnection::next_attempt() {
+    upstream::Peer* peer = attempt_ < pool_->max_attempts()
+                               ? pool_->select(&stream_, attempt_, tried_)
+                               : nullptr;
+    if (!peer)
+        return fail_upstream(last_failure_timeout_ ? 504 : 502, "no upstream server left to try");
+    tried_[peer->index] = 1;
+    ++attempt_;
+    inflight_ = upstream::InflightGuard(peer);
+    stream_.peer_address = peer->entry.address;
+    attempt_start_ = std::chrono::steady_clock::now();
+    request_bytes_sent_ = false;
+    // A pooled connection may have been closed by the server since; for a request we could not
+    // replay, check first (one extra syscall) rather than risk a client-visible failure.
+    auto c = worker_.connections().take(*pool_, peer->index);
+    while (c && !idempotent(request_.method) && !still_open(c->socket))
+        c = worker_.connections().take(*pool_, peer->index);
+    if (!c)
+        return connect_peer();
+    upstream_ = std::move(c);
+    on_connect({});
+}
+
+void ClientConnection::connect_peer() {
+    upstream_ = std::make_unique<UpstreamConnection>(worker_.io());
+    upstream_->peer = inflight_.peer();
+    upstream_->pool = pool_;
+    timeout_ = Timeout::upstream_connect;
+    watchdog_.arm(pool_->config().connect_timeout, shared_from_this());
+    upstream_->socket.async_connect(inflight_.peer()->endpoint,
+                                    [self = shared_from_this()](const error_code& ec) {
+                                        self->on_connect(ec);
+                                    });
+}
+
+void ClientConnection::on_connect(const error_code& ec) {
+    Timeout was = timeout_;
+    if (was == Timeout::upstream_connect) {
+        watchdog_.disarm();
+        timeout_ = Timeout::none;
+    }
+    if (closing_)
+        return;
+    if (ec) {
+        bool timed_out = was == Timeout::upstream_connect && ec == asio::error::operation_aborted &&
+                         last_failure_timeout_;
+        log::debug("upstream {} {}: connect failed: {}", pool_->name(), stream_.peer_address,
+                   timed_out ? "timed out" : ec.message());
+        return attempt_failed(timed_out ? GH_OUTCOME_TIMEOUT : GH_OUTCOME_CONNECT_FAILURE, true,
+                              timed_out ? "upstream connect timed out" : "upstream connect failed");
+    }
+    if (upstream_->requests == 0) {
+        error_code ignored;
+        upstream_->socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+    }
+    if (!upstream_request_done_ &&
+        (stream_.route->phase_mask & GH_PHASE_BIT(GH_PHASE_UPSTREAM_REQUEST))) {
+        upstream_request_done_ = true;
+        stream_.phase = GH_PHASE_UPSTREAM_REQUEST;
+        filter_index_ = 0;
+        return run_filters();
+    }
+    send_request_head();
+}
+
+void ClientConnection::attempt_failed(uint32_t outcome, bool may_retry, const char* why) {
+    auto latency = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now() - attempt_start_);
+    if (upstream::Peer* peer = inflight_.peer())
+        pool_->report(*peer, outcome, 0, static_cast<uint64_t>(latency.count()));
+    if (outcome == GH_OUTCOME_TIMEOUT)
+        last_failure_timeout_ = true;
+    upstream_.reset();
+    inflight_.release();
+    if (may_retry && request_replayable() && !closing_)
+        return next_attempt();
+    fail_upstream(last_failure_timeout_ ? 504 : 502, why);
+}
+
+void ClientConnection::fail_upstream(unsigned status, const char* why) {
+    termination_ = status == 504 ? Termination::timeout : Termination::upstream_error;
+    log::info("{} {} -> upstream {}: {} ({})", request_.method, stream_.path,
+              pool_ ? pool_->name() : "-", status, why);
+    abort_upstream();
+    if (response_started_)
+        return close();
+    reply(status, {}, !request_body_done_);
+}
+
+void ClientConnection::abort_upstream() {
+    if (upstream_) {
+        error_code ec;
+        upstream_->socket.close(ec);
+        upstream_.reset();
+    }
+    inflight_.release();
+}
+
+// ---- request going up -----------------------------------------------------------------------
+
+void ClientConnection::build_request_head() {
+    const config::Config& cfg = config_;
+    bool trusted = false;
+    {
+        error_code ec;
+        auto remote = socket_.remote_endpoint(ec);
+        if (!ec) {
+            auto address = remote.address();
+            if (address.is_v4()) {
+                auto b = address.to_v4().to_bytes();
+                for (const auto& cidr : cfg.forwarding.trusted_proxies)
+                    trusted = trusted || config::cidr_contains(cidr, b.data(), false);
+            } else {
+                auto b = address.to_v6().to_bytes();
+                for (const auto& cidr : cfg.forwarding.trusted_proxies)
+                    trusted = trusted || config::cidr_contains(cidr, b.data(), true);
+            }
+        }
+    }
+    std::string_view client_ip = stream_.client_address;
+    client_ip = client_ip.substr(0, client_ip.rfind(':'));
+    thread_local std::vector<std::string_view> options;
+    connection_options(request_.fields, options);
+    bool held = request_held_;
+    std::string& out = out_head_;
+    out.clear();
+    out.append(request_.method);
+    out.push_back(' ');
+    out.append(stream_.normalised_target);
+    out.append(" HTTP/1.1\r\n");
+    std::string xff, xfp, xfh, fwd;
+    for (const auto& f : request_.fields) {
+        if (http::is_hop_by_hop(f.name) || listed(options, f.name) || http::iequals(f.name, "expect"))
+            continue;
+        if (http::iequals(f.name, "x-forwarded-for")) {
+            if (trusted)
+                xff += xff.empty() ? std::string(f.value) : fmt::format(", {}", f.value);
+            continue;
+        }
+        if (http::iequals(f.name, "x-forwarded-proto")) {
+            if (trusted)
+                xfp = f.value;
+            continue;
+        }
+        if (http::iequals(f.name, "x-forwarded-host")) {
+            if (trusted)
+                xfh = f.value;
+            continue;
+        }
+        if (http::iequals(f.name, "forwarded")) {
+            if (trusted)
+                fwd += fwd.empty() ? std::string(f.value) : fmt::format(", {}", f.value);
+            continue;
+        }
+        if (held && http::iequals(f.name, "content-length"))
+            continue;
+        append_field(out, f.name, f.value);
+    }
+    append_field(out, "X-Forwarded-For", xff.empty() ? std::string(client_ip)
+                                                     : fmt::format("{}, {}", xff, client_ip));
+    std::string_view scheme = stream_.tls ? "https" : "http";
+    append_field(out, "X-Forwarded-Proto", xfp.empty() ? scheme : std::string_view(xfp));
+    if (!request_.host.empty() || !xfh.empty())
+        append_field(out, "X-Forwarded-Host", xfh.empty() ? request_.host : std::string_view(xfh));
+    if (cfg.forwarding.forwarded) {
+        bool v6 = client_ip.find(':') != std::string_view::npos;
+        std::string element = fmt::format("for={}{}{};proto={}", v6 ? "\"" : "", client_ip,
+                                          v6 ? "\"" : "", scheme);
+        if (!request_.host.empty())
+            element += fmt::format(";host=\"{}\"", request_.host);
+        append_field(out, "Forwarded", fwd.empty() ? element : fmt::format("{}, {}", fwd, element));
+    }
+    if (held)
+        append_field(out, "Content-Length", std::to_string(request_body_out_.size()));
+    else if (request_.framing.chunked)
+        append_field(out, "Transfer-Encoding", "chunked");
+    out.append("\r\n");
+}
+
+void ClientConnection::send_request_head() {
+    build_request_head();
+    std::array<asio::const_buffer, 2> buffers{asio::buffer(out_head_), asio::const_buffer()};
+    pending_consume_ = 0;
+    if (request_held_) {
+        buffers[1] = asio::buffer(request_body_out_);
+    } else if (!request_body_done_ && !in_.empty()) {
+        size_t n = 0;
+        if (!feed_request_body(n))
+            return;
+        buffers[1] = asio::const_buffer(in_.data(), n);
+        pending_consume_ = n;
+    }
+    request_bytes_sent_ = true;
+    timeout_ = Timeout::upstream_idle;
+    watchdog_.arm(pool_->config().idle_timeout, shared_from_this());
+    asio::async_write(upstream_->socket, buffers,
+                      [self = shared_from_this()](const error_code& ec, size_t) {
+                          self->on_upstream_written(ec);
+                      });
+}
+
+void ClientConnection::write_request_body_chunk() {
+    size_t n = 0;
+    if (!feed_request_body(n))
+        return;
+    if (n == 0 && !request_body_done_)
+        return send_request_body();
+    pending_consume_ = n;
+    timeout_ = Timeout::upstream_idle;
+    watchdog_.arm(pool_->config().idle_timeout, shared_from_this());
+    asio::async_write(upstream_->socket, asio::const_buffer(in_.data(), n),
+                      [self = shared_from_this()](const error_code& ec, size_t) {
+                          self->on_upstream_written(ec);
+                      });
+}
+
+void ClientConnection::on_upstream_written(const error_code& ec) {
+    watchdog_.disarm();
+    Timeout was = std::exchange(timeout_, Timeout::none);
+    if (closing_)
+        return;
+    if (ec) {
+        if (was == Timeout::upstream_idle && ec == asio::error::operation_aborted)
+            last_failure_timeout_ = true;
+        return attempt_failed(last_failure_timeout_ ? GH_OUTCOME_TIMEOUT : GH_OUTCOME_RESET, true,
+                              "writing to upstream failed");
+    }
+    if (pending_consume_) {
+        in_.consume(pending_consume_);
+        pending_consume_ = 0;
+        request_body_started_ = true;
+    }
+    if (!request_body_done_)
+        return in_.empty() ? send_request_body() : write_request_body_chunk();
+    read_response();
+}
+
+void ClientConnection::send_request_body() {
+    timeout_ = Timeout::body_idle;
+    watchdog_.arm(config_.timeouts.body_idle, shared_from_this());
+    in_.compact();
+    socket_.async_read_some(asio::buffer(in_.space(), in_.space_size()),
+                            [self = shared_from_this()](const error_code& ec, size_t n) {
+                                self->on_request_body_read(ec, n);
+                            });
+}
+
+void ClientConnection::on_request_body_read(const error_code& ec, size_t n) {
+    watchdog_.disarm();
+    if (ec) {
+        if (ec == asio::error::operation_aborted && response_started_)
+            return; // the watchdog replied 408
+        termination_ = Termination::client_abort;
+        request_body_done_ = true;
+        return close();
+    }
+    timeout_ = Timeout::none;
+    in_.commit(n);
+    write_request_body_chunk();
+}
+
+// ---- response coming back -------------------------------------------------------------------
+
+void ClientConnection::read_response() {
+    response_parser_.emplace(response_);
+    response_parser_->reset({config_.limits.max_response_header_bytes, 1000, 0, 0});
+    if (request_.method == "HEAD")
+        response_parser_->expect_no_body();
+    upstream_->buffer.reserve(std::max<size_t>(16 * 1024, config_.limits.max_response_header_bytes));
+    timeout_ = Timeout::upstream_first_byte;
+    watchdog_.arm(pool_->config().first_byte_timeout, shared_from_this());
+    upstream_->buffer.compact();
+    upstream_->socket.async_read_some(
+        asio::buffer(upstream_->buffer.space(), upstream_->buffer.space_size()),
+        [self = shared_from_this()](const error_code& ec, size_t n) { self->on_response_read(ec, n); });
+}
+
+void ClientConnection::on_response_read(const error_code& ec, size_t n) {
+    if (closing_)
+        return;
+    if (ec) {
+        Timeout was = std::exchange(timeout_, Timeout::none);
+        watchdog_.disarm();
+        bool nothing_yet = upstream_->buffer.empty();
+        if (was == Timeout::upstream_first_byte && ec == asio::error::operation_aborted)
+            return attempt_failed(GH_OUTCOME_TIMEOUT, nothing_yet, "upstream first byte timed out");
+        // A reused connection that closes before any response byte was stale: replay if safe.
+        return attempt_failed(GH_OUTCOME_RESET, nothing_yet,
+                              nothing_yet ? "upstream closed the connection before responding"
+                                          : "upstream closed the connection mid-header");
+    }
+    upstream_->buffer.commit(n);
+    parse_response();
+}
+
+void ClientConnection::parse_response() {
+    Buffer& buf = upstream_->buffer;
+    for (;;) {
+        error_code ec;
+        size_t n = response_parser_->feed(buf.data(), buf.size(), ec);
+        if (ec) {
+            watchdog_.disarm();
+            timeout_ = Timeout::none;
+            log::info("upstream {} {}: invalid response: {}", pool_->name(), stream_.peer_address,
+                      response_parser_->reject_reason());
+            return attempt_failed(GH_OUTCOME_RESET, false, "invalid upstream response");
+        }
+        if (!response_parser_->is_header_done()) {
+            if (buf.size() >= config_.limits.max_response_header_bytes || buf.full()) {
+                watchdog_.disarm();
+                timeout_ = Timeout::none;
+                return attempt_failed(GH_OUTCOME_RESET, false, "upstream response header too large");
+            }
+            buf.compact();
+            upstream_->socket.async_read_some(
+                asio::buffer(buf.space(), buf.space_size()),
+                [self = shared_from_this()](const error_code& ec, size_t n) {
+                    self->on_response_read(ec, n);
+                });
+            return;
+        }
+        if (response_.status >= 100 && response_.status < 200) {
+            // Interim responses (100, 103...) are dropped: we answered Expect ourselves, and
+            // 101 (upgrades) is not supported yet.
+            buf.consume(n);
+            if (response_.status == 101)
+                return attempt_failed(GH_OUTCOME_RESET, false, "upstream switched protocols");
+            response_parser_.emplace(response_);
+            response_parser_->reset({config_.limits.max_response_header_bytes, 1000, 0, 0});
+            if (request_.method == "HEAD")
+                response_parser_->expect_no_body();
+            continue;
+        }
+        response_store_.assign(buf.data(), n);
+        rebase_response(response_, buf.data(), response_store_.data(), n);
+        buf.consume(n);
+        break;
+    }
+    watchdog_.disarm();
+    timeout_ = Timeout::none;
+    auto latency = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now() - attempt_start_);
+    pool_->report(*inflight_.peer(), response_.status >= 500 ? GH_OUTCOME_HTTP_5XX : GH_OUTCOME_SUCCESS,
+                  response_.status, static_cast<uint64_t>(latency.count()));
+    on_response_head();
+}
+
+void ClientConnection::on_response_head() {
+    stream_.phase = GH_PHASE_RESPONSE_HEADERS;
+    filter_index_ = 0;
+    if (stream_.route->phase_mask & GH_PHASE_BIT(GH_PHASE_RESPONSE_HEADERS))
+        return run_filters();
+    continue_after(GH_PHASE_RESPONSE_HEADERS);
+}
+
+void ClientConnection::build_response_head() {
+    bool client_10 = request_.version == 10;
+    bool filtered = stream_.subscribed(GH_DIR_RESPONSE);
+    if (response_.no_body)
+        response_mode_ = BodyMode::raw;
+    else if (client_10 && (response_.framing.chunked || filtered))
+        response_mode_ = BodyMode::dechunk;
+    else if (filtered)
+        response_mode_ = BodyMode::rechunk;
+    else
+        response_mode_ = BodyMode::raw;
+    bool length_known = response_.no_body || (response_mode_ == BodyMode::raw &&
+                                              (response_.framing.has_content_length ||
+                                               (response_.framing.chunked && !client_10)));
+    if (!length_known && response_mode_ != BodyMode::rechunk)
+        keep_alive_ = false; // the body ends when we close
+    if (response_mode_ != BodyMode::raw) {
+        body_capture_ = true;
+        response_parser_->set_body_sink(this);
+    }
+
+    thread_local std::vector<std::string_view> options;
+    connection_options(response_.fields, options);
+    std::string& out = out_head_;
+    out.clear();
+    fmt::format_to(std::back_inserter(out), "HTTP/1.1 {} {}\r\n", response_.status,
+                   response_.reason.empty() ? http::reason(response_.status) : response_.reason);
+    for (const auto& f : response_.fields) {
+        if (http::is_hop_by_hop(f.name) || listed(options, f.name))
+            continue;
+        if (response_mode_ != BodyMode::raw && http::iequals(f.name, "content-length"))
+            continue;
+        append_field(out, f.name, f.value);
+    }
+    if ((response_mode_ == BodyMode::raw && response_.framing.chunked && !response_.no_body) ||
+        response_mode_ == BodyMode::rechunk)
+        out.append("Transfer-Encoding: chunked\r\n");
+    if (!keep_alive_)
+        out.append("Connection: close\r\n");
+    else if (client_10)
+        out.append("Connection: keep-alive\r\n");
+    out.append("\r\n");
+}
+
+void ClientConnection::write_response_chunk() {
+    Buffer& buf = upstream_->buffer;
+    std::array<asio::const_buffer, 4> buffers{};
+    size_t count = 0;
+    if (!response_started_) {
+        buffers[count++] = asio::buffer(out_head_);
+        response_started_ = true;
+    }
+    pending_consume_ = 0;
+    if (!response_body_done_ && (!buf.empty() || response_parser_->is_done() || upstream_eof_)) {
+        error_code ec;
+        decoded_.clear();
+        size_t n = buf.empty() ? 0 : response_parser_->feed(buf.data(), buf.size(), ec);
+        if (ec) {
+            log::info("upstream {} {}: invalid response body: {}", pool_->name(),
+                      stream_.peer_address, response_parser_->reject_reason());
+            termination_ = Termination::upstream_error;
+            return close();
+        }
+        response_body_done_ = response_parser_->is_done();
+        pending_consume_ = n;
+        if (response_mode_ == BodyMode::raw) {
+            buffers[count++] = asio::const_buffer(buf.data(), n);
+        } else {
+            std::string_view data = decoded_;
+            if (stream_.subscribed(GH_DIR_RESPONSE) &&
+                !filter_body(GH_DIR_RESPONSE, data, response_body_done_, data)) {
+                termination_ = Termination::upstream_error;
+                return close();
+            }
+            if (response_mode_ == BodyMode::rechunk) {
+                // RFC 9112 §7.1: size line, data, CRLF; "0" CRLF CRLF after the last one.
+                static constexpr std::string_view suffixes[] = {"", "\r\n", "0\r\n\r\n",
+                                                                "\r\n0\r\n\r\n"};
+                chunk_prefix_.clear();
+                if (!data.empty()) {
+                    fmt::format_to(std::back_inserter(chunk_prefix_), "{:x}\r\n", data.size());
+                    buffers[count++] = asio::buffer(chunk_prefix_);
+                    buffers[count++] = asio::buffer(data.data(), data.size());
+                }
+                std::string_view suffix =
+                    suffixes[(data.empty() ? 0 : 1) + (response_body_done_ ? 2 : 0)];
+                if (!suffix.empty())
+                    buffers[count++] = asio::buffer(suffix.data(), suffix.size());
+            } else {
+                buffers[count++] = asio::buffer(data.data(), data.size());
+            }
+        }
+    }
+    if (response_.no_body)
+        response_body_done_ = true;
+    timeout_ = Timeout::client_write;
+    watchdog_.arm(config_.timeouts.client_write, shared_from_this());
+    asio::async_write(socket_, std::span<const asio::const_buffer>(buffers.data(), count),
+                      [self = shared_from_this()](const error_code& ec, size_t) {
+                          self->on_response_written(ec);
+                      });
+}
+
+void ClientConnection::on_response_written(const error_code& ec) {
+    watchdog_.disarm();
+    Timeout was = std::exchange(timeout_, Timeout::none);
+    if (ec) {
+        termination_ = was == Timeout::client_write && ec == asio::error::operation_aborted
+                           ? Termination::timeout
+                           : Termination::client_abort;
+        return close();
+    }
+    upstream_->buffer.consume(pending_consume_);
+    pending_consume_ = 0;
+    if (response_body_done_)
+        return response_complete();
+    if (!upstream_->buffer.empty())
+        return write_response_chunk();
+    read_response_body();
+}
+
+void ClientConnection::read_response_body() {
+    Buffer& buf = upstream_->buffer;
+    buf.compact();
+    timeout_ = Timeout::upstream_idle;
+    watchdog_.arm(pool_->config().idle_timeout, shared_from_this());
+    upstream_->socket.async_read_some(
+        asio::buffer(buf.space(), buf.space_size()),
+        [self = shared_from_this()](const error_code& ec, size_t n) {
+            self->on_response_body_read(ec, n);
+        });
+}
+
+void ClientConnection::on_response_body_read(const error_code& ec, size_t n) {
+    watchdog_.disarm();
+    Timeout was = std::exchange(timeout_, Timeout::none);
+    if (closing_)
+        return;
+    if (ec) {
+        if (ec == asio::error::eof && response_.close_delimited) {
+            upstream_eof_ = true;
+            error_code put_ec;
+            response_parser_->put_eof(put_ec);
+            return write_response_chunk();
+        }
+        termination_ = was == Timeout::upstream_idle ? Termination::timeout
+                                                     : Termination::upstream_error;
+        log::info("{} {} -> upstream {} {}: response body interrupted: {}", request_.method,
+                  stream_.path, pool_->name(), stream_.peer_address,
+                  was == Timeout::upstream_idle ? "idle timeout" : ec.message());
+        return close();
+    }
+    upstream_->buffer.commit(n);
+    write_response_chunk();
+}
+
+void ClientConnection::response_complete() {
+    inflight_.release();
+    bool reusable = upstream_ && response_.framing.keep_alive && !response_.close_delimited &&
+                    request_body_done_ && response_parser_->is_done() && !upstream_eof_ &&
+                    upstream_->buffer.empty();
+    if (reusable) {
+        ++upstream_->requests;
+        worker_.connections().put(std::move(upstream_));
+    }
+    upstream_.reset();
+    finish_request();
+}
+
+} // namespace gatehouse::net

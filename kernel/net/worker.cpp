@@ -1,0 +1,90 @@
+#include "net/worker.hpp"
+
+#include "log.hpp"
+
+namespace gatehouse::net {
+
+namespace {
+thread_local Worker* this_worker = nullptr;
+}
+
+Worker* Worker::current() { return this_worker; }
+
+std::unique_ptr<UpstreamConnection> ConnectionCache::take(const upstream::UpstreamPool& pool,
+                                                          uint32_t peer) {
+    for (auto& [key, list] : idle_) {
+        if (key.pool != &pool || key.peer != peer || list.empty())
+            continue;
+        auto c = std::move(list.back());
+        list.pop_back();
+        return c;
+    }
+    return nullptr;
+}
+
+void ConnectionCache::put(std::unique_ptr<UpstreamConnection> connection) {
+    Key key{connection->pool, connection->peer->index};
+    uint32_t limit = connection->pool->config().keepalive;
+    connection->idle_since = std::chrono::steady_clock::now();
+    // Idle connections keep no buffer: it is reallocated when the connection is used again.
+    connection->buffer.release();
+    for (auto& [k, list] : idle_) {
+        if (!(k == key))
+            continue;
+        if (list.size() >= limit)
+            list.erase(list.begin()); // drop the oldest
+        if (limit)
+            list.push_back(std::move(connection));
+        return;
+    }
+    if (limit) {
+        idle_.emplace_back(key, std::vector<std::unique_ptr<UpstreamConnection>>{});
+        idle_.back().second.push_back(std::move(connection));
+    }
+}
+
+void ConnectionCache::sweep(std::chrono::steady_clock::time_point now) {
+    for (auto& [key, list] : idle_) {
+        auto timeout = key.pool->config().keepalive_timeout;
+        std::erase_if(list, [&](const std::unique_ptr<UpstreamConnection>& c) {
+            return now - c->idle_since >= timeout;
+        });
+    }
+}
+
+void Worker::schedule_sweep() {
+    sweep_timer_.expires_after(std::chrono::milliseconds(250));
+    sweep_timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (ec)
+            return;
+        connections_.sweep(std::chrono::steady_clock::now());
+        schedule_sweep();
+    });
+}
+
+void Worker::start(std::function<void()> on_thread_start, std::function<void()> on_thread_exit) {
+    thread_ = std::thread([this, on_thread_start, on_thread_exit] {
+        this_worker = this;
+        if (on_thread_start)
+            on_thread_start();
+        schedule_sweep();
+        try {
+            io_.run();
+        } catch (const std::exception& e) {
+            log::error("worker {}: unexpected exception: {}", id_, e.what());
+        }
+        connections_.clear();
+        if (on_thread_exit)
+            on_thread_exit();
+        this_worker = nullptr;
+    });
+}
+
+void Worker::stop() { io_.stop(); }
+
+void Worker::join() {
+    if (thread_.joinable())
+        thread_.join();
+}
+
+} // namespace gatehouse::net

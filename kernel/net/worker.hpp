@@ -1,0 +1,81 @@
+// A worker thread: its own io_context, its listeners' acceptors, and its idle upstream
+// connections. Everything here is touched only by this thread.
+#pragma once
+
+#include "net/buffer.hpp"
+#include "upstream/pool.hpp"
+
+#include <gatehouse/gatehouse.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <memory>
+#include <thread>
+#include <vector>
+
+namespace gatehouse {
+class Generation;
+}
+
+namespace gatehouse::net {
+
+struct UpstreamConnection {
+    explicit UpstreamConnection(boost::asio::io_context& io) : socket(io) {}
+    boost::asio::ip::tcp::socket socket;
+    Buffer buffer;
+    upstream::Peer* peer = nullptr;
+    const upstream::UpstreamPool* pool = nullptr;
+    std::chrono::steady_clock::time_point idle_since;
+    uint64_t requests = 0; // served on this connection; > 0 means it was reused
+};
+
+// Idle keep-alive connections to upstream servers, per pool and peer, newest last.
+class ConnectionCache {
+public:
+    std::unique_ptr<UpstreamConnection> take(const upstream::UpstreamPool& pool, uint32_t peer);
+    void put(std::unique_ptr<UpstreamConnection> connection);
+    // Closes connections idle for longer than their pool's keepalive_timeout.
+    void sweep(std::chrono::steady_clock::time_point now);
+    void clear() { idle_.clear(); }
+
+private:
+    struct Key {
+        const upstream::UpstreamPool* pool;
+        uint32_t peer;
+        bool operator==(const Key&) const = default;
+    };
+    std::vector<std::pair<Key, std::vector<std::unique_ptr<UpstreamConnection>>>> idle_;
+};
+
+class Worker {
+public:
+    explicit Worker(unsigned id) : id_(id), sweep_timer_(io_) {}
+
+    unsigned id() const { return id_; }
+    boost::asio::io_context& io() { return io_; }
+    ConnectionCache& connections() { return connections_; }
+    gh_worker_t* handle() { return reinterpret_cast<gh_worker_t*>(this); }
+    static Worker* from(gh_worker_t* w) { return reinterpret_cast<Worker*>(w); }
+    static Worker* current();
+
+    void start(std::function<void()> on_thread_start, std::function<void()> on_thread_exit);
+    void stop();
+    void join();
+    size_t open_connections() const { return open_connections_; }
+    void connection_opened() { ++open_connections_; }
+    void connection_closed() { --open_connections_; }
+
+private:
+    void schedule_sweep();
+
+    unsigned id_;
+    boost::asio::io_context io_;
+    boost::asio::steady_timer sweep_timer_;
+    ConnectionCache connections_;
+    std::thread thread_;
+    size_t open_connections_ = 0;
+};
+
+} // namespace gatehouse::net

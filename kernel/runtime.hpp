@@ -1,0 +1,73 @@
+// One config generation: the parsed config, the modules' configs, upstream pools and compiled
+// routes. Immutable once built; connections hold a shared_ptr to the generation they started on.
+#pragma once
+
+#include "config/config.hpp"
+#include "modules/loader.hpp"
+#include "routing/router.hpp"
+#include "upstream/pool.hpp"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace gatehouse {
+
+struct FilterBinding {
+    modules::LoadedModule* module;
+    void* route_config; // from route_config_parse (or the module config)
+    uint32_t phases;
+};
+
+struct Route {
+    const config::RouteConfig* config;
+    upstream::UpstreamPool* pool;
+    std::vector<FilterBinding> filters;
+    uint32_t phase_mask = 0; // union of the filters' phases
+    std::vector<FilterBinding> response_body_order; // filters sorted by body class
+};
+
+struct ModuleInstance {
+    modules::LoadedModule* module;
+    void* config = nullptr;
+    bool active = false;
+};
+
+class Generation {
+public:
+    ~Generation();
+
+    // Builds everything that does not touch the network. Errors go to `diag` (config errors with
+    // file:line) or `errors` (anything else). `modules` must outlive the generation.
+    static std::shared_ptr<Generation> build(std::unique_ptr<config::Config> config,
+                                             modules::ModuleSet& modules,
+                                             config::Diagnostics& diag,
+                                             std::vector<std::string>& errors);
+    // Side effects: modules' activate hooks.
+    bool activate(std::vector<std::string>& errors);
+
+    const config::Config& config() const { return *config_; }
+    const Route* route(std::string_view host, std::string_view path) const {
+        return router_.match(host, path);
+    }
+    const std::vector<std::unique_ptr<upstream::UpstreamPool>>& pools() const { return pools_; }
+    upstream::UpstreamPool* pool(std::string_view name) const;
+    const std::vector<ModuleInstance>& modules() const { return instances_; }
+    // Filters that want REQUEST_HEADERS, which runs before routing (with module configs).
+    const std::vector<FilterBinding>& early_filters() const { return early_filters_; }
+    void* module_config(const modules::LoadedModule* module) const;
+
+private:
+    bool parse_module_configs(modules::ModuleSet& modules, config::Diagnostics& diag);
+    bool build_pools(modules::ModuleSet& modules, std::vector<std::string>& errors);
+    bool build_routes(modules::ModuleSet& modules, config::Diagnostics& diag);
+
+    std::unique_ptr<config::Config> config_;
+    std::vector<ModuleInstance> instances_;
+    std::vector<std::unique_ptr<upstream::UpstreamPool>> pools_;
+    std::vector<std::unique_ptr<Route>> routes_;
+    std::vector<FilterBinding> early_filters_;
+    routing::Router<Route> router_;
+};
+
+} // namespace gatehouse

@@ -1,0 +1,94 @@
+#include "config/config.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace gatehouse::config;
+
+namespace {
+constexpr const char* base = R"(
+[modules]
+load = ["round_robin"]
+[[listener]]
+listen = "127.0.0.1:0"
+[upstream.app]
+servers = [{ address = "127.0.0.1:9001" }]
+[[route]]
+upstream = "app"
+)";
+
+std::vector<std::string> errors_of(const std::string& text) {
+    Diagnostics diag("test.toml");
+    parse_config(text, "test.toml", diag);
+    std::vector<std::string> out;
+    for (const auto& e : diag.errors())
+        out.push_back(e.to_string());
+    return out;
+}
+
+bool any_contains(const std::vector<std::string>& errors, std::string_view needle) {
+    for (const auto& e : errors)
+        if (e.find(needle) != std::string::npos)
+            return true;
+    return false;
+}
+} // namespace
+
+TEST(ConfigErrors, ValidConfigHasNoErrors) { EXPECT_TRUE(errors_of(base).empty()); }
+
+TEST(ConfigErrors, UnknownKeyNamesFileLinePathAndSuggestion) {
+    auto errors = errors_of(std::string(base) + "[server]\nworkrs = 2\n");
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_EQ(errors[0], "test.toml:12: [server.workrs] unknown key 'workrs' (did you mean 'workers'?)");
+}
+
+TEST(ConfigErrors, WrongTypeIsReported) {
+    auto errors = errors_of(std::string(base) + "[server]\nworkers = \"two\"\n");
+    EXPECT_TRUE(any_contains(errors, "[server.workers] expected an integer, found a string"));
+}
+
+TEST(ConfigErrors, BadDurationAndSize) {
+    auto errors = errors_of(std::string(base) + "[timeouts]\nheader = \"10 seconds\"\n[limits]\nmax_body_bytes = \"lots\"\n");
+    EXPECT_TRUE(any_contains(errors, "[timeouts.header] expected a duration"));
+    EXPECT_TRUE(any_contains(errors, "[limits.max_body_bytes] expected a size"));
+}
+
+TEST(ConfigErrors, RouteToUnknownUpstreamSuggestsTheClosest) {
+    auto errors = errors_of(std::string(base) + "[[route]]\nupstream = \"ap\"\n");
+    EXPECT_TRUE(any_contains(errors, "[route[1].upstream] no [upstream.ap] (did you mean 'app'?)"));
+}
+
+TEST(ConfigErrors, BalancerMustBeLoaded) {
+    auto errors = errors_of(std::string(base) + "[upstream.other]\nbalancer = \"least_conn\"\nservers = [{ address = \"127.0.0.1:1\" }]\n");
+    EXPECT_TRUE(any_contains(errors, "balancer module 'least_conn' is not in modules.load"));
+}
+
+TEST(ConfigErrors, ListenerIsRequiredAndAddressChecked) {
+    auto errors = errors_of("[[listener]]\nlisten = \"nowhere\"\n");
+    EXPECT_TRUE(any_contains(errors, "[listener[0].listen] 'nowhere' is not ADDRESS:PORT"));
+    errors = errors_of("[server]\nworkers = 1\n");
+    EXPECT_TRUE(any_contains(errors, "at least one [[listener]] is required"));
+}
+
+TEST(ConfigErrors, TomlSyntaxErrorHasALine) {
+    auto errors = errors_of("[server\nworkers = 1\n");
+    ASSERT_FALSE(errors.empty());
+    EXPECT_TRUE(any_contains(errors, "test.toml:1: TOML syntax:"));
+}
+
+TEST(ConfigErrors, CidrsAreValidated) {
+    auto errors = errors_of(std::string(base) + "[forwarding]\ntrusted_proxies = [\"10.0.0.0/33\"]\n");
+    EXPECT_TRUE(any_contains(errors, "[forwarding.trusted_proxies[0]] expected a CIDR"));
+}
+
+TEST(Cidr, ContainsMatchesPrefixBits) {
+    Cidr c;
+    ASSERT_TRUE(parse_cidr("10.1.0.0/16", c));
+    uint8_t in[4] = {10, 1, 200, 3}, out[4] = {10, 2, 0, 1};
+    EXPECT_TRUE(cidr_contains(c, in, false));
+    EXPECT_FALSE(cidr_contains(c, out, false));
+    ASSERT_TRUE(parse_cidr("::1/128", c));
+    uint8_t loop6[16] = {};
+    loop6[15] = 1;
+    EXPECT_TRUE(cidr_contains(c, loop6, true));
+    EXPECT_FALSE(cidr_contains(c, in, false));
+}
