@@ -47,7 +47,7 @@ bool load_all(const std::string& file, Loaded& out) {
     std::vector<std::string> errors;
     if (!out.modules.load(cfg->modules.dir, cfg->modules.load, errors)) {
         for (const auto& e : errors)
-            std::cerr << e << "\n";
+            std::cerr << fmt::format("{}:{}: [modules.load] {}\n", file, cfg->modules.load_line, e);
         return false;
     }
     out.generation = Generation::build(std::move(cfg), out.modules, diag, errors);
@@ -109,7 +109,7 @@ int run(Loaded& loaded) {
             endpoint.port(listener->port());
             listeners.push_back(listener);
         }
-        log::info("listening on {} ({})", endpoint_text(endpoint), lc.name);
+        log::info("listening on {}", endpoint_text(endpoint));
     }
     for (const auto& m : loaded.modules.all())
         log::info("module {} {} (ABI {}.{}, {})", m->name, m->desc.version ? m->desc.version : "?",

@@ -87,7 +87,7 @@ bool Generation::build_routes(modules::ModuleSet& modules, config::Diagnostics& 
         for (const auto& name : rc.filters) {
             modules::LoadedModule* m = modules.find(name);
             if (!m || !m->has_filter) {
-                diag.error(rc.line, fmt::format("route[{}].filters", i),
+                diag.error(rc.filters_line, fmt::format("route[{}].filters", i),
                            fmt::format("module '{}' is not a filter", name));
                 ok = false;
                 continue;
@@ -139,7 +139,7 @@ std::shared_ptr<Generation> Generation::build(std::unique_ptr<config::Config> co
     for (const auto& [name, u] : gen->config_->upstreams) {
         modules::LoadedModule* m = modules.find(u.balancer);
         if (m && !m->has_balancer)
-            diag.error(u.line, fmt::format("upstream.{}.balancer", name),
+            diag.error(u.balancer_line, fmt::format("upstream.{}.balancer", name),
                        fmt::format("module '{}' is not a balancer", u.balancer));
     }
     if (!diag.ok())

@@ -69,6 +69,7 @@ struct UpstreamConfig {
     std::string name;
     std::vector<ServerEntry> servers;
     std::string balancer = "round_robin";
+    uint32_t balancer_line = 0;
     uint32_t max_attempts = 0; // 0 = one per server
     uint32_t max_fails = 3;
     Millis fail_backoff{10'000};
@@ -89,7 +90,9 @@ struct RouteConfig {
     std::string path = "/";
     PathMatch match = PathMatch::prefix;
     std::string upstream;
+    uint32_t upstream_line = 0;
     std::vector<std::string> filters;
+    uint32_t filters_line = 0;
     // Per-route module tables, by module name (nodes live in Config::document).
     std::map<std::string, const toml::table*> filter_config;
     uint64_t body_limit = 1024 * 1024;
@@ -100,6 +103,7 @@ struct RouteConfig {
 struct ModulesConfig {
     std::string dir = "/usr/lib/gatehouse/modules";
     std::vector<std::string> load;
+    uint32_t load_line = 0;
 };
 
 struct Config {

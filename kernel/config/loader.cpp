@@ -16,7 +16,7 @@ namespace {
 
 uint32_t line_of(const toml::node& n) { return static_cast<uint32_t>(n.source().begin.line); }
 
-void read_server(TableReader& t, ServerConfig& out) {
+void read_server(TableReader& t, ServerConfig& out, const std::string& base_dir) {
     out.workers = static_cast<unsigned>(t.integer("workers", 0, 0, 1024));
     out.log_level = t.string("log_level", "info");
     static const std::vector<std::string> levels{"error", "warn", "info", "debug"};
@@ -24,6 +24,8 @@ void read_server(TableReader& t, ServerConfig& out) {
         t.error("log_level", fmt::format("'{}' is not one of error, warn, info, debug",
                                          out.log_level));
     out.log_file = t.string("log_file", "");
+    if (!out.log_file.empty() && out.log_file[0] != '/')
+        out.log_file = (std::filesystem::path(base_dir) / out.log_file).lexically_normal().string();
     t.finish();
 }
 
@@ -78,6 +80,7 @@ void read_modules(TableReader& t, ModulesConfig& out, const std::string& base_di
     if (!out.dir.empty() && out.dir[0] != '/')
         out.dir = (std::filesystem::path(base_dir) / out.dir).lexically_normal().string();
     out.load = t.strings("load");
+    out.load_line = t.line("load");
     for (size_t i = 0; i < out.load.size(); ++i) {
         const auto& name = out.load[i];
         bool valid = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
@@ -152,6 +155,7 @@ void read_upstream(TableReader& t, UpstreamConfig& u) {
     if (u.servers.empty())
         t.diagnostics().error(u.line, t.key_path("servers"), "an upstream needs at least one server");
     u.balancer = t.string("balancer", u.balancer);
+    u.balancer_line = t.line("balancer");
     u.max_attempts = static_cast<uint32_t>(t.integer("max_attempts", 0, 0, 100));
     u.max_fails = static_cast<uint32_t>(t.integer("max_fails", 3, 1, 1000));
     auto duration = [&t](std::string_view key, Millis& field) {
@@ -190,6 +194,8 @@ void read_route(TableReader& t, RouteConfig& r, size_t index) {
     else
         r.upstream = *upstream;
     r.filters = t.strings("filters");
+    r.filters_line = t.line("filters");
+    r.upstream_line = t.line("upstream");
     if (auto fc = t.table("filter_config")) {
         for (const auto& [key, value] : fc->table()) {
             fc->node(key.str());
@@ -237,7 +243,7 @@ void cross_check(TableReader& root, Config& cfg) {
     Diagnostics& diag = root.diagnostics();
     for (auto& [name, u] : cfg.upstreams)
         if (!is_loaded(cfg, u.balancer))
-            diag.error(u.line, fmt::format("upstream.{}.balancer", name),
+            diag.error(u.balancer_line, fmt::format("upstream.{}.balancer", name),
                        fmt::format("balancer module '{}' is not in modules.load", u.balancer));
     for (size_t i = 0; i < cfg.routes.size(); ++i) {
         const RouteConfig& r = cfg.routes[i];
@@ -247,13 +253,13 @@ void cross_check(TableReader& root, Config& cfg) {
             for (auto& [n, _] : cfg.upstreams)
                 names.push_back(n);
             std::string hint = closest_match(r.upstream, names);
-            diag.error(r.line, path + ".upstream",
+            diag.error(r.upstream_line, path + ".upstream",
                        fmt::format("no [upstream.{}]{}", r.upstream,
                                    hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint)));
         }
         for (const auto& f : r.filters)
             if (!is_loaded(cfg, f))
-                diag.error(r.line, path + ".filters",
+                diag.error(r.filters_line, path + ".filters",
                            fmt::format("filter module '{}' is not in modules.load", f));
         for (const auto& [f, _] : r.filter_config)
             if (std::find(r.filters.begin(), r.filters.end(), f) == r.filters.end())
@@ -284,7 +290,7 @@ std::unique_ptr<Config> parse_config(std::string_view text, const std::string& f
     else
         cfg->modules.dir = "/usr/lib/gatehouse/modules";
     if (auto t = root.table("server"))
-        read_server(*t, cfg->server);
+        read_server(*t, cfg->server, cfg->base_dir);
     if (auto t = root.table("limits"))
         read_limits(*t, cfg->limits);
     if (auto t = root.table("timeouts"))

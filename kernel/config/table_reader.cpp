@@ -40,6 +40,11 @@ std::string TableReader::key_path(std::string_view key) const {
     return path_.empty() ? std::string(key) : fmt::format("{}.{}", path_, key);
 }
 
+uint32_t TableReader::line(std::string_view key) const {
+    const toml::node* n = table_->get(key);
+    return static_cast<uint32_t>((n ? n->source() : table_->source()).begin.line);
+}
+
 const toml::node* TableReader::node(std::string_view key) {
     if (std::find(known_.begin(), known_.end(), key) == known_.end())
         known_.emplace_back(key);

@@ -25,6 +25,8 @@ public:
     // The node at `key` (marks it known), or nullptr.
     const toml::node* node(std::string_view key);
     bool has(std::string_view key) const { return table_->contains(key); }
+    // Line of `key` if present, else of the table itself.
+    uint32_t line(std::string_view key) const;
 
     std::optional<std::string> string(std::string_view key);
     std::string string(std::string_view key, std::string fallback);

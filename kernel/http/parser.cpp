@@ -115,6 +115,14 @@ bool HeadParser<isRequest>::check_field(std::string_view name, std::string_view 
             fail(ec, Reject::bad_request, "duplicate Content-Length");
             return false;
         }
+        // Beast accepts a list of identical values ("5, 5"); we accept only one number.
+        bool digits = !value.empty();
+        for (char c : value)
+            digits = digits && c >= '0' && c <= '9';
+        if (!digits) {
+            fail(ec, Reject::bad_request, "invalid Content-Length");
+            return false;
+        }
     } else if (iequals(name, "transfer-encoding")) {
         ++transfer_encoding_fields_;
         // Only a single "chunked" is supported; anything else is ambiguous framing.

@@ -583,6 +583,7 @@ void ClientConnection::next_request() {
     tried_.clear();
     attempt_ = 0;
     last_failure_timeout_ = request_bytes_sent_ = request_body_started_ = false;
+    stale_retried_ = false;
     response_started_ = response_body_done_ = upstream_eof_ = false;
     request_held_ = false;
     request_body_out_.clear();
@@ -641,7 +642,9 @@ void ClientConnection::on_watchdog() {
     case Timeout::body_idle:
         termination_ = Termination::timeout;
         socket_.cancel(ec);
-        if (!response_started_ && !request_bytes_sent_)
+        abort_upstream();
+        request_body_done_ = true; // nothing more will be read; do not linger for it
+        if (!response_started_)
             return reply(408, {}, true);
         return close();
     case Timeout::upstream_connect:

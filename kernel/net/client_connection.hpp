@@ -110,6 +110,7 @@ private:
     void on_response_body_read(const boost::system::error_code& ec, size_t n);
     void response_complete();
     void attempt_failed(uint32_t outcome, bool may_retry, const char* why);
+    bool retry_stale_connection();
     void abort_upstream();
     bool request_replayable() const;
     void fail_upstream(unsigned status, const char* why);
@@ -146,6 +147,7 @@ private:
     std::vector<uint8_t> tried_;
     uint32_t attempt_ = 0;
     bool last_failure_timeout_ = false;
+    bool stale_retried_ = false;
     bool request_bytes_sent_ = false; // any byte of this request written on this attempt
     bool request_body_started_ = false; // body bytes taken from the client (cannot replay)
     std::chrono::steady_clock::time_point attempt_start_;

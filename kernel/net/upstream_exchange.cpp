@@ -127,8 +127,8 @@ void ClientConnection::on_connect(const error_code& ec) {
     if (ec) {
         bool timed_out = was == Timeout::upstream_connect && ec == asio::error::operation_aborted &&
                          last_failure_timeout_;
-        log::debug("upstream {} {}: connect failed: {}", pool_->name(), stream_.peer_address,
-                   timed_out ? "timed out" : ec.message());
+        log::warn("upstream {} {}: connect failed: {}", pool_->name(), stream_.peer_address,
+                  timed_out ? "timed out" : ec.message());
         return attempt_failed(timed_out ? GH_OUTCOME_TIMEOUT : GH_OUTCOME_CONNECT_FAILURE, true,
                               timed_out ? "upstream connect timed out" : "upstream connect failed");
     }
@@ -144,6 +144,22 @@ void ClientConnection::on_connect(const error_code& ec) {
         return run_filters();
     }
     send_request_head();
+}
+
+bool ClientConnection::retry_stale_connection() {
+    // A pooled connection that fails before any response byte was most likely closed by the
+    // server's keep-alive timer: not the server's fault, and safe to replay once on a new
+    // connection to the same server if the request itself is replayable.
+    if (!upstream_ || upstream_->requests == 0 || stale_retried_ || !request_replayable() ||
+        closing_)
+        return false;
+    stale_retried_ = true;
+    log::debug("upstream {} {}: pooled connection was stale, retrying on a new one",
+               pool_->name(), stream_.peer_address);
+    upstream_.reset();
+    request_bytes_sent_ = false;
+    connect_peer();
+    return true;
 }
 
 void ClientConnection::attempt_failed(uint32_t outcome, bool may_retry, const char* why) {
@@ -305,6 +321,8 @@ void ClientConnection::on_upstream_written(const error_code& ec) {
     if (ec) {
         if (was == Timeout::upstream_idle && ec == asio::error::operation_aborted)
             last_failure_timeout_ = true;
+        else if (retry_stale_connection())
+            return;
         return attempt_failed(last_failure_timeout_ ? GH_OUTCOME_TIMEOUT : GH_OUTCOME_RESET, true,
                               "writing to upstream failed");
     }
@@ -367,7 +385,8 @@ void ClientConnection::on_response_read(const error_code& ec, size_t n) {
         bool nothing_yet = upstream_->buffer.empty();
         if (was == Timeout::upstream_first_byte && ec == asio::error::operation_aborted)
             return attempt_failed(GH_OUTCOME_TIMEOUT, nothing_yet, "upstream first byte timed out");
-        // A reused connection that closes before any response byte was stale: replay if safe.
+        if (nothing_yet && retry_stale_connection())
+            return;
         return attempt_failed(GH_OUTCOME_RESET, nothing_yet,
                               nothing_yet ? "upstream closed the connection before responding"
                                           : "upstream closed the connection mid-header");
@@ -484,11 +503,10 @@ void ClientConnection::write_response_chunk() {
     Buffer& buf = upstream_->buffer;
     std::array<asio::const_buffer, 4> buffers{};
     size_t count = 0;
-    if (!response_started_) {
-        buffers[count++] = asio::buffer(out_head_);
-        response_started_ = true;
-    }
     pending_consume_ = 0;
+    bool head_pending = !response_started_;
+    if (head_pending)
+        buffers[count++] = asio::buffer(out_head_);
     if (!response_body_done_ && (!buf.empty() || response_parser_->is_done() || upstream_eof_)) {
         error_code ec;
         decoded_.clear();
@@ -496,6 +514,8 @@ void ClientConnection::write_response_chunk() {
         if (ec) {
             log::info("upstream {} {}: invalid response body: {}", pool_->name(),
                       stream_.peer_address, response_parser_->reject_reason());
+            if (head_pending)
+                return fail_upstream(502, "invalid upstream response body");
             termination_ = Termination::upstream_error;
             return close();
         }
@@ -531,6 +551,7 @@ void ClientConnection::write_response_chunk() {
     }
     if (response_.no_body)
         response_body_done_ = true;
+    response_started_ = true;
     timeout_ = Timeout::client_write;
     watchdog_.arm(config_.timeouts.client_write, shared_from_this());
     asio::async_write(socket_, std::span<const asio::const_buffer>(buffers.data(), count),
@@ -552,8 +573,11 @@ void ClientConnection::on_response_written(const error_code& ec) {
     pending_consume_ = 0;
     if (response_body_done_)
         return response_complete();
-    if (!upstream_->buffer.empty())
-        return write_response_chunk();
+    // What is left in the buffer is an incomplete piece (a chunk header): read more.
+    if (upstream_->buffer.full()) {
+        termination_ = Termination::upstream_error;
+        return close();
+    }
     read_response_body();
 }
 

@@ -38,7 +38,7 @@ TEST(ConfigErrors, ValidConfigHasNoErrors) { EXPECT_TRUE(errors_of(base).empty()
 TEST(ConfigErrors, UnknownKeyNamesFileLinePathAndSuggestion) {
     auto errors = errors_of(std::string(base) + "[server]\nworkrs = 2\n");
     ASSERT_EQ(errors.size(), 1u);
-    EXPECT_EQ(errors[0], "test.toml:12: [server.workrs] unknown key 'workrs' (did you mean 'workers'?)");
+    EXPECT_EQ(errors[0], "test.toml:11: [server.workrs] unknown key 'workrs' (did you mean 'workers'?)");
 }
 
 TEST(ConfigErrors, WrongTypeIsReported) {

@@ -29,7 +29,8 @@ TEST(PathNormalisation, RepeatedSlashesAreMerged) { EXPECT_EQ(normalised("//a///
 TEST(PathNormalisation, UnreservedEscapesAreDecodedOthersUppercased) {
     EXPECT_EQ(normalised("/%41%7e"), "/A~");
     EXPECT_EQ(normalised("/a%2fb"), "/a%2Fb");
-    EXPECT_EQ(normalised("/%2e%2e/x"), "/x") << "decoded dots are dot-segments";
+    EXPECT_EQ(normalised("/a/%2e%2E/x"), "/x") << "decoded dots are dot-segments";
+    EXPECT_TRUE(rejected("/%2e%2e/x"));
 }
 
 TEST(PathNormalisation, ClimbingAboveRootIsRejected) {
