@@ -4,5 +4,6 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=${GATEHOUSE_BUILD_DIR:-$top/build}
 cmake -S "$top" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=${CMAKE_BUILD_TYPE:-RelWithDebInfo} \
-  -DGATEHOUSE_BUILD_TESTS=${GATEHOUSE_BUILD_TESTS:-ON} >/dev/null
+  -DGATEHOUSE_BUILD_TESTS=${GATEHOUSE_BUILD_TESTS:-ON} \
+  -DGATEHOUSE_BUILD_ABI_TESTS=${GATEHOUSE_BUILD_TESTS:-ON} >/dev/null
 cmake --build "$build" -j "${GATEHOUSE_JOBS:-2}"

@@ -1,0 +1,175 @@
+// Framing rules the kernel adds on top of Beast's parser (design §2), request and response.
+#include "http/parser.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+using namespace gatehouse::http;
+
+namespace {
+
+struct Parsed {
+    Reject reject = Reject::none;
+    bool header_done = false;
+    size_t consumed = 0;
+    RequestHead head;
+};
+
+Parsed parse_request(const std::string& bytes, ParserLimits limits = {}) {
+    Parsed out;
+    RequestParser parser(out.head);
+    parser.reset(limits);
+    boost::beast::error_code ec;
+    out.consumed = parser.feed(bytes.data(), bytes.size(), ec);
+    out.reject = ec ? parser.reject() : Reject::none;
+    out.header_done = parser.is_header_done();
+    return out;
+}
+
+Reject reject_of(const std::string& bytes) { return parse_request(bytes).reject; }
+
+const std::string ok_head = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+
+} // namespace
+
+TEST(RequestFraming, PlainRequestParsesToViews) {
+    // The views point into the bytes, which must outlive them.
+    const std::string bytes = "GET /x?y HTTP/1.1\r\nHost: example.com\r\nA: b\r\n\r\n";
+    Parsed p;
+    RequestParser parser(p.head);
+    parser.reset({});
+    boost::beast::error_code ec;
+    parser.feed(bytes.data(), bytes.size(), ec);
+    ASSERT_FALSE(ec);
+    ASSERT_TRUE(parser.is_header_done());
+    EXPECT_EQ(p.head.method, "GET");
+    EXPECT_EQ(p.head.target, "/x?y");
+    EXPECT_EQ(p.head.host, "example.com");
+    ASSERT_EQ(p.head.fields.size(), 2u);
+    EXPECT_EQ(p.head.fields[1].name, "A");
+    EXPECT_EQ(p.head.fields[1].value, "b");
+}
+
+TEST(RequestFraming, ObsFoldIsRejected) {
+    EXPECT_EQ(reject_of("GET / HTTP/1.1\r\nHost: a\r\nX: one\r\n two\r\n\r\n"), Reject::bad_request);
+}
+
+TEST(RequestFraming, TransferEncodingMustBeExactlyChunked) {
+    const std::string pre = "POST / HTTP/1.1\r\nHost: a\r\n";
+    EXPECT_EQ(reject_of(pre + "Transfer-Encoding: xchunked\r\n\r\n"), Reject::bad_request);
+    EXPECT_EQ(reject_of(pre + "Transfer-Encoding: chunked, identity\r\n\r\n"), Reject::bad_request);
+    EXPECT_EQ(reject_of(pre + "Transfer-Encoding: gzip, chunked\r\n\r\n"), Reject::bad_request);
+    EXPECT_EQ(reject_of(pre + "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"),
+              Reject::bad_request);
+    EXPECT_EQ(reject_of(pre + "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), Reject::none);
+}
+
+TEST(RequestFraming, TransferEncodingOnHttp10IsRejected) {
+    EXPECT_EQ(reject_of("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+              Reject::bad_request);
+}
+
+TEST(RequestFraming, HostMustBePresentOnceOnHttp11) {
+    EXPECT_EQ(reject_of("GET / HTTP/1.1\r\n\r\n"), Reject::bad_request);
+    EXPECT_EQ(reject_of("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n"), Reject::bad_request);
+    EXPECT_EQ(reject_of("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), Reject::bad_request);
+    EXPECT_EQ(reject_of("GET / HTTP/1.0\r\n\r\n"), Reject::none);
+}
+
+TEST(RequestFraming, ContentLengthMustBeOneNumber) {
+    const std::string pre = "POST / HTTP/1.1\r\nHost: a\r\n";
+    EXPECT_EQ(reject_of(pre + "Content-Length: 1\r\nContent-Length: 1\r\n\r\nx"), Reject::bad_request);
+    EXPECT_EQ(reject_of(pre + "Content-Length: 1, 1\r\n\r\nx"), Reject::bad_request);
+    EXPECT_EQ(reject_of(pre + "Content-Length: +1\r\n\r\nx"), Reject::bad_request);
+    EXPECT_EQ(reject_of(pre + "Content-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+              Reject::bad_request);
+}
+
+TEST(RequestFraming, BareLineFeedAndSpaceBeforeColonAreRejected) {
+    EXPECT_EQ(reject_of("GET / HTTP/1.1\nHost: a\n\n"), Reject::bad_request);
+    EXPECT_EQ(reject_of("GET / HTTP/1.1\r\nHost : a\r\n\r\n"), Reject::bad_request);
+}
+
+TEST(RequestFraming, LimitsMapToTheirStatuses) {
+    ParserLimits limits;
+    limits.headers = 2;
+    EXPECT_EQ(parse_request("GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\n\r\n", limits).reject,
+              Reject::too_many_headers);
+    limits = {};
+    limits.uri_bytes = 16;
+    EXPECT_EQ(parse_request("GET /" + std::string(40, 'a') + " HTTP/1.1\r\nHost: a\r\n\r\n", limits).reject,
+              Reject::uri_too_long);
+    limits = {};
+    limits.body_bytes = 4;
+    EXPECT_EQ(parse_request("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello", limits).reject,
+              Reject::body_too_large);
+    EXPECT_EQ(status_for(Reject::too_many_headers), 431u);
+    EXPECT_EQ(status_for(Reject::uri_too_long), 414u);
+    EXPECT_EQ(status_for(Reject::body_too_large), 413u);
+}
+
+TEST(RequestFraming, StreamedChunkedBodyOverTheLimitIs413) {
+    ParserLimits limits;
+    limits.body_bytes = 4;
+    auto p = parse_request("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", limits);
+    ASSERT_EQ(p.reject, Reject::none);
+    RequestHead head;
+    RequestParser parser(head);
+    parser.reset(limits);
+    std::string bytes = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    boost::beast::error_code ec;
+    size_t n = parser.feed(bytes.data(), bytes.size(), ec);
+    ASSERT_FALSE(ec);
+    parser.feed(bytes.data() + n, bytes.size() - n, ec);
+    EXPECT_TRUE(ec);
+    EXPECT_EQ(parser.reject(), Reject::body_too_large);
+}
+
+TEST(RequestFraming, FeedStopsAfterTheHeadSoItsSizeIsKnown) {
+    std::string bytes = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcGET";
+    RequestHead head;
+    RequestParser parser(head);
+    parser.reset({});
+    boost::beast::error_code ec;
+    size_t n = parser.feed(bytes.data(), bytes.size(), ec);
+    EXPECT_EQ(n, bytes.size() - 6);
+    size_t body = parser.feed(bytes.data() + n, bytes.size() - n, ec);
+    EXPECT_EQ(body, 3u) << "the body ends at Content-Length; the next request is not consumed";
+    EXPECT_TRUE(parser.is_done());
+}
+
+TEST(ResponseFraming, CloseDelimitedAndBodilessResponsesAreRecognised) {
+    ResponseHead head;
+    ResponseParser parser(head);
+    parser.reset({});
+    std::string bytes = "HTTP/1.1 200 OK\r\nA: b\r\n\r\n";
+    boost::beast::error_code ec;
+    parser.feed(bytes.data(), bytes.size(), ec);
+    ASSERT_FALSE(ec);
+    EXPECT_TRUE(head.close_delimited);
+    EXPECT_FALSE(head.framing.keep_alive);
+
+    ResponseHead head304;
+    ResponseParser p304(head304);
+    p304.reset({});
+    bytes = "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n";
+    p304.feed(bytes.data(), bytes.size(), ec);
+    ASSERT_FALSE(ec);
+    EXPECT_TRUE(head304.no_body);
+    EXPECT_TRUE(p304.is_done());
+}
+
+TEST(ResponseFraming, AmbiguousUpstreamResponsesAreRejected) {
+    for (std::string bytes : {"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
+                              "HTTP/1.1 200 OK\r\nTransfer-Encoding: xchunked\r\n\r\n",
+                              "HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 0\r\n\r\n",
+                              "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"}) {
+        ResponseHead head;
+        ResponseParser parser(head);
+        parser.reset({});
+        boost::beast::error_code ec;
+        parser.feed(bytes.data(), bytes.size(), ec);
+        EXPECT_TRUE(ec) << bytes;
+    }
+}
