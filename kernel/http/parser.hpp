@@ -55,7 +55,11 @@ public:
     size_t feed(const char* data, size_t size, error_code& ec);
     void reset(const ParserLimits& limits);
     // Responses to HEAD have no body whatever their headers say.
-    void expect_no_body() { this->skip(true); }
+    void expect_no_body() {
+        this->skip(true);
+        if constexpr (!isRequest)
+            head_.no_body = true;
+    }
 
     Reject reject() const { return reject_; }
     const char* reject_reason() const { return reason_; }

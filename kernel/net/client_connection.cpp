@@ -504,6 +504,8 @@ void ClientConnection::reply(unsigned status, std::string_view body, bool close)
 void ClientConnection::send_reply() {
     if (response_started_)
         return close();
+    // A reply that replaces an upstream response: that response's body is never read.
+    abort_upstream();
     // A reply before the request body was read: the connection cannot be reused safely.
     if (!request_body_done_)
         keep_alive_ = false;

@@ -13,7 +13,8 @@ namespace gatehouse::net {
 namespace asio = boost::asio;
 
 Listener::Listener(Worker& worker, GenerationSource generation)
-    : worker_(worker), generation_(std::move(generation)), acceptor_(worker.io()) {}
+    : worker_(worker), generation_(std::move(generation)), acceptor_(worker.io()),
+      backoff_(worker.io()) {}
 
 bool Listener::open(const asio::ip::tcp::endpoint& endpoint, std::string& error) {
     boost::system::error_code ec;
@@ -47,6 +48,7 @@ void Listener::start() { accept(); }
 
 void Listener::stop() {
     boost::system::error_code ec;
+    backoff_.cancel();
     acceptor_.close(ec);
 }
 
@@ -56,8 +58,14 @@ void Listener::accept() {
         if (ec == asio::error::operation_aborted || !self->acceptor_.is_open())
             return;
         if (ec) {
-            // EMFILE and friends: keep accepting; the log says why connections fail.
+            // EMFILE and friends: pause briefly instead of spinning, then keep accepting.
             log::warn("accept failed: {}", ec.message());
+            self->backoff_.expires_after(std::chrono::milliseconds(100));
+            self->backoff_.async_wait([self](const boost::system::error_code& wait_ec) {
+                if (!wait_ec && self->acceptor_.is_open())
+                    self->accept();
+            });
+            return;
         } else {
             std::make_shared<ClientConnection>(self->worker_, self->generation_(),
                                                std::move(socket))

@@ -6,6 +6,7 @@
 #include "net/worker.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <functional>
 #include <memory>
@@ -34,6 +35,7 @@ private:
     Worker& worker_;
     GenerationSource generation_;
     boost::asio::ip::tcp::acceptor acceptor_;
+    boost::asio::steady_timer backoff_;
 };
 
 } // namespace gatehouse::net
