@@ -287,7 +287,8 @@ void ClientConnection::read_held_body() {
     request_held_ = true;
     while (!request_body_done_ && !in_.empty()) {
         size_t n = 0;
-        if (!feed_request_body(n))
+        std::string_view ignored;
+        if (!feed_request_body(n, ignored))
             return;
         in_.consume(n);
         if (request_body_out_.size() > stream_.route->config->body_limit) {
@@ -320,7 +321,7 @@ void ClientConnection::read_held_body() {
                             });
 }
 
-bool ClientConnection::feed_request_body(size_t& consumed) {
+bool ClientConnection::feed_request_body(size_t& consumed, std::string_view& forward) {
     bool filtered = stream_.subscribed(GH_DIR_REQUEST);
     if (filtered || request_held_) {
         body_capture_ = true;
@@ -336,8 +337,9 @@ bool ClientConnection::feed_request_body(size_t& consumed) {
         return false;
     }
     request_body_done_ = request_parser_->is_done();
+    forward = {in_.data(), consumed};
     if (!filtered && !request_held_)
-        return true;
+        return true; // the bytes go up exactly as the client framed them
     std::string_view out = decoded_;
     if (filtered && !filter_body(GH_DIR_REQUEST, decoded_, request_body_done_, out)) {
         termination_ = Termination::rejected;
@@ -345,10 +347,22 @@ bool ClientConnection::feed_request_body(size_t& consumed) {
         reply(stream_.body_overflowed[GH_DIR_REQUEST] ? 413 : 400, {}, true);
         return false;
     }
-    // Only a held body is re-framed; a streamed one goes up as the client sent it (filters
-    // observe it).
-    if (request_held_)
+    if (request_held_) {
+        // Sent whole, with a Content-Length, once complete.
         request_body_out_.append(out);
+        forward = {};
+        return true;
+    }
+    // Filters may change the length: what they let through goes up re-chunked.
+    request_chunk_.clear();
+    if (!out.empty()) {
+        fmt::format_to(std::back_inserter(request_chunk_), "{:x}\r\n", out.size());
+        request_chunk_.append(out);
+        request_chunk_.append("\r\n");
+    }
+    if (request_body_done_)
+        request_chunk_.append("0\r\n\r\n");
+    forward = request_chunk_;
     return true;
 }
 

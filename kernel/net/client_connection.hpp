@@ -13,6 +13,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
+#include <array>
 #include <memory>
 #include <optional>
 #include <string>
@@ -71,7 +72,10 @@ private:
     void read_held_body();
     void on_held_body_read(const boost::system::error_code& ec, size_t n);
     void held_body_complete();
-    bool feed_request_body(size_t& consumed);
+    // Parses request body bytes from in_; `forward` is what to send upstream for them (raw,
+    // re-chunked filter output, or nothing while a held body accumulates).
+    bool feed_request_body(size_t& consumed, std::string_view& forward);
+    bool request_rechunked() const;
     void send_continue_then_upstream();
     void reply(unsigned status, std::string_view body = {}, bool close = false);
     void send_reply();
@@ -153,6 +157,7 @@ private:
     std::chrono::steady_clock::time_point attempt_start_;
     std::string out_head_;        // head being written (request upstream, or response to client)
     std::string chunk_prefix_;    // chunk-size line when re-chunking
+    std::array<boost::asio::const_buffer, 4> out_buffers_; // the response write in progress
     size_t pending_consume_ = 0;  // bytes of in_/upstream buffer to consume after a write
     http::ResponseHead response_;
     std::string response_store_;
@@ -163,6 +168,7 @@ private:
     bool upstream_eof_ = false;
     bool request_held_ = false;       // a filter HOLDs: the body is read whole, sent with a length
     std::string request_body_out_;    // the held body as it goes upstream
+    std::string request_chunk_;       // a re-chunked piece of a filtered, streamed request body
     bool upstream_request_done_ = false; // UPSTREAM_REQUEST filters ran (once per request)
 };
 

@@ -71,6 +71,10 @@ void rebase_response(Head& head, const char* from, const char* to, size_t size) 
 
 } // namespace
 
+bool ClientConnection::request_rechunked() const {
+    return stream_.subscribed(GH_DIR_REQUEST) && !request_held_ && request_.has_body();
+}
+
 bool ClientConnection::request_replayable() const {
     return !request_bytes_sent_ || (idempotent(request_.method) && !request_body_started_);
 }
@@ -251,7 +255,7 @@ void ClientConnection::build_request_head() {
                 fwd += fwd.empty() ? std::string(f.value) : fmt::format(", {}", f.value);
             continue;
         }
-        if (held && http::iequals(f.name, "content-length"))
+        if ((held || request_rechunked()) && http::iequals(f.name, "content-length"))
             continue;
         append_field(out, f.name, f.value);
     }
@@ -271,7 +275,7 @@ void ClientConnection::build_request_head() {
     }
     if (held)
         append_field(out, "Content-Length", std::to_string(request_body_out_.size()));
-    else if (request_.framing.chunked)
+    else if (request_.framing.chunked || request_rechunked())
         append_field(out, "Transfer-Encoding", "chunked");
     out.append("\r\n");
 }
@@ -284,9 +288,10 @@ void ClientConnection::send_request_head() {
         buffers[1] = asio::buffer(request_body_out_);
     } else if (!request_body_done_ && !in_.empty()) {
         size_t n = 0;
-        if (!feed_request_body(n))
+        std::string_view forward;
+        if (!feed_request_body(n, forward))
             return;
-        buffers[1] = asio::const_buffer(in_.data(), n);
+        buffers[1] = asio::buffer(forward.data(), forward.size());
         pending_consume_ = n;
     }
     request_bytes_sent_ = true;
@@ -300,14 +305,15 @@ void ClientConnection::send_request_head() {
 
 void ClientConnection::write_request_body_chunk() {
     size_t n = 0;
-    if (!feed_request_body(n))
+    std::string_view forward;
+    if (!feed_request_body(n, forward))
         return;
     if (n == 0 && !request_body_done_)
         return send_request_body();
     pending_consume_ = n;
     timeout_ = Timeout::upstream_idle;
     watchdog_.arm(pool_->config().idle_timeout, shared_from_this());
-    asio::async_write(upstream_->socket, asio::const_buffer(in_.data(), n),
+    asio::async_write(upstream_->socket, asio::const_buffer(forward.data(), forward.size()),
                       [self = shared_from_this()](const error_code& ec, size_t) {
                           self->on_upstream_written(ec);
                       });
@@ -501,7 +507,9 @@ void ClientConnection::build_response_head() {
 
 void ClientConnection::write_response_chunk() {
     Buffer& buf = upstream_->buffer;
-    std::array<asio::const_buffer, 4> buffers{};
+    // A member, not a local: async_write keeps referring to the sequence across partial writes.
+    auto& buffers = out_buffers_;
+    buffers = {};
     size_t count = 0;
     pending_consume_ = 0;
     bool head_pending = !response_started_;

@@ -1,0 +1,17 @@
+// least_conn: the [balancer.least_conn] table -> Config. The module has no keys.
+#pragma once
+
+#include <gatehouse/sdk.hpp>
+
+#include <memory>
+
+namespace least_conn {
+
+// [balancer.least_conn] has no keys; an empty table (or none) is the only valid one.
+struct Config {};
+
+// Parse the module table over `base`. Reads no key, so the kernel reports every key present as
+// unknown. Main thread, config hooks only.
+std::unique_ptr<Config> parse_config(gh::ConfigNode table, const Config &base);
+
+} // namespace least_conn

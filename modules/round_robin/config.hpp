@@ -1,0 +1,17 @@
+// round_robin: the [balancer.round_robin] table -> Config. The module has no keys.
+#pragma once
+
+#include <gatehouse/sdk.hpp>
+
+#include <memory>
+
+namespace round_robin {
+
+// [balancer.round_robin] has no keys; an empty table (or none) is the only valid one.
+struct Config {};
+
+// Parse the module table over `base`. Reads no key, so the kernel reports every key present as
+// unknown. Main thread, config hooks only.
+std::unique_ptr<Config> parse_config(gh::ConfigNode table, const Config &base);
+
+} // namespace round_robin

@@ -1,0 +1,162 @@
+/*
+ * gatehouse SDK, C++ wrapper -- streams: one HTTP request/response exchange as a filter sees it.
+ *
+ * Ownership: the stream belongs to the kernel; gh::Stream is a non-owning handle (cheap to copy).
+ * Views it hands out are borrowed: header views until the header block is modified or the phase
+ * ends, facts until the hook returns. Thread: the stream's worker thread only, inside a filter
+ * hook or an async completion for that stream. Include <gatehouse/sdk.hpp> rather than this file.
+ */
+#ifndef GATEHOUSE_SDK_STREAM_HPP
+#define GATEHOUSE_SDK_STREAM_HPP
+
+#include "gatehouse/sdk/core.hpp"
+
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace gh {
+
+/* A body chunk passed to on_request_body / on_response_body.
+ * Ownership: `data` is borrowed for the call. Thread: the stream's worker. */
+struct Chunk {
+    std::string_view data;
+    bool last = false; /* no more data follows (data may be empty) */
+};
+
+/* One header field as a pair of views. Ownership: borrowed (see Stream). */
+using HeaderField = std::pair<std::string_view, std::string_view>;
+
+/* A non-owning handle to a stream. Ownership and thread: as the file comment. */
+class Stream {
+  public:
+    explicit Stream(gh_stream_t *s) noexcept : s_(s) {}
+    gh_stream_t *raw() const noexcept { return s_; }
+
+    /* ---- facts (GH_FACT_*); empty if the kernel has none (e.g. route before routing) ---- */
+    std::string_view fact(uint32_t which) const noexcept {
+        gh_str_t out{nullptr, 0};
+        return host().stream_get(s_, which, &out) == GH_OK ? sv(out) : std::string_view();
+    }
+    std::string_view method() const noexcept { return fact(GH_FACT_METHOD); }
+    std::string_view target() const noexcept { return fact(GH_FACT_TARGET); }
+    std::string_view path() const noexcept { return fact(GH_FACT_PATH); }
+    std::string_view query() const noexcept { return fact(GH_FACT_QUERY); }
+    std::string_view host_name() const noexcept { return fact(GH_FACT_HOST); }
+    std::string_view scheme() const noexcept { return fact(GH_FACT_SCHEME); }
+    std::string_view client_addr() const noexcept { return fact(GH_FACT_CLIENT_ADDR); }
+    std::string_view route() const noexcept { return fact(GH_FACT_ROUTE); }
+    std::string_view upstream() const noexcept { return fact(GH_FACT_UPSTREAM); }
+    std::string_view peer_addr() const noexcept { return fact(GH_FACT_PEER_ADDR); }
+    std::string_view version() const noexcept { return fact(GH_FACT_VERSION); }
+
+    /* ---- headers; `which` is GH_HEADERS_REQUEST or GH_HEADERS_RESPONSE ---- */
+    /* The index-th field named `name` (case-insensitive), or nullopt. */
+    std::optional<std::string_view> header(uint32_t which, std::string_view name,
+                                           std::size_t index = 0) const noexcept {
+        gh_str_t out{nullptr, 0};
+        if (host().header_get(s_, which, str(name), index, &out) != GH_OK)
+            return std::nullopt;
+        return sv(out);
+    }
+    std::optional<std::string_view> request_header(std::string_view name) const noexcept {
+        return header(GH_HEADERS_REQUEST, name);
+    }
+    std::optional<std::string_view> response_header(std::string_view name) const noexcept {
+        return header(GH_HEADERS_RESPONSE, name);
+    }
+    std::size_t header_count(uint32_t which) const noexcept { return host().header_count(s_, which); }
+    /* Field i in wire order, or nullopt past the end. */
+    std::optional<HeaderField> header_at(uint32_t which, std::size_t i) const noexcept {
+        gh_str_t name{nullptr, 0}, value{nullptr, 0};
+        if (host().header_at(s_, which, i, &name, &value) != GH_OK)
+            return std::nullopt;
+        return HeaderField{sv(name), sv(value)};
+    }
+    /* Replace every field named `name` with one. GH_ERR_STATE outside the allowed phases,
+     * GH_ERR_INVALID for a bad name/value. Name and value copied. */
+    gh_status_t set_header(uint32_t which, std::string_view name, std::string_view value) noexcept {
+        return host().header_set(s_, which, str(name), str(value), GH_HEADER_SET);
+    }
+    /* Append one more field. Status as set_header. */
+    gh_status_t add_header(uint32_t which, std::string_view name, std::string_view value) noexcept {
+        return host().header_set(s_, which, str(name), str(value), GH_HEADER_ADD);
+    }
+    /* Remove every field named `name`. Status as set_header. */
+    gh_status_t remove_header(uint32_t which, std::string_view name) noexcept {
+        return host().header_set(s_, which, str(name), gh_str_t{"", 0}, GH_HEADER_REMOVE);
+    }
+
+    /* ---- responses ---- */
+    /* The response status, 0 before one exists. */
+    uint32_t response_status() const noexcept { return host().response_status(s_); }
+    /* Prepare a local reply, then return GH_RESPOND from the hook. Allowed up to PRE_UPSTREAM
+     * and in RESPONSE_HEADERS. Headers and body copied. */
+    gh_status_t respond(uint32_t status, std::initializer_list<HeaderField> headers = {},
+                        std::string_view body = {}) noexcept {
+        constexpr std::size_t inline_headers = 16;
+        gh_header_t fields[inline_headers];
+        if (headers.size() > inline_headers)
+            return GH_ERR_LIMIT;
+        std::size_t n = 0;
+        for (const HeaderField &h : headers)
+            fields[n++] = gh_header_t{str(h.first), str(h.second)};
+        return host().respond(s_, status, fields, n, gh::bytes(body));
+    }
+
+    /* ---- per-stream module context (one slot per stream and module) ---- */
+    /* The pointer stored with set_ctx, or nullptr. */
+    template <class T>
+    T *ctx() const noexcept {
+        return static_cast<T *>(host().stream_ctx(s_, detail::g_self));
+    }
+    /* Store a pointer; the module still owns what it points to (free it in STREAM_END). */
+    void set_ctx(void *ctx) noexcept { host().stream_set_ctx(s_, detail::g_self, ctx); }
+    /* Allocate a T, store it as the context and return it. May throw. Pair with take_ctx. */
+    template <class T, class... Args>
+    T &emplace_ctx(Args &&...args) {
+        auto owned = std::make_unique<T>(std::forward<Args>(args)...);
+        set_ctx(owned.get());
+        return *owned.release();
+    }
+    /* Clear the slot and hand back ownership of a context made with emplace_ctx. */
+    template <class T>
+    std::unique_ptr<T> take_ctx() noexcept {
+        std::unique_ptr<T> owned(ctx<T>());
+        set_ctx(nullptr);
+        return owned;
+    }
+
+    /* ---- async ---- */
+    /* After a hook returned GH_PAUSE: continue with `action`, exactly once, on this worker. The
+     * kernel continues from a fresh call stack. */
+    void resume(gh_action_t action = GH_CONTINUE) noexcept { host().stream_resume(s_, action); }
+
+    /* ---- bodies ---- */
+    /* Subscribe to a body during a header phase (request: REQUEST_HEADERS or ACCESS; response:
+     * RESPONSE_HEADERS). `mode` is GH_BODY_STREAM or GH_BODY_BUFFER. */
+    gh_status_t body_subscribe(uint32_t direction, uint32_t mode = GH_BODY_STREAM) noexcept {
+        return host().body_subscribe(s_, detail::g_self, direction, mode);
+    }
+    /* Emit bytes downstream of this filter, from inside on_*_body. Copied. */
+    gh_status_t body_write(uint32_t direction, std::string_view data) noexcept {
+        return host().body_write(s_, direction, gh::bytes(data));
+    }
+    /* The body held so far (GH_BODY_BUFFER); valid until the phase ends. */
+    std::optional<std::string_view> body_held(uint32_t direction) const noexcept {
+        gh_bytes_t out{nullptr, 0};
+        if (host().body_held(s_, direction, &out) != GH_OK)
+            return std::nullopt;
+        return sv(out);
+    }
+
+  private:
+    gh_stream_t *s_;
+};
+
+} // namespace gh
+
+#endif // GATEHOUSE_SDK_STREAM_HPP
