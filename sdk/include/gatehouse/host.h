@@ -66,6 +66,8 @@ typedef struct gh_host_api_v1 {
                           size_t label_count, double value);
 
     /* ---- streams: worker thread of the stream, inside a hook or a completion for it ---- */
+    /* GH_ERR_INVALID for an unknown fact; a fact not known yet (the peer before selection) is
+     * empty with GH_OK. The view is valid until the phase ends. */
     gh_status_t (*stream_get)(gh_stream_t *s, uint32_t fact, gh_str_t *out);
     /* Value of the index-th field named `name` (case-insensitive). Views stay valid until the
      * header block is modified or the phase ends. */
@@ -76,13 +78,16 @@ typedef struct gh_host_api_v1 {
                              gh_str_t *value);
     /* GH_HEADER_SET / ADD / REMOVE. Request headers may be changed up to UPSTREAM_REQUEST,
      * response headers in RESPONSE_HEADERS (GH_ERR_STATE otherwise). Names and values are
-     * validated (no CR, LF, NUL; token names): GH_ERR_INVALID. */
+     * validated (no CR, LF, NUL; token names): GH_ERR_INVALID. Content-Length and
+     * Transfer-Encoding (and removing Host) belong to the kernel: GH_ERR_INVALID. */
     gh_status_t (*header_set)(gh_stream_t *s, uint32_t which, gh_str_t name, gh_str_t value,
                               uint32_t mode);
     /* The response status (0 before one exists). */
     uint32_t (*response_status)(gh_stream_t *s);
     /* Prepare a local reply; the hook then returns GH_RESPOND. Allowed up to PRE_UPSTREAM and
-     * in RESPONSE_HEADERS (replaces the upstream response). Body and headers copied. */
+     * in RESPONSE_HEADERS (replaces the upstream response). Status 200..599, else
+     * GH_ERR_INVALID; framing headers are the kernel's (GH_ERR_INVALID). Body and headers
+     * copied. */
     gh_status_t (*respond)(gh_stream_t *s, uint32_t status, const gh_header_t *headers,
                            size_t header_count, gh_bytes_t body);
 
@@ -104,7 +109,8 @@ typedef struct gh_host_api_v1 {
                                   uint32_t mode);
     /* Emit bytes downstream of this filter, from inside on_body. Copied. */
     gh_status_t (*body_write)(gh_stream_t *s, uint32_t direction, gh_bytes_t data);
-    /* The body held so far (GH_BODY_BUFFER), as one contiguous view; valid until the phase ends. */
+    /* The body held so far (GH_BODY_BUFFER), as one contiguous view; valid until the phase ends.
+     * With only GH_BODY_STREAM subscribers nothing is held: GH_OK and an empty view. */
     gh_status_t (*body_held)(gh_stream_t *s, uint32_t direction, gh_bytes_t *out);
 
     /* ---- workers, timers, offload, post ---- */
@@ -128,6 +134,7 @@ typedef struct gh_host_api_v1 {
 
     /* ---- pools (balancers): any worker thread, from select/report or pool_init ---- */
     uint32_t (*pool_size)(const gh_pool_t *pool);
+    /* Fills the prefix of *out its struct_size covers; GH_ERR_NOT_FOUND past the end. */
     gh_status_t (*pool_peer)(const gh_pool_t *pool, uint32_t index, gh_peer_info_t *out);
     gh_str_t (*pool_name)(const gh_pool_t *pool);
 } gh_host_api_v1;

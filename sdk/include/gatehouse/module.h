@@ -59,7 +59,7 @@ typedef struct gh_module_v1 {
     uint32_t abi_major; /* GH_ABI_MAJOR the module was built with */
     uint32_t abi_minor; /* GH_ABI_MINOR the module was built with (its minimum kernel) */
     uint32_t kinds;     /* GH_KIND_* mask */
-    const char *name;   /* static, NUL-terminated; equals the file stem (libNAME.so / NAME.so) */
+    const char *name;   /* static, NUL-terminated; equals the file stem (NAME.so) */
     const char *version;
     const char *description;
 
