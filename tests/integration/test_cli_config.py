@@ -1,0 +1,227 @@
+"""The command line: `check`, `modules`, `--version`, `--help`, and config errors reported as
+`FILE:LINE: [key.path] message` with nothing started."""
+
+import re
+import socket
+import time
+
+import pytest
+
+from harness import (MODULE_DIR, free_port, modules_toml, proxy_config, run_check,
+                     run_cli)
+
+GOOD = """[server]
+workers = 2
+log_level = "info"
+
+{modules}
+[limits]
+max_header_bytes = "16k"
+max_body_bytes = "10m"
+
+[timeouts]
+header = "5s"
+body_idle = 10000
+
+[forwarding]
+trusted_proxies = ["10.0.0.0/8", "::1/128"]
+
+[[listener]]
+name = "public"
+listen = "127.0.0.1:{port}"
+
+[upstream.app]
+balancer = "least_conn"
+servers = [{{ address = "127.0.0.1:9", weight = 2 }}, {{ address = "127.0.0.1:10", backup = true }}]
+max_fails = 5
+fail_backoff = "30s"
+
+[[route]]
+name = "api"
+host = "*.example.com"
+path = "/api/"
+upstream = "app"
+
+[[route]]
+path = "/"
+match = "prefix"
+upstream = "app"
+"""
+
+
+def good_config(port=None):
+    return GOOD.format(modules=modules_toml(), port=port or free_port())
+
+
+def test_check_accepts_a_good_config(tmp_path):
+    code, err = run_check(tmp_path, good_config())
+    assert code == 0, err
+
+
+def test_check_has_no_side_effects(tmp_path):
+    with socket.socket() as taken:  # check must not bind: the address being busy is fine
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        log_file = tmp_path / "should-not-exist.log"
+        text = good_config(taken.getsockname()[1]).replace(
+            'log_level = "info"', 'log_level = "info"\nlog_file = "%s"' % log_file)
+        code, err = run_check(tmp_path, text)
+        assert code == 0, err
+        assert not log_file.exists()
+
+
+BAD = [
+    # (id, change to the good config (old, new), key path regex, message regex)
+    ("unknown_key_did_you_mean", ('workers = 2', 'workres = 2'),
+     r"server\.workres", r"(?i)did you mean.*workers"),
+    ("unknown_section", ('[limits]', '[limtis]'), r"limtis", r"(?i)did you mean.*limits"),
+    ("wrong_type", ('workers = 2', 'workers = "two"'), r"server\.workers", r""),
+    ("negative_workers", ('workers = 2', 'workers = -1'), r"server\.workers", r""),
+    ("bad_duration", ('header = "5s"', 'header = "5 parsecs"'), r"timeouts\.header", r""),
+    ("bad_size", ('max_body_bytes = "10m"', 'max_body_bytes = "10q"'),
+     r"limits\.max_body_bytes", r""),
+    ("bad_log_level", ('log_level = "info"', 'log_level = "loud"'), r"server\.log_level", r""),
+    ("unknown_upstream_in_route", ('upstream = "app"\n\n[[route]]', 'upstream = "nope"\n\n[[route]]'),
+     r"route(\[0\]|\.0)?\.upstream", r"nope"),
+    ("unknown_balancer", ('balancer = "least_conn"', 'balancer = "fastest"'),
+     r"upstream\.app\.balancer", r"fastest"),
+    ("unknown_module", ('"least_conn"]', '"least_conn", "nosuchmodule"]'),
+     r"modules\.load(\[2\]|\.2)?", r"nosuchmodule"),
+    ("bad_listen_address", ('listen = "127.0.0.1:', 'listen = "127.0.0.1:99999'),
+     r"listener(\[0\]|\.0)?\.listen", r""),
+    ("listen_not_an_address", ('listen = "127.0.0.1:', 'listen = "not an address'),
+     r"listener(\[0\]|\.0)?\.listen", r""),
+    ("bad_server_address", ('address = "127.0.0.1:9"', 'address = "127.0.0.1"'),
+     r"upstream\.app\.servers(\[0\]|\.0)?\.address", r""),
+    ("weight_out_of_range", ('weight = 2', 'weight = 0'),
+     r"upstream\.app\.servers(\[0\]|\.0)?\.weight", r""),
+    ("bad_cidr", ('"10.0.0.0/8"', '"10.0.0.0/33"'), r"forwarding\.trusted_proxies(\[0\]|\.0)?", r""),
+    ("bad_match", ('match = "prefix"', 'match = "regex"'), r"route(\[1\]|\.1)?\.match", r""),
+    ("unknown_route_key", ('name = "api"', 'nmae = "api"'), r"route(\[0\]|\.0)?\.nmae",
+     r"(?i)did you mean.*name"),
+]
+
+
+@pytest.mark.parametrize("change, key_path, message", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_check_rejects_bad_config_with_file_line_and_key_path(tmp_path, change, key_path, message):
+    old, new = change
+    good = good_config()
+    assert old in good
+    text = good.replace(old, new, 1)
+    code, err = run_check(tmp_path, text)
+    assert code == 1, err
+    m = re.search(r"gatehouse\.toml:(?P<line>\d+): \[(?:%s)\] (?P<msg>.*)" % key_path, err)
+    assert m, "no `FILE:LINE: [%s] message` in:\n%s" % (key_path, err)
+    line = text[:text.index(new)].count("\n") + 1
+    assert int(m.group("line")) == line, (m.group(0), line)
+    assert re.search(message, m.group("msg")), err
+
+
+def test_missing_listener_is_an_error(tmp_path):
+    text = re.sub(r"\[\[listener\]\]\nname = \"public\"\nlisten = \"[^\"]*\"\n", "", good_config())
+    code, err = run_check(tmp_path, text)
+    assert code == 1
+    assert re.search(r"gatehouse\.toml(:\d+)?: \[listener\]", err), err
+
+
+def test_missing_required_route_upstream_is_an_error(tmp_path):
+    text = good_config().replace('path = "/api/"\nupstream = "app"\n', 'path = "/api/"\n')
+    code, err = run_check(tmp_path, text)
+    assert code == 1
+    assert re.search(r"gatehouse\.toml:\d+: \[route(\[0\]|\.0)?(\.upstream)?\]", err), err
+
+
+def test_toml_syntax_error_reports_file_and_line(tmp_path):
+    text = good_config().replace('max_fails = 5', 'max_fails = = 5')
+    code, err = run_check(tmp_path, text)
+    assert code == 1
+    line = text[:text.index("max_fails = = 5")].count("\n") + 1
+    assert re.search(r"gatehouse\.toml:%d:" % line, err), err
+
+
+def test_missing_config_file_is_an_error(tmp_path):
+    done = run_cli(["check", "-c", str(tmp_path / "absent.toml")])
+    assert done.returncode == 1
+    assert "absent.toml" in done.stderr
+
+
+def test_missing_module_dir_is_an_error(tmp_path):
+    text = good_config().replace(MODULE_DIR, str(tmp_path / "no-modules-here"))
+    code, err = run_check(tmp_path, text)
+    assert code == 1
+    assert "round_robin" in err
+
+
+def test_bad_config_does_not_start(tmp_path):
+    port = free_port()
+    text = good_config(port).replace('workers = 2', 'workres = 2')
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    done = run_cli(["-c", str(path)], timeout=10)
+    assert done.returncode == 1
+    assert "ready" not in done.stderr and "listening on" not in done.stderr
+    assert re.search(r"bad\.toml:\d+: \[server\.workres\]", done.stderr), done.stderr
+
+
+def test_version(tmp_path):
+    done = run_cli(["--version"])
+    assert done.returncode == 0
+    assert re.search(r"\b0\.1\.0\b", done.stdout + done.stderr)
+
+
+def test_help_lists_commands_and_options(tmp_path):
+    done = run_cli(["--help"])
+    assert done.returncode == 0
+    out = done.stdout + done.stderr
+    for word in ("check", "modules", "--config", "--version", "--log-level"):
+        assert word in out, word
+
+
+def test_unknown_option_is_usage_error(tmp_path):
+    assert run_cli(["--no-such-option"]).returncode == 2
+
+
+def test_modules_lists_configured_modules(tmp_path):
+    path = tmp_path / "gatehouse.toml"
+    path.write_text(good_config())
+    done = run_cli(["modules", "-c", str(path)])
+    assert done.returncode == 0, done.stderr
+    out = done.stdout + done.stderr
+    for name in ("round_robin", "least_conn"):
+        line = next((l for l in out.splitlines() if name in l and ".so" in l), None)
+        assert line, "no line for %s in:\n%s" % (name, out)
+        assert "%s/%s.so" % (MODULE_DIR.rstrip("/"), name) in line or "%s.so" % name in line
+        assert re.search(r"\b\d+\.\d+(\.\d+)?\b", line), line  # version / ABI
+        assert "balancer" in line, line
+
+
+def test_log_level_option_and_startup_lines(start_gatehouse):
+    gh = start_gatehouse(proxy_config(["127.0.0.1:9"]), args=["--log-level", "debug"])
+    log = gh.log_text()
+    assert re.search(r"^\S+ info \[kernel\] listening on 127\.0\.0\.1:%d$" % gh.port, log, re.M), log
+    assert "round_robin" in log and "least_conn" in log  # loaded modules are logged
+
+
+def test_log_file_receives_the_kernel_log(tmp_path, start_gatehouse):
+    log_file = tmp_path / "kernel.log"  # relative paths are relative to the config's folder
+    text = proxy_config(["127.0.0.1:9"]).replace('log_level = "info"',
+                                                  'log_level = "info"\nlog_file = "kernel.log"')
+    gh = start_gatehouse(text, wait_ready=False)
+    assert wait_until_file_has(log_file, "ready"), gh.log_text()
+    assert "listening on" in log_file.read_text()
+
+
+def wait_until_file_has(path, word, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and word in path.read_text(errors="replace"):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_sigterm_stops_promptly_with_exit_0(start_gatehouse):
+    gh = start_gatehouse(proxy_config(["127.0.0.1:9"]))
+    start = time.monotonic()
+    assert gh.stop(grace=5) == 0
+    assert time.monotonic() - start < 5

@@ -1,0 +1,137 @@
+"""X-Forwarded-* / Forwarded with trusted-proxy CIDRs, and hop-by-hop stripping both ways."""
+
+import pytest
+
+from harness import get, proxy_config
+
+
+def seen(info, name):
+    """Values of a header as the backend received it, in order."""
+    return [v for n, v in info["headers"] if n.lower() == name.lower()]
+
+
+def joined(info, name):
+    return ", ".join(seen(info, name))
+
+
+@pytest.fixture
+def trusting(start_backend, start_gatehouse):
+    backend = start_backend("t")
+    extra = '[forwarding]\ntrusted_proxies = ["127.0.0.0/8"]\nforwarded = true\n'
+    return start_gatehouse(proxy_config([backend], extra=extra))
+
+
+@pytest.fixture
+def distrusting(start_backend, start_gatehouse):
+    backend = start_backend("d")
+    extra = '[forwarding]\ntrusted_proxies = ["10.0.0.0/8", "::1/128"]\nforwarded = true\n'
+    return start_gatehouse(proxy_config([backend], extra=extra))
+
+
+def test_xff_is_set_to_client_address(proxy):
+    gh, _ = proxy
+    info = get(gh.port, "/echo").json()
+    assert seen(info, "X-Forwarded-For") == ["127.0.0.1"]
+
+
+def test_spoofed_xff_from_untrusted_peer_is_replaced(distrusting):
+    info = get(distrusting.port, "/echo", headers=[("X-Forwarded-For", "6.6.6.6")]).json()
+    assert joined(info, "X-Forwarded-For") == "127.0.0.1"
+
+
+def test_spoofed_xff_is_replaced_by_default(proxy):
+    gh, _ = proxy
+    headers = [("X-Forwarded-For", "6.6.6.6"), ("X-Forwarded-For", "7.7.7.7")]
+    info = get(gh.port, "/echo", headers=headers).json()
+    assert joined(info, "X-Forwarded-For") == "127.0.0.1"
+
+
+def test_xff_from_trusted_peer_is_appended_to(trusting):
+    headers = [("X-Forwarded-For", "1.2.3.4"), ("X-Forwarded-For", "5.6.7.8, 9.9.9.9")]
+    info = get(trusting.port, "/echo", headers=headers).json()
+    assert joined(info, "X-Forwarded-For") == "1.2.3.4, 5.6.7.8, 9.9.9.9, 127.0.0.1"
+
+
+def test_xff_from_trusted_peer_without_incoming_value(trusting):
+    info = get(trusting.port, "/echo").json()
+    assert joined(info, "X-Forwarded-For") == "127.0.0.1"
+
+
+def test_x_forwarded_proto_and_host_are_set(proxy):
+    gh, _ = proxy
+    info = get(gh.port, "/echo", host="shop.example:8080").json()
+    assert seen(info, "X-Forwarded-Proto") == ["http"]
+    assert seen(info, "X-Forwarded-Host") in (["shop.example:8080"], ["shop.example"])
+    assert seen(info, "Host") == ["shop.example:8080"]
+
+
+def test_spoofed_proto_and_host_from_untrusted_peer_are_replaced(distrusting):
+    headers = [("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "evil.example")]
+    info = get(distrusting.port, "/echo", headers=headers, host="shop.example").json()
+    assert seen(info, "X-Forwarded-Proto") == ["http"]
+    assert seen(info, "X-Forwarded-Host") == ["shop.example"]
+
+
+def test_proto_and_host_from_trusted_peer_are_kept(trusting):
+    headers = [("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "front.example")]
+    info = get(trusting.port, "/echo", headers=headers, host="shop.example").json()
+    assert seen(info, "X-Forwarded-Proto") == ["https"]
+    assert seen(info, "X-Forwarded-Host") == ["front.example"]
+
+
+def test_forwarded_header_is_sent_when_enabled(distrusting):
+    headers = [("Forwarded", "for=6.6.6.6;proto=https")]
+    info = get(distrusting.port, "/echo", headers=headers, host="shop.example").json()
+    value = joined(info, "Forwarded").lower()
+    assert "6.6.6.6" not in value
+    assert "for=127.0.0.1" in value or 'for="127.0.0.1"' in value
+    assert "proto=http" in value and "proto=https" not in value
+
+
+def test_forwarded_from_trusted_peer_is_appended_to(trusting):
+    info = get(trusting.port, "/echo", headers=[("Forwarded", "for=1.2.3.4")]).json()
+    value = joined(info, "Forwarded").lower()
+    assert "1.2.3.4" in value and "127.0.0.1" in value, value
+    assert value.index("1.2.3.4") < value.index("127.0.0.1")
+
+
+def test_forwarded_is_not_sent_by_default(proxy):
+    gh, _ = proxy
+    assert seen(get(gh.port, "/echo").json(), "Forwarded") == []
+
+
+def test_hop_by_hop_request_headers_are_stripped(proxy):
+    gh, _ = proxy
+    headers = [("Connection", "keep-alive, X-Private"), ("Connection", "X-Other"),
+               ("X-Private", "secret"), ("X-Other", "secret2"), ("Keep-Alive", "timeout=300"),
+               ("Proxy-Connection", "keep-alive"), ("Proxy-Authorization", "Basic Zm9vOmJhcg=="),
+               ("TE", "gzip"), ("X-Public", "kept")]
+    info = get(gh.port, "/echo", headers=headers).json()
+    names = [n.lower() for n, _ in info["headers"]]
+    for gone in ("x-private", "x-other", "keep-alive", "proxy-connection", "proxy-authorization"):
+        assert gone not in names, gone
+    assert "gzip" not in joined(info, "TE")
+    connection = joined(info, "Connection").lower()
+    assert "x-private" not in connection and "x-other" not in connection
+    assert seen(info, "X-Public") == ["kept"]
+
+
+def test_hop_by_hop_response_headers_are_stripped(proxy):
+    gh, _ = proxy
+    r = get(gh.port, "/hop")
+    assert r.status == 200 and r.body == b"hop\n"
+    names = r.header_names()
+    for gone in ("x-backend-private", "keep-alive", "proxy-connection", "proxy-authenticate",
+                 "upgrade"):
+        assert gone not in names, gone
+    assert "x-backend-private" not in ",".join(r.headers_named("connection")).lower()
+    assert r.header("X-Backend-Public") == "visible"
+    assert r.headers_named("Set-Cookie") == ["a=1", "b=2"]
+
+
+def test_end_to_end_headers_keep_their_order_and_duplicates(proxy):
+    gh, _ = proxy
+    headers = [("X-A", "1"), ("X-B", "2"), ("X-A", "3"), ("Cookie", "a=1"), ("Cookie", "b=2")]
+    info = get(gh.port, "/echo", headers=headers).json()
+    relevant = [(n, v) for n, v in info["headers"] if n.lower() in ("x-a", "x-b", "cookie")]
+    assert [(n.lower(), v) for n, v in relevant] == [(n.lower(), v) for n, v in headers]

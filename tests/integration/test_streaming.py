@@ -1,0 +1,148 @@
+"""Bodies stream through without being buffered: 1 GiB each way with flat RSS; chunked bodies
+with trailers; Expect: 100-continue."""
+
+import functools
+import hashlib
+import threading
+
+import pytest
+
+from backend import pattern_chunks, pattern_sha256
+from harness import Client, proxy_config
+
+GIB = 1 << 30
+RSS_LIMIT_KIB = 64 * 1024
+
+
+@functools.lru_cache(maxsize=None)
+def expected_sha256(size):
+    return pattern_sha256(size)
+
+
+class RssSampler:
+    """Samples gatehouse's VmRSS every 20 ms while a transfer runs; keeps the peak."""
+
+    def __init__(self, gh):
+        self.gh = gh
+        self.peak = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        while not self.stop.wait(0.02):
+            try:
+                self.peak = max(self.peak, self.gh.proc_status("VmRSS"))
+            except (OSError, KeyError):
+                return
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(5)
+        self.peak = max(self.peak, self.gh.proc_status("VmRSS"))
+
+
+@pytest.fixture
+def unlimited(start_backend, start_gatehouse):
+    backend = start_backend("stream")
+    extra = "[limits]\nmax_body_bytes = \"2g\"\n"
+    return start_gatehouse(proxy_config([backend], extra=extra)), backend
+
+
+def test_1gib_download_streams_with_flat_rss(unlimited):
+    gh, _ = unlimited
+    digest = hashlib.sha256()
+    with RssSampler(gh) as rss, Client(gh.port, timeout=30) as c:
+        r = c.request("GET", "/bytes/%d" % GIB, sink=digest.update)
+    assert r.status == 200
+    assert r.complete and r.body_length == GIB
+    assert digest.hexdigest() == expected_sha256(GIB)
+    assert rss.peak < RSS_LIMIT_KIB, "RSS peaked at %d KiB" % rss.peak
+    assert gh.proc_status("VmHWM") < RSS_LIMIT_KIB
+
+
+def test_1gib_upload_streams_with_flat_rss(unlimited):
+    gh, _ = unlimited
+    with RssSampler(gh) as rss, Client(gh.port, timeout=30) as c:
+        c.send(Client.build("PUT", "/echo", [("Content-Length", str(GIB))]))
+        for piece in pattern_chunks(GIB):
+            c.send(piece)
+        r = c.read_response()
+    assert r.status == 200
+    info = r.json()
+    assert info["body_length"] == GIB
+    assert info["body_sha256"] == expected_sha256(GIB)
+    assert rss.peak < RSS_LIMIT_KIB, "RSS peaked at %d KiB" % rss.peak
+    assert gh.proc_status("VmHWM") < RSS_LIMIT_KIB
+
+
+def test_large_chunked_upload_streams_with_flat_rss(unlimited):
+    gh, _ = unlimited
+    size = 256 << 20
+    with RssSampler(gh) as rss, Client(gh.port, timeout=30) as c:
+        c.send(Client.build("POST", "/echo", [("Transfer-Encoding", "chunked")]))
+        for piece in pattern_chunks(size):
+            c.send(b"%x\r\n" % len(piece) + bytes(piece) + b"\r\n")
+        c.send(b"0\r\n\r\n")
+        r = c.read_response()
+    info = r.json()
+    assert r.status == 200 and info["body_length"] == size
+    assert info["body_sha256"] == expected_sha256(size)
+    assert rss.peak < RSS_LIMIT_KIB, "RSS peaked at %d KiB" % rss.peak
+
+
+def test_large_chunked_download_streams_with_flat_rss(unlimited):
+    gh, _ = unlimited
+    size = 256 << 20
+    digest = hashlib.sha256()
+    with RssSampler(gh) as rss, Client(gh.port, timeout=30) as c:
+        r = c.request("GET", "/chunked/%d" % size, sink=digest.update)
+    assert r.status == 200 and r.complete and r.body_length == size
+    assert digest.hexdigest() == expected_sha256(size)
+    assert rss.peak < RSS_LIMIT_KIB, "RSS peaked at %d KiB" % rss.peak
+
+
+def test_chunked_response_trailers_are_forwarded(proxy):
+    gh, _ = proxy
+    with Client(gh.port) as c:
+        r = c.request("GET", "/chunked/100000")
+        assert r.status == 200 and r.complete
+        assert r.body_length == 100000
+        trailers = {n.lower(): v for n, v in r.trailers}
+        assert trailers.get("x-body-sha256") == hashlib.sha256(r.body).hexdigest()
+        assert trailers.get("x-body-length") == "100000"
+        assert c.request("GET", "/id").body == b"only"  # framing intact after the trailers
+
+
+def test_chunked_request_with_trailers_is_forwarded(proxy):
+    gh, _ = proxy
+    body = bytes(range(256)) * 1000
+    chunks = b"".join(b"%x\r\n" % len(body[i:i + 7777]) + body[i:i + 7777] + b"\r\n"
+                      for i in range(0, len(body), 7777))
+    with Client(gh.port) as c:
+        c.send(Client.build("POST", "/echo", [("Transfer-Encoding", "chunked"),
+                                              ("Trailer", "X-Client-Trailer")])
+               + chunks + b"0\r\nX-Client-Trailer: abc\r\n\r\n")
+        r = c.read_response()
+        info = r.json()
+        assert r.status == 200
+        assert info["body_length"] == len(body)
+        assert info["body_sha256"] == hashlib.sha256(body).hexdigest()
+        assert ["X-Client-Trailer", "abc"] in info["trailers"]
+        assert c.request("GET", "/id").body == b"only"
+
+
+def test_expect_100_continue_gets_interim_then_final_response(proxy):
+    gh, _ = proxy
+    with Client(gh.port, timeout=3) as c:
+        c.send(Client.build("POST", "/echo", [("Content-Length", "10"),
+                                              ("Expect", "100-continue")]))
+        interim = c.read_response(skip_interim=False)
+        assert interim.status == 100
+        c.send(b"0123456789")
+        final = c.read_response()
+        assert final.status == 200
+        assert final.json()["body_length"] == 10
