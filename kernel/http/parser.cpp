@@ -83,6 +83,10 @@ void HeadParser<isRequest>::on_request_impl(beast_http::verb, boost::beast::stri
             return fail(ec, Reject::bad_version, "unsupported HTTP version");
         if (target.size() > limits_.uri_bytes)
             return fail(ec, Reject::uri_too_long, "request-target too long");
+        // RFC 9112 §3.2: the target is ASCII; raw non-ASCII bytes must be percent-encoded.
+        for (unsigned char c : target)
+            if (c >= 0x80)
+                return fail(ec, Reject::bad_request, "non-ASCII byte in request-target");
         head_.method = {method.data(), method.size()};
         head_.target = {target.data(), target.size()};
         head_.version = version == 10 ? 10 : 11;

@@ -69,6 +69,7 @@ REJECTED = {
     "invalid_target_relative": b"GET echo HTTP/1.1\r\n" + H + b"\r\n" + SMUGGLED,
     "invalid_target_ctl": b"GET /ec\x01ho HTTP/1.1\r\n" + H + b"\r\n" + SMUGGLED,
     "invalid_target_space": b"GET /ec ho HTTP/1.1\r\n" + H + b"\r\n" + SMUGGLED,
+    "invalid_target_non_ascii": b"GET /ec\xffho HTTP/1.1\r\n" + H + b"\r\n" + SMUGGLED,
     "invalid_target_fragment_space": b"GET /echo#a b HTTP/1.1\r\n" + H + b"\r\n" + SMUGGLED,
     "invalid_version": b"GET /echo HTTX/1.1\r\n" + H + b"\r\n" + SMUGGLED,
     # Transfer-Encoding whose final coding is not chunked

@@ -86,6 +86,11 @@ TEST(RequestFraming, ContentLengthMustBeOneNumber) {
               Reject::bad_request);
 }
 
+TEST(RequestFraming, NonAsciiTargetIsRejected) {
+    EXPECT_EQ(reject_of("GET /\xff HTTP/1.1\r\nHost: a\r\n\r\n"), Reject::bad_request);
+    EXPECT_EQ(reject_of("GET /%FF HTTP/1.1\r\nHost: a\r\n\r\n"), Reject::none);
+}
+
 TEST(RequestFraming, BareLineFeedAndSpaceBeforeColonAreRejected) {
     EXPECT_EQ(reject_of("GET / HTTP/1.1\nHost: a\n\n"), Reject::bad_request);
     EXPECT_EQ(reject_of("GET / HTTP/1.1\r\nHost : a\r\n\r\n"), Reject::bad_request);
