@@ -63,10 +63,22 @@ ClientConnection::ClientConnection(Worker& worker, std::shared_ptr<const Generat
     error_code ec;
     socket_.set_option(asio::ip::tcp::no_delay(true), ec);
     auto remote = socket_.remote_endpoint(ec);
-    if (!ec)
-        stream_.client_address = remote.address().is_v6()
-                                     ? fmt::format("[{}]:{}", remote.address().to_string(), remote.port())
-                                     : fmt::format("{}:{}", remote.address().to_string(), remote.port());
+    if (!ec) {
+        auto address = remote.address();
+        stream_.client_address = address.is_v6()
+                                     ? fmt::format("[{}]:{}", address.to_string(), remote.port())
+                                     : fmt::format("{}:{}", address.to_string(), remote.port());
+        // Whether X-Forwarded-* from this peer are believed: decided once per connection.
+        for (const auto& cidr : config_.forwarding.trusted_proxies) {
+            if (address.is_v4()) {
+                auto b = address.to_v4().to_bytes();
+                trusted_peer_ = trusted_peer_ || config::cidr_contains(cidr, b.data(), false);
+            } else {
+                auto b = address.to_v6().to_bytes();
+                trusted_peer_ = trusted_peer_ || config::cidr_contains(cidr, b.data(), true);
+            }
+        }
+    }
     stream_.connection = this;
     stream_.request = &request_;
     stream_.response = &response_;

@@ -134,6 +134,7 @@ private:
     uint64_t requests_served_ = 0;
     bool keep_alive_ = true;
     bool closing_ = false;
+    bool trusted_peer_ = false; // peer address is in forwarding.trusted_proxies
 
     gh_stream stream_;
     size_t filter_index_ = 0; // next filter to run in the current phase

@@ -203,23 +203,7 @@ void ClientConnection::abort_upstream() {
 
 void ClientConnection::build_request_head() {
     const config::Config& cfg = config_;
-    bool trusted = false;
-    {
-        error_code ec;
-        auto remote = socket_.remote_endpoint(ec);
-        if (!ec) {
-            auto address = remote.address();
-            if (address.is_v4()) {
-                auto b = address.to_v4().to_bytes();
-                for (const auto& cidr : cfg.forwarding.trusted_proxies)
-                    trusted = trusted || config::cidr_contains(cidr, b.data(), false);
-            } else {
-                auto b = address.to_v6().to_bytes();
-                for (const auto& cidr : cfg.forwarding.trusted_proxies)
-                    trusted = trusted || config::cidr_contains(cidr, b.data(), true);
-            }
-        }
-    }
+    bool trusted = trusted_peer_;
     std::string_view client_ip = stream_.client_address;
     client_ip = client_ip.substr(0, client_ip.rfind(':'));
     thread_local std::vector<std::string_view> options;

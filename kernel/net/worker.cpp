@@ -26,8 +26,6 @@ void ConnectionCache::put(std::unique_ptr<UpstreamConnection> connection) {
     Key key{connection->pool, connection->peer->index};
     uint32_t limit = connection->pool->config().keepalive;
     connection->idle_since = std::chrono::steady_clock::now();
-    // Idle connections keep no buffer: it is reallocated when the connection is used again.
-    connection->buffer.release();
     for (auto& [k, list] : idle_) {
         if (!(k == key))
             continue;
@@ -49,6 +47,11 @@ void ConnectionCache::sweep(std::chrono::steady_clock::time_point now) {
         std::erase_if(list, [&](const std::unique_ptr<UpstreamConnection>& c) {
             return now - c->idle_since >= timeout;
         });
+        // A connection that stays idle gives its buffer back; a busy one keeps it, so the
+        // request path allocates nothing.
+        for (auto& c : list)
+            if (now - c->idle_since >= std::chrono::seconds(1))
+                c->buffer.release();
     }
 }
 
