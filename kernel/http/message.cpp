@@ -19,6 +19,32 @@ void ResponseHead::clear() {
     close_delimited = no_body = false;
 }
 
+namespace {
+void rebase_view(std::string_view& v, const char* from, const char* to, size_t size) {
+    if (v.data() >= from && v.data() <= from + size)
+        v = {to + (v.data() - from), v.size()};
+}
+
+void rebase_fields(std::vector<Field>& fields, const char* from, const char* to, size_t size) {
+    for (auto& f : fields) {
+        rebase_view(f.name, from, to, size);
+        rebase_view(f.value, from, to, size);
+    }
+}
+} // namespace
+
+void rebase_views(RequestHead& head, const char* from, const char* to, size_t size) {
+    rebase_fields(head.fields, from, to, size);
+    rebase_view(head.method, from, to, size);
+    rebase_view(head.target, from, to, size);
+    rebase_view(head.host, from, to, size);
+}
+
+void rebase_views(ResponseHead& head, const char* from, const char* to, size_t size) {
+    rebase_fields(head.fields, from, to, size);
+    rebase_view(head.reason, from, to, size);
+}
+
 bool iequals(std::string_view a, std::string_view b) {
     if (a.size() != b.size())
         return false;

@@ -46,6 +46,11 @@ struct ResponseHead {
     void clear();
 };
 
+// Moves every view of a head that points into [from, from + size) to the same offset in `to`
+// (the head's own copy of its bytes), so the read buffer can be reused.
+void rebase_views(RequestHead& head, const char* from, const char* to, size_t size);
+void rebase_views(ResponseHead& head, const char* from, const char* to, size_t size);
+
 bool iequals(std::string_view a, std::string_view b);
 // Calls fn(token) for each comma-separated element of a header value, trimmed of OWS.
 template <class Fn>

@@ -15,26 +15,6 @@ namespace asio = boost::asio;
 using boost::system::error_code;
 
 namespace {
-// Moves every view of a parsed head from the read buffer to the head's own copy.
-template <class Head>
-void rebase(Head& head, const char* from, const char* to, size_t size) {
-    auto move = [&](std::string_view& v) {
-        if (v.data() >= from && v.data() <= from + size)
-            v = {to + (v.data() - from), v.size()};
-    };
-    for (auto& f : head.fields) {
-        move(f.name);
-        move(f.value);
-    }
-    if constexpr (std::is_same_v<Head, http::RequestHead>) {
-        move(head.method);
-        move(head.target);
-        move(head.host);
-    } else {
-        move(head.reason);
-    }
-}
-
 std::string lower(std::string_view s) {
     std::string out(s);
     for (auto& c : out)
@@ -148,7 +128,7 @@ void ClientConnection::parse_request() {
         return;
     }
     request_store_.assign(in_.data(), n);
-    rebase(request_, in_.data(), request_store_.data(), n);
+    http::rebase_views(request_, in_.data(), request_store_.data(), n);
     in_.consume(n);
     watchdog_.disarm();
     timeout_ = Timeout::none;

@@ -56,19 +56,6 @@ void append_field(std::string& out, std::string_view name, std::string_view valu
     out.append("\r\n");
 }
 
-template <class Head>
-void rebase_response(Head& head, const char* from, const char* to, size_t size) {
-    auto move = [&](std::string_view& v) {
-        if (v.data() >= from && v.data() <= from + size)
-            v = {to + (v.data() - from), v.size()};
-    };
-    for (auto& f : head.fields) {
-        move(f.name);
-        move(f.value);
-    }
-    move(head.reason);
-}
-
 } // namespace
 
 bool ClientConnection::request_rechunked() const {
@@ -424,7 +411,7 @@ void ClientConnection::parse_response() {
             continue;
         }
         response_store_.assign(buf.data(), n);
-        rebase_response(response_, buf.data(), response_store_.data(), n);
+        http::rebase_views(response_, buf.data(), response_store_.data(), n);
         buf.consume(n);
         break;
     }
