@@ -2,18 +2,16 @@
 #include "config/config.hpp"
 #include "log.hpp"
 #include "modules/loader.hpp"
-#include "modules/services.hpp"
-#include "net/listener.hpp"
-#include "net/worker.hpp"
 #include "runtime.hpp"
+#include "server.hpp"
 
-#include <boost/asio/signal_set.hpp>
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
 
 #include <csignal>
+#include <cstring>
+#include <fstream>
 #include <iostream>
-#include <thread>
 
 namespace po = boost::program_options;
 using namespace gatehouse;
@@ -24,6 +22,7 @@ constexpr const char* usage = R"(usage:
   gatehouse [-c FILE]              run
   gatehouse check -c FILE          validate the config and its modules, then exit
   gatehouse modules -c FILE        list the configured modules
+  gatehouse reload -c FILE         validate FILE, then make the running gatehouse reload it
   gatehouse --version | --help
 options)";
 
@@ -66,13 +65,7 @@ int list_modules(const Loaded& loaded) {
     return 0;
 }
 
-std::string endpoint_text(const boost::asio::ip::tcp::endpoint& e) {
-    auto a = e.address();
-    return a.is_v6() ? fmt::format("[{}]:{}", a.to_string(), e.port())
-                     : fmt::format("{}:{}", a.to_string(), e.port());
-}
-
-int run(Loaded& loaded) {
+int run(Loaded& loaded, const std::string& file) {
     const config::Config& cfg = loaded.generation->config();
     std::string error;
     if (!log::set_file(cfg.server.log_file, error)) {
@@ -80,73 +73,30 @@ int run(Loaded& loaded) {
                                  cfg.server.log_file, error);
         return 1;
     }
-    std::vector<std::string> errors;
-    if (!loaded.generation->activate(errors)) {
-        for (const auto& e : errors)
-            log::error("{}", e);
+    Server server(file, loaded.modules, std::move(loaded.generation));
+    return server.run();
+}
+
+// `gatehouse reload`: the config must be valid, then the running process (server.pid_file) gets
+// SIGHUP and reloads it.
+int signal_reload(const Loaded& loaded) {
+    const std::string& pid_file = loaded.generation->config().server.pid_file;
+    if (pid_file.empty()) {
+        std::cerr << "gatehouse reload: [server.pid_file] is not set, so the running process "
+                     "cannot be found; send it SIGHUP yourself\n";
         return 1;
     }
-    modules::set_current_generation(loaded.generation);
-    unsigned count = cfg.server.workers ? cfg.server.workers
-                                        : std::max(1u, std::thread::hardware_concurrency());
-    std::vector<std::unique_ptr<net::Worker>> workers;
-    for (unsigned i = 0; i < count; ++i)
-        workers.push_back(std::make_unique<net::Worker>(i));
-
-    std::shared_ptr<const Generation> generation = loaded.generation;
-    auto source = [generation] { return generation; };
-    std::vector<std::shared_ptr<net::Listener>> listeners;
-    for (const auto& lc : cfg.listeners) {
-        boost::asio::ip::tcp::endpoint endpoint(boost::asio::ip::make_address(lc.host), lc.port);
-        for (auto& w : workers) {
-            auto listener = std::make_shared<net::Listener>(*w, source);
-            if (!listener->open(endpoint, error)) {
-                log::error("{}:{}: [listener] cannot listen on {}: {}", cfg.file, lc.line,
-                           endpoint_text(endpoint), error);
-                return 1;
-            }
-            // Port 0: the first acceptor picked a port; the others share it.
-            endpoint.port(listener->port());
-            listeners.push_back(listener);
-        }
-        log::info("listening on {}", endpoint_text(endpoint));
+    std::ifstream in(pid_file);
+    long pid = 0;
+    if (!(in >> pid) || pid <= 1) {
+        std::cerr << "gatehouse reload: cannot read a PID from " << pid_file << "\n";
+        return 1;
     }
-    for (const auto& m : loaded.modules.all())
-        log::info("module {} {} (ABI {}.{}, {})", m->name, m->desc.version ? m->desc.version : "?",
-                  m->desc.abi_major, m->desc.abi_minor, m->kinds());
-
-    auto instances = loaded.generation->modules();
-    auto on_start = [instances] {
-        for (const auto& i : instances)
-            if (i.module->desc.worker_init)
-                i.module->desc.worker_init(i.module->state, i.config);
-    };
-    auto on_exit = [instances] {
-        for (const auto& i : instances)
-            if (i.module->desc.worker_exit)
-                i.module->desc.worker_exit(i.module->state, i.config);
-    };
-    for (auto& l : listeners)
-        l->start();
-    for (auto& w : workers)
-        w->start(on_start, on_exit);
-    log::info("ready: {} worker{}", count, count == 1 ? "" : "s");
-
-    boost::asio::io_context main_io;
-    boost::asio::signal_set signals(main_io, SIGTERM, SIGINT);
-    signals.async_wait([&](const boost::system::error_code&, int signal) {
-        log::info("signal {}: stopping", signal);
-        for (auto& w : workers)
-            w->stop();
-    });
-    main_io.run();
-    for (auto& w : workers)
-        w->join();
-    listeners.clear();
-    workers.clear();
-    modules::stop_offload_pool();
-    modules::set_current_generation(nullptr);
-    log::info("stopped");
+    if (::kill(static_cast<pid_t>(pid), SIGHUP) != 0) {
+        std::cerr << "gatehouse reload: cannot signal PID " << pid << ": " << std::strerror(errno) << "\n";
+        return 1;
+    }
+    std::cout << "reload signalled to PID " << pid << "\n";
     return 0;
 }
 
@@ -182,7 +132,7 @@ int main(int argc, char** argv) {
         return 0;
     }
     std::string command = vm["command"].as<std::string>();
-    if (command != "run" && command != "check" && command != "modules") {
+    if (command != "run" && command != "check" && command != "modules" && command != "reload") {
         std::cerr << "gatehouse: unknown command '" << command << "'\n" << options << "\n";
         return 2;
     }
@@ -208,8 +158,10 @@ int main(int argc, char** argv) {
         std::cout << "configuration ok: " << file << "\n";
     else if (command == "modules")
         rc = list_modules(*loaded);
+    else if (command == "reload")
+        rc = signal_reload(*loaded);
     else
-        rc = run(*loaded);
+        rc = run(*loaded, file);
     // The generation (module configs, pools) goes before the modules that own its code.
     loaded->generation.reset();
     loaded.reset();

@@ -144,7 +144,7 @@ std::shared_ptr<Generation> Generation::build(std::unique_ptr<config::Config> co
     }
     if (!diag.ok())
         return nullptr;
-    if (!gen->build_pools(modules, errors))
+    if (!gen->build_pools(modules, errors) || !gen->build_tls(errors))
         return nullptr;
     if (!gen->build_routes(modules, diag) || !diag.ok())
         return nullptr;
@@ -153,6 +153,39 @@ std::shared_ptr<Generation> Generation::build(std::unique_ptr<config::Config> co
             (inst.module->filter.phases & GH_PHASE_BIT(GH_PHASE_REQUEST_HEADERS)))
             gen->early_filters_.push_back({inst.module, inst.config, inst.module->filter.phases});
     return gen;
+}
+
+std::shared_ptr<tls::TlsListener> Generation::listener_tls(const std::string& key) const {
+    auto it = listener_tls_.find(key);
+    return it == listener_tls_.end() ? nullptr : it->second;
+}
+
+bool Generation::build_tls(std::vector<std::string>& errors) {
+    for (const auto& l : config_->listeners) {
+        if (!l.tls)
+            continue;
+        std::string error;
+        auto tls = tls::TlsListener::build(*l.tls, error);
+        if (!tls) {
+            errors.push_back(fmt::format("{}:{}: [listener.tls] {}", config_->file, l.tls->line, error));
+            return false;
+        }
+        listener_tls_[l.key()] = std::move(tls);
+    }
+    pool_tls_.resize(pools_.size());
+    for (const auto& pool : pools_) {
+        const auto& tls = pool->config().tls;
+        if (!tls.enabled)
+            continue;
+        std::string error;
+        pool_tls_[pool->index()] = tls::ClientContext::build(tls, error);
+        if (!pool_tls_[pool->index()]) {
+            errors.push_back(fmt::format("{}:{}: [upstream.{}.tls] {}", config_->file,
+                                         pool->config().line, pool->name(), error));
+            return false;
+        }
+    }
+    return true;
 }
 
 bool Generation::activate(std::vector<std::string>& errors) {

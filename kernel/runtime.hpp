@@ -5,8 +5,11 @@
 #include "config/config.hpp"
 #include "modules/loader.hpp"
 #include "routing/router.hpp"
+#include "tls/client_context.hpp"
+#include "tls/server_context.hpp"
 #include "upstream/pool.hpp"
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -56,11 +59,23 @@ public:
     // Filters that want REQUEST_HEADERS, which runs before routing (with module configs).
     const std::vector<FilterBinding>& early_filters() const { return early_filters_; }
     void* module_config(const modules::LoadedModule* module) const;
+    // TLS state of the listener with this key (ListenerConfig::key()), or nullptr for plain HTTP.
+    std::shared_ptr<tls::TlsListener> listener_tls(const std::string& key) const;
+    const std::map<std::string, std::shared_ptr<tls::TlsListener>>& tls_listeners() const {
+        return listener_tls_;
+    }
+    // Client TLS context of an upstream pool (by UpstreamPool::index()), or nullptr.
+    tls::ClientContext* pool_tls(uint32_t pool_index) const {
+        return pool_index < pool_tls_.size() ? pool_tls_[pool_index].get() : nullptr;
+    }
+    uint64_t number() const { return number_; }
+    void set_number(uint64_t n) { number_ = n; }
 
 private:
     bool parse_module_configs(modules::ModuleSet& modules, config::Diagnostics& diag);
     bool build_pools(modules::ModuleSet& modules, std::vector<std::string>& errors);
     bool build_routes(modules::ModuleSet& modules, config::Diagnostics& diag);
+    bool build_tls(std::vector<std::string>& errors);
 
     std::unique_ptr<config::Config> config_;
     std::vector<ModuleInstance> instances_;
@@ -68,6 +83,9 @@ private:
     std::vector<std::unique_ptr<Route>> routes_;
     std::vector<FilterBinding> early_filters_;
     routing::Router<Route> router_;
+    std::map<std::string, std::shared_ptr<tls::TlsListener>> listener_tls_;
+    std::vector<std::shared_ptr<tls::ClientContext>> pool_tls_;
+    uint64_t number_ = 1;
 };
 
 } // namespace gatehouse

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "config/diagnostics.hpp"
+#include "config/health_config.hpp"
 
 #include <toml++/toml.h>
 
@@ -10,6 +11,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +23,7 @@ struct ServerConfig {
     unsigned workers = 0; // 0 = one per core
     std::string log_level = "info";
     std::string log_file;
+    std::string pid_file;
 };
 
 struct Limits {
@@ -36,6 +39,8 @@ struct Timeouts {
     Millis body_idle{30'000};
     Millis keepalive{60'000};
     Millis client_write{30'000};
+    Millis tunnel{3'600'000};
+    Millis drain{30'000};
 };
 
 struct Cidr {
@@ -49,11 +54,41 @@ struct Forwarding {
     bool forwarded = false;
 };
 
+struct TlsCertificate {
+    std::string cert; // absolute paths after loading
+    std::string key;
+    uint32_t line = 0;
+};
+
+struct TlsListenerConfig {
+    std::vector<TlsCertificate> certificates; // the first is the default
+    bool tls12 = true;
+    bool tls13 = true;
+    std::string ciphers; // empty = the kernel's default (Mozilla intermediate)
+    std::vector<std::string> alpn{"http/1.1"};
+    bool session_tickets = true;
+    Millis ticket_key_rotation{3'600'000};
+    uint32_t session_cache = 20'000;
+    Millis watch_interval{5'000};
+    uint32_t line = 0;
+};
+
 struct ListenerConfig {
     std::string name;
     std::string host;
     uint16_t port = 0;
     uint32_t line = 0;
+    std::optional<TlsListenerConfig> tls;
+    std::string key() const; // "host:port" as configured, identifies the listener across reloads
+};
+
+struct UpstreamTlsConfig {
+    bool enabled = false;
+    bool verify = true;
+    std::string ca;          // empty = system store
+    std::string server_name; // empty = each server's host
+    std::string cert;        // client certificate (mTLS)
+    std::string key;
 };
 
 struct ServerEntry {
@@ -78,6 +113,9 @@ struct UpstreamConfig {
     Millis idle_timeout{60'000};
     uint32_t keepalive = 32;
     Millis keepalive_timeout{60'000};
+    UpstreamTlsConfig tls;
+    HealthCheckConfig health;
+    uint32_t panic_threshold = 0; // %; 0 = ignore health only when no server is healthy
     uint32_t line = 0;
 };
 

@@ -16,6 +16,13 @@ namespace {
 
 uint32_t line_of(const toml::node& n) { return static_cast<uint32_t>(n.source().begin.line); }
 
+// Relative paths in the config are relative to the config file's folder.
+std::string absolute(const std::string& base_dir, std::string path) {
+    if (path.empty() || path[0] == '/')
+        return path;
+    return (std::filesystem::path(base_dir) / path).lexically_normal().string();
+}
+
 void read_server(TableReader& t, ServerConfig& out, const std::string& base_dir) {
     out.workers = static_cast<unsigned>(t.integer("workers", 0, 0, 1024));
     out.log_level = t.string("log_level", "info");
@@ -23,9 +30,8 @@ void read_server(TableReader& t, ServerConfig& out, const std::string& base_dir)
     if (std::find(levels.begin(), levels.end(), out.log_level) == levels.end())
         t.error("log_level", fmt::format("'{}' is not one of error, warn, info, debug",
                                          out.log_level));
-    out.log_file = t.string("log_file", "");
-    if (!out.log_file.empty() && out.log_file[0] != '/')
-        out.log_file = (std::filesystem::path(base_dir) / out.log_file).lexically_normal().string();
+    out.log_file = absolute(base_dir, t.string("log_file", ""));
+    out.pid_file = absolute(base_dir, t.string("pid_file", ""));
     t.finish();
 }
 
@@ -55,6 +61,8 @@ void read_timeouts(TableReader& t, Timeouts& out) {
     read("body_idle", out.body_idle);
     read("keepalive", out.keepalive);
     read("client_write", out.client_write);
+    read("tunnel", out.tunnel);
+    read("drain", out.drain);
     t.finish();
 }
 
@@ -115,7 +123,75 @@ void for_each_table_in_array(TableReader& parent, std::string_view key, Fn&& fn)
     }
 }
 
-void read_listeners(TableReader& root, std::vector<ListenerConfig>& out) {
+void read_protocols(TableReader& t, TlsListenerConfig& out) {
+    auto protocols = t.strings("protocols");
+    if (!t.has("protocols"))
+        return;
+    out.tls12 = out.tls13 = false;
+    for (const auto& p : protocols) {
+        if (p == "TLSv1.2")
+            out.tls12 = true;
+        else if (p == "TLSv1.3")
+            out.tls13 = true;
+        else
+            t.error("protocols", fmt::format("'{}' is not one of TLSv1.2, TLSv1.3", p));
+    }
+    if (!out.tls12 && !out.tls13)
+        t.error("protocols", "at least one protocol is required");
+}
+
+void read_listener_tls(TableReader& t, const std::string& base_dir, TlsListenerConfig& out) {
+    out.line = static_cast<uint32_t>(t.table().source().begin.line);
+    for_each_table_in_array(t, "certificates", [&](TableReader& c, size_t, uint32_t line) {
+        TlsCertificate cert;
+        cert.line = line;
+        auto path = c.string("cert");
+        auto key = c.string("key");
+        if (!path || !key)
+            c.diagnostics().error(line, c.path(), "each certificate needs `cert` and `key`");
+        cert.cert = absolute(base_dir, path.value_or(""));
+        cert.key = absolute(base_dir, key.value_or(""));
+        out.certificates.push_back(std::move(cert));
+    });
+    if (out.certificates.empty())
+        t.diagnostics().error(out.line, t.key_path("certificates"), "at least one certificate is required");
+    read_protocols(t, out);
+    out.ciphers = t.string("ciphers", "");
+    if (t.has("alpn")) {
+        out.alpn = t.strings("alpn");
+        for (const auto& p : out.alpn)
+            if (p != "http/1.1")
+                t.error("alpn", fmt::format("'{}' is not supported (only http/1.1)", p));
+    }
+    out.session_tickets = t.boolean("session_tickets", true);
+    out.ticket_key_rotation =
+        Millis(t.duration_ms("ticket_key_rotation", out.ticket_key_rotation.count()));
+    out.session_cache = static_cast<uint32_t>(t.integer("session_cache", 20'000, 0, 10'000'000));
+    out.watch_interval = Millis(t.duration_ms("watch_interval", out.watch_interval.count()));
+    if (out.ticket_key_rotation.count() < 1000)
+        t.error("ticket_key_rotation", "must be at least 1s");
+    if (out.watch_interval.count() == 0)
+        t.error("watch_interval", "must be greater than 0");
+    t.finish();
+}
+
+void read_upstream_tls(TableReader& t, UpstreamTlsConfig& out) {
+    out.enabled = t.boolean("tls", false);
+    out.verify = t.boolean("tls_verify", true);
+    out.ca = t.string("tls_ca", "");
+    out.server_name = t.string("tls_server_name", "");
+    out.cert = t.string("tls_cert", "");
+    out.key = t.string("tls_key", "");
+    if (out.cert.empty() != out.key.empty())
+        t.error(out.cert.empty() ? "tls_key" : "tls_cert", "tls_cert and tls_key go together");
+    if (!out.enabled)
+        for (auto key : {"tls_verify", "tls_ca", "tls_server_name", "tls_cert", "tls_key"})
+            if (t.has(key))
+                t.error(key, "has no effect without tls = true");
+}
+
+void read_listeners(TableReader& root, const std::string& base_dir,
+                    std::vector<ListenerConfig>& out) {
     for_each_table_in_array(root, "listener", [&](TableReader& t, size_t i, uint32_t line) {
         ListenerConfig l;
         l.line = line;
@@ -131,6 +207,13 @@ void read_listeners(TableReader& root, std::vector<ListenerConfig>& out) {
             if (ec)
                 t.error("listen", fmt::format("'{}' is not an IP address", l.host));
         }
+        if (auto tls = t.table("tls")) {
+            l.tls.emplace();
+            read_listener_tls(*tls, base_dir, *l.tls);
+        }
+        for (const auto& other : out)
+            if (other.host == l.host && other.port == l.port && l.port != 0)
+                t.error("listen", fmt::format("{} is already used by {}", l.key(), other.name));
         out.push_back(std::move(l));
     });
     if (out.empty())
@@ -169,6 +252,12 @@ void read_upstream(TableReader& t, UpstreamConfig& u) {
     duration("idle_timeout", u.idle_timeout);
     u.keepalive = static_cast<uint32_t>(t.integer("keepalive", 32, 0, 100'000));
     duration("keepalive_timeout", u.keepalive_timeout);
+    read_upstream_tls(t, u.tls);
+    u.panic_threshold = static_cast<uint32_t>(t.integer("panic_threshold", 0, 0, 100));
+    if (auto h = t.table("health")) {
+        u.health.enabled = true;
+        read_health_config(*h, u.health);
+    }
     t.finish();
 }
 
@@ -297,7 +386,7 @@ std::unique_ptr<Config> parse_config(std::string_view text, const std::string& f
         read_timeouts(*t, cfg->timeouts);
     if (auto t = root.table("forwarding"))
         read_forwarding(*t, cfg->forwarding);
-    read_listeners(root, cfg->listeners);
+    read_listeners(root, cfg->base_dir, cfg->listeners);
     if (auto ups = root.table("upstream")) {
         for (const auto& [key, value] : ups->table()) {
             std::string name(key.str());
@@ -312,6 +401,8 @@ std::unique_ptr<Config> parse_config(std::string_view text, const std::string& f
             u.line = line_of(value);
             TableReader reader(*tt, ups->key_path(name), diag);
             read_upstream(reader, u);
+            for (auto* path : {&u.tls.ca, &u.tls.cert, &u.tls.key})
+                *path = absolute(cfg->base_dir, *path);
             cfg->upstreams.emplace(name, std::move(u));
         }
         ups->finish();
@@ -338,6 +429,11 @@ std::unique_ptr<Config> load_config(const std::string& file, Diagnostics& diag) 
     std::stringstream text;
     text << in.rdbuf();
     return parse_config(text.str(), file, diag);
+}
+
+std::string ListenerConfig::key() const {
+    return host.find(':') != std::string::npos ? fmt::format("[{}]:{}", host, port)
+                                               : fmt::format("{}:{}", host, port);
 }
 
 bool split_host_port(std::string_view text, std::string& host, uint16_t& port) {

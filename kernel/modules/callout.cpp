@@ -29,7 +29,7 @@ public:
     Callout(net::Worker& worker, std::shared_ptr<const Generation> gen, upstream::UpstreamPool& pool,
             upstream::Peer& peer, gh_callout_done_fn done, void* arg)
         : generation_(std::move(gen)), pool_(pool), peer_(peer), stream_(worker.io()),
-          done_(done), arg_(arg), guard_(&peer) {}
+          done_(done), arg_(arg), guard_(upstream::InflightGuard::adopt(&peer)) {}
 
     bhttp::request<bhttp::string_body> request;
     std::chrono::milliseconds timeout{0};

@@ -4,6 +4,7 @@
 #include "http/path.hpp"
 #include "http/status.hpp"
 #include "log.hpp"
+#include "modules/services.hpp"
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
@@ -13,6 +14,9 @@ namespace gatehouse::net {
 
 namespace asio = boost::asio;
 using boost::system::error_code;
+
+std::atomic<bool> draining{false};
+std::atomic<uint64_t> current_generation_number{1};
 
 namespace {
 std::string lower(std::string_view s) {
@@ -36,20 +40,22 @@ std::string host_without_port(std::string_view host) {
 void gh_stream_reset(gh_stream& s);
 
 ClientConnection::ClientConnection(Worker& worker, std::shared_ptr<const Generation> generation,
-                                   asio::ip::tcp::socket socket)
-    : worker_(worker), generation_(std::move(generation)), config_(generation_->config()),
-      socket_(std::move(socket)), watchdog_(socket_.get_executor()) {
-    worker_.connection_opened();
+                                   asio::ip::tcp::socket socket,
+                                   std::shared_ptr<const tls::CertStore> tls)
+    : worker_(worker), generation_(std::move(generation)), config_(&generation_->config()),
+      transport_(std::move(socket)), watchdog_(transport_.socket().get_executor()),
+      tls_store_(std::move(tls)) {
+    worker_.connection_opened(this);
     error_code ec;
-    socket_.set_option(asio::ip::tcp::no_delay(true), ec);
-    auto remote = socket_.remote_endpoint(ec);
+    transport_.socket().set_option(asio::ip::tcp::no_delay(true), ec);
+    auto remote = transport_.socket().remote_endpoint(ec);
     if (!ec) {
         auto address = remote.address();
         stream_.client_address = address.is_v6()
                                      ? fmt::format("[{}]:{}", address.to_string(), remote.port())
                                      : fmt::format("{}:{}", address.to_string(), remote.port());
         // Whether X-Forwarded-* from this peer are believed: decided once per connection.
-        for (const auto& cidr : config_.forwarding.trusted_proxies) {
+        for (const auto& cidr : config_->forwarding.trusted_proxies) {
             if (address.is_v4()) {
                 auto b = address.to_v4().to_bytes();
                 trusted_peer_ = trusted_peer_ || config::cidr_contains(cidr, b.data(), false);
@@ -64,9 +70,32 @@ ClientConnection::ClientConnection(Worker& worker, std::shared_ptr<const Generat
     stream_.response = &response_;
 }
 
-ClientConnection::~ClientConnection() { worker_.connection_closed(); }
+ClientConnection::~ClientConnection() { worker_.connection_closed(this); }
 
-void ClientConnection::start() { read_request(); }
+void ClientConnection::start() {
+    if (!tls_store_)
+        return read_request();
+    // The handshake counts against the header timeout, like the head that follows it.
+    stream_.tls = true;
+    transport_.enable_tls(tls_store_->default_context());
+    timeout_ = Timeout::header;
+    watchdog_.arm(config_->timeouts.header, shared_from_this());
+    transport_.tls_stream_ref().async_handshake(
+        asio::ssl::stream_base::server, [self = shared_from_this()](const error_code& ec) {
+            self->on_handshake(ec);
+        });
+}
+
+void ClientConnection::on_handshake(const error_code& ec) {
+    watchdog_.disarm();
+    timeout_ = Timeout::none;
+    if (ec) {
+        log::debug("{}: TLS handshake failed: {}", stream_.client_address, ec.message());
+        request_body_done_ = true; // nothing to drain
+        return close();
+    }
+    read_request();
+}
 
 // ---- reading requests ----------------------------------------------------------------------
 
@@ -76,12 +105,12 @@ void ClientConnection::read_request() {
     // Between requests only the keep-alive timeout runs; the header deadline starts with the
     // first byte (and covers the whole head, however slowly it trickles in).
     timeout_ = requests_served_ ? Timeout::keepalive : Timeout::header;
-    watchdog_.arm(timeout_ == Timeout::keepalive ? config_.timeouts.keepalive
-                                                 : config_.timeouts.header,
+    watchdog_.arm(timeout_ == Timeout::keepalive ? config_->timeouts.keepalive
+                                                 : config_->timeouts.header,
                   shared_from_this());
-    in_.reserve(std::max<size_t>(16 * 1024, config_.limits.max_header_bytes));
+    in_.reserve(std::max<size_t>(16 * 1024, config_->limits.max_header_bytes));
     in_.compact();
-    socket_.async_read_some(asio::buffer(in_.space(), in_.space_size()),
+    transport_.async_read_some(asio::buffer(in_.space(), in_.space_size()),
                             [self = shared_from_this()](const error_code& ec, size_t n) {
                                 self->on_read_request(ec, n);
                             });
@@ -96,7 +125,7 @@ void ClientConnection::on_read_request(const error_code& ec, size_t n) {
     in_.commit(n);
     if (timeout_ == Timeout::keepalive) {
         timeout_ = Timeout::header;
-        watchdog_.arm(config_.timeouts.header, shared_from_this());
+        watchdog_.arm(config_->timeouts.header, shared_from_this());
     }
     parse_request();
 }
@@ -104,8 +133,8 @@ void ClientConnection::on_read_request(const error_code& ec, size_t n) {
 void ClientConnection::parse_request() {
     if (!request_parser_) {
         request_parser_.emplace(request_);
-        request_parser_->reset({config_.limits.max_header_bytes, config_.limits.max_headers,
-                                config_.limits.max_uri_bytes, config_.limits.max_body_bytes});
+        request_parser_->reset({config_->limits.max_header_bytes, config_->limits.max_headers,
+                                config_->limits.max_uri_bytes, config_->limits.max_body_bytes});
     }
     error_code ec;
     size_t n = request_parser_->feed(in_.data(), in_.size(), ec);
@@ -116,12 +145,12 @@ void ClientConnection::parse_request() {
         return reply(http::status_for(request_parser_->reject()), {}, true);
     }
     if (!request_parser_->is_header_done()) {
-        if (in_.size() >= config_.limits.max_header_bytes || in_.full()) {
+        if (in_.size() >= config_->limits.max_header_bytes || in_.full()) {
             termination_ = Termination::rejected;
             return reply(431, {}, true);
         }
         in_.compact();
-        socket_.async_read_some(asio::buffer(in_.space(), in_.space_size()),
+        transport_.async_read_some(asio::buffer(in_.space(), in_.space_size()),
                                 [self = shared_from_this()](const error_code& ec, size_t n) {
                                     self->on_read_request(ec, n);
                                 });
@@ -208,7 +237,7 @@ void ClientConnection::resume(gh_action_t action) {
     if (!paused_)
         return;
     // Never re-enter the module from inside its own call: continue from a fresh stack.
-    asio::post(socket_.get_executor(), [self = shared_from_this(), action] {
+    asio::post(transport_.socket().get_executor(), [self = shared_from_this(), action] {
         self->paused_ = false;
         if (self->closing_)
             return;
@@ -295,7 +324,7 @@ void ClientConnection::read_held_body() {
     if (request_.expect_continue && request_.version == 11 && !request_body_started_) {
         request_body_started_ = true;
         static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
-        asio::async_write(socket_, asio::buffer(cont.data(), cont.size()),
+        asio::async_write(transport_, asio::buffer(cont.data(), cont.size()),
                           [self = shared_from_this()](const error_code& ec, size_t) {
                               if (ec)
                                   return self->close();
@@ -305,9 +334,9 @@ void ClientConnection::read_held_body() {
     }
     request_body_started_ = true;
     timeout_ = Timeout::body_idle;
-    watchdog_.arm(config_.timeouts.body_idle, shared_from_this());
+    watchdog_.arm(config_->timeouts.body_idle, shared_from_this());
     in_.compact();
-    socket_.async_read_some(asio::buffer(in_.space(), in_.space_size()),
+    transport_.async_read_some(asio::buffer(in_.space(), in_.space_size()),
                             [self = shared_from_this()](const error_code& ec, size_t n) {
                                 self->on_held_body_read(ec, n);
                             });
@@ -477,8 +506,8 @@ void ClientConnection::send_continue_then_upstream() {
         in_.empty() && !request_body_started_) {
         static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
         timeout_ = Timeout::client_write;
-        watchdog_.arm(config_.timeouts.client_write, shared_from_this());
-        asio::async_write(socket_, asio::buffer(cont.data(), cont.size()),
+        watchdog_.arm(config_->timeouts.client_write, shared_from_this());
+        asio::async_write(transport_, asio::buffer(cont.data(), cont.size()),
                           [self = shared_from_this()](const error_code& ec, size_t) {
                               self->watchdog_.disarm();
                               self->timeout_ = Timeout::none;
@@ -531,8 +560,8 @@ void ClientConnection::send_reply() {
     response_started_ = true;
     response_.status = stream_.reply_status;
     timeout_ = Timeout::client_write;
-    watchdog_.arm(config_.timeouts.client_write, shared_from_this());
-    asio::async_write(socket_, asio::buffer(out_head_),
+    watchdog_.arm(config_->timeouts.client_write, shared_from_this());
+    asio::async_write(transport_, asio::buffer(out_head_),
                       [self = shared_from_this()](const error_code& ec, size_t) {
                           self->watchdog_.disarm();
                           self->timeout_ = Timeout::none;
@@ -597,11 +626,28 @@ void ClientConnection::next_request() {
     request_body_out_.clear();
     response_mode_ = BodyMode::raw;
     upstream_request_done_ = false;
+    // A reload happened: the next request uses the new generation, so the old one drains.
+    if (generation_->number() != current_generation_number.load(std::memory_order_relaxed)) {
+        if (auto next = modules::current_generation()) {
+            generation_ = std::move(next);
+            config_ = &generation_->config();
+        }
+    }
+    if (draining.load(std::memory_order_relaxed))
+        return close();
     read_request();
 }
 
+void ClientConnection::close_if_idle() {
+    // Idle = between requests, nothing of the next one received yet.
+    if (timeout_ == Timeout::keepalive && in_.empty() && !closing_) {
+        request_body_done_ = true;
+        close();
+    }
+}
+
 void ClientConnection::close() {
-    if (closing_ && !socket_.is_open())
+    if (closing_ && !transport_.socket().is_open())
         return;
     if (!closing_ && (stream_.phase < GH_PHASE_LOG)) {
         closing_ = true;
@@ -612,8 +658,14 @@ void ClientConnection::close() {
     closing_ = true;
     watchdog_.cancel();
     abort_upstream();
+    if (SSL* ssl = transport_.ssl(); ssl && SSL_is_init_finished(ssl)) {
+        // Without a recorded shutdown OpenSSL drops the session from the cache, and clients
+        // could not resume it. Quiet: nothing is sent, no wait for the peer.
+        SSL_set_quiet_shutdown(ssl, 1);
+        SSL_shutdown(ssl);
+    }
     error_code ec;
-    socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+    transport_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
     // Lingering close: drain what the client still sends for a moment, so our last response is
     // not destroyed by a reset (unread data at close() makes the kernel send RST).
     if (!in_.empty() || !request_body_done_) {
@@ -621,18 +673,19 @@ void ClientConnection::close() {
         in_.reserve(4096);
         timeout_ = Timeout::none;
         watchdog_.arm(std::chrono::milliseconds(2000), shared_from_this());
-        socket_.async_read_some(asio::buffer(in_.space(), in_.space_size()),
+        // The raw socket: whatever arrives now (TLS records included) is discarded unread.
+        transport_.socket().async_read_some(asio::buffer(in_.space(), in_.space_size()),
                                 [self = shared_from_this()](const error_code& ec, size_t) {
                                     self->request_body_done_ = true;
                                     if (!ec)
                                         return self->close();
                                     self->watchdog_.cancel();
                                     error_code ignored;
-                                    self->socket_.close(ignored);
+                                    self->transport_.socket().close(ignored);
                                 });
         return;
     }
-    socket_.close(ec);
+    transport_.socket().close(ec);
 }
 
 void ClientConnection::on_watchdog() {
@@ -645,11 +698,11 @@ void ClientConnection::on_watchdog() {
         if (in_.empty())
             return close(); // nothing received: just close
         request_body_done_ = true;
-        socket_.cancel(ec);
+        transport_.socket().cancel(ec);
         return reply(408, {}, true);
     case Timeout::body_idle:
         termination_ = Termination::timeout;
-        socket_.cancel(ec);
+        transport_.socket().cancel(ec);
         abort_upstream();
         request_body_done_ = true; // nothing more will be read; do not linger for it
         if (!response_started_)
@@ -658,7 +711,7 @@ void ClientConnection::on_watchdog() {
     case Timeout::upstream_connect:
     case Timeout::upstream_first_byte:
         if (upstream_)
-            upstream_->socket.cancel(ec);
+            upstream_->transport.socket().cancel(ec);
         last_failure_timeout_ = true;
         timeout_ = which; // the pending upstream handler sees operation_aborted and this
         return;
@@ -671,7 +724,7 @@ void ClientConnection::on_watchdog() {
         request_body_done_ = true;
         watchdog_.cancel();
         abort_upstream();
-        socket_.close(ec);
+        transport_.socket().close(ec);
         closing_ = true;
         return;
     }

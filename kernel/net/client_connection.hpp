@@ -6,14 +6,17 @@
 #include "http/parser.hpp"
 #include "net/buffer.hpp"
 #include "net/stream.hpp"
+#include "net/transport.hpp"
 #include "net/watchdog.hpp"
 #include "net/worker.hpp"
 #include "runtime.hpp"
+#include "tls/server_context.hpp"
 #include "upstream/pool.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 
 #include <array>
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -42,15 +45,24 @@ enum class Termination : uint8_t {
     timeout,
 };
 
+// Set when the process drains (SIGTERM): responses say Connection: close, idle keep-alive
+// connections are closed.
+extern std::atomic<bool> draining;
+// The active generation's number; a connection compares it before each request.
+extern std::atomic<uint64_t> current_generation_number;
+
 class ClientConnection : public std::enable_shared_from_this<ClientConnection>,
                          private http::BodySink {
 public:
     ClientConnection(Worker& worker, std::shared_ptr<const Generation> generation,
-                     boost::asio::ip::tcp::socket socket);
+                     boost::asio::ip::tcp::socket socket,
+                     std::shared_ptr<const tls::CertStore> tls = nullptr);
     ~ClientConnection() override;
 
     void start();
     void on_watchdog();
+    // Shutdown: closes the connection if it waits for a next request.
+    void close_if_idle();
 
     // Host API entry points (the stream's worker thread only).
     gh_stream_t* stream() { return &stream_; }
@@ -61,6 +73,7 @@ public:
 
 private:
     // ---- client side (client_connection.cpp) ----
+    void on_handshake(const boost::system::error_code& ec);
     void read_request();
     void on_read_request(const boost::system::error_code& ec, size_t n);
     void parse_request();
@@ -97,6 +110,9 @@ private:
     void next_attempt();
     void connect_peer();
     void on_connect(const boost::system::error_code& ec);
+    void start_upstream_tls();
+    void on_upstream_handshake(const boost::system::error_code& ec);
+    void on_upstream_ready();
     void send_request_head();
     void build_request_head();
     void send_request_body();
@@ -121,10 +137,11 @@ private:
 
     Worker& worker_;
     std::shared_ptr<const Generation> generation_;
-    const config::Config& config_;
-    boost::asio::ip::tcp::socket socket_;
+    const config::Config* config_; // of generation_
+    Transport transport_;
     Watchdog watchdog_;
     Timeout timeout_ = Timeout::none;
+    std::shared_ptr<const tls::CertStore> tls_store_; // kept for the SNI callback's lifetime
 
     Buffer in_;
     std::string request_store_; // the request head's bytes; request_ views point here

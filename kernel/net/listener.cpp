@@ -12,8 +12,8 @@ namespace gatehouse::net {
 
 namespace asio = boost::asio;
 
-Listener::Listener(Worker& worker, GenerationSource generation)
-    : worker_(worker), generation_(std::move(generation)), acceptor_(worker.io()),
+Listener::Listener(Worker& worker, GenerationSource generation, std::string key)
+    : worker_(worker), generation_(std::move(generation)), key_(std::move(key)), acceptor_(worker.io()),
       backoff_(worker.io()) {}
 
 bool Listener::open(const asio::ip::tcp::endpoint& endpoint, std::string& error) {
@@ -67,8 +67,12 @@ void Listener::accept() {
             });
             return;
         } else {
-            std::make_shared<ClientConnection>(self->worker_, self->generation_(),
-                                               std::move(socket))
+            auto generation = self->generation_();
+            std::shared_ptr<const tls::CertStore> store;
+            if (auto tls = generation->listener_tls(self->key_))
+                store = tls->store();
+            std::make_shared<ClientConnection>(self->worker_, std::move(generation),
+                                               std::move(socket), std::move(store))
                 ->start();
         }
         self->accept();

@@ -22,10 +22,12 @@ class Listener : public std::enable_shared_from_this<Listener> {
 public:
     using GenerationSource = std::function<std::shared_ptr<const Generation>()>;
 
-    Listener(Worker& worker, GenerationSource generation);
+    // `key` names the listener in the config (ListenerConfig::key()), for its TLS state.
+    Listener(Worker& worker, GenerationSource generation, std::string key);
     // Binds; with port 0 the first acceptor picks the port and the others reuse it.
     bool open(const boost::asio::ip::tcp::endpoint& endpoint, std::string& error);
     uint16_t port() const;
+    Worker& worker() { return worker_; }
     void start();
     void stop();
 
@@ -34,6 +36,7 @@ private:
 
     Worker& worker_;
     GenerationSource generation_;
+    std::string key_;
     boost::asio::ip::tcp::acceptor acceptor_;
     boost::asio::steady_timer backoff_;
 };

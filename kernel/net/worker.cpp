@@ -1,6 +1,7 @@
 #include "net/worker.hpp"
 
 #include "log.hpp"
+#include "net/client_connection.hpp"
 
 namespace gatehouse::net {
 
@@ -54,6 +55,22 @@ void ConnectionCache::sweep(std::chrono::steady_clock::time_point now) {
                 c->buffer.release();
     }
 }
+
+void ConnectionCache::drop(const upstream::UpstreamPool* pool) {
+    std::erase_if(idle_, [pool](const auto& entry) { return entry.first.pool == pool; });
+}
+
+void Worker::close_idle_connections() {
+    // close_if_idle() may destroy the connection (and erase it from the set): iterate a copy.
+    std::vector<std::shared_ptr<ClientConnection>> alive;
+    for (ClientConnection* c : connections_open_)
+        if (auto shared = c->weak_from_this().lock())
+            alive.push_back(std::move(shared));
+    for (auto& c : alive)
+        c->close_if_idle();
+}
+
+void Worker::drop_pooled(const upstream::UpstreamPool* pool) { connections_.drop(pool); }
 
 void Worker::schedule_sweep() {
     sweep_timer_.expires_after(std::chrono::milliseconds(250));

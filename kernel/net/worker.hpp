@@ -3,6 +3,7 @@
 #pragma once
 
 #include "net/buffer.hpp"
+#include "net/transport.hpp"
 #include "upstream/pool.hpp"
 
 #include <gatehouse/gatehouse.h>
@@ -11,7 +12,10 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <atomic>
+#include <functional>
 #include <memory>
+#include <unordered_set>
 #include <thread>
 #include <vector>
 
@@ -21,9 +25,11 @@ class Generation;
 
 namespace gatehouse::net {
 
+class ClientConnection;
+
 struct UpstreamConnection {
-    explicit UpstreamConnection(boost::asio::io_context& io) : socket(io) {}
-    boost::asio::ip::tcp::socket socket;
+    explicit UpstreamConnection(boost::asio::io_context& io) : transport(io) {}
+    Transport transport;
     Buffer buffer;
     upstream::Peer* peer = nullptr;
     const upstream::UpstreamPool* pool = nullptr;
@@ -39,6 +45,7 @@ public:
     // Closes connections idle for longer than their pool's keepalive_timeout.
     void sweep(std::chrono::steady_clock::time_point now);
     void clear() { idle_.clear(); }
+    void drop(const upstream::UpstreamPool* pool);
 
 private:
     struct Key {
@@ -63,19 +70,32 @@ public:
     void start(std::function<void()> on_thread_start, std::function<void()> on_thread_exit);
     void stop();
     void join();
-    size_t open_connections() const { return open_connections_; }
-    void connection_opened() { ++open_connections_; }
-    void connection_closed() { --open_connections_; }
+    size_t open_connections() const { return open_connections_.load(std::memory_order_relaxed); }
+    void connection_opened(ClientConnection* c) {
+        connections_open_.insert(c);
+        open_connections_.store(connections_open_.size(), std::memory_order_relaxed);
+    }
+    void connection_closed(ClientConnection* c) {
+        connections_open_.erase(c);
+        open_connections_.store(connections_open_.size(), std::memory_order_relaxed);
+    }
+    // On this worker's thread: close every connection waiting for a next request.
+    void close_idle_connections();
+    // On this worker's thread: forget pooled connections of pools that are going away.
+    void drop_pooled(const upstream::UpstreamPool* pool);
 
 private:
     void schedule_sweep();
 
     unsigned id_;
+    // Declared before io_: destroying io_ destroys pending handlers, and with them connections
+    // that unregister themselves here.
+    std::unordered_set<ClientConnection*> connections_open_;
+    std::atomic<size_t> open_connections_{0};
     boost::asio::io_context io_;
     boost::asio::steady_timer sweep_timer_;
     ConnectionCache connections_;
     std::thread thread_;
-    size_t open_connections_ = 0;
 };
 
 } // namespace gatehouse::net

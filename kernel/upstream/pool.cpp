@@ -70,21 +70,38 @@ uint32_t UpstreamPool::max_attempts() const {
     return config_.max_attempts ? config_.max_attempts : static_cast<uint32_t>(peers_.size());
 }
 
-void UpstreamPool::fill_eligible(std::vector<uint8_t>& eligible, const std::vector<uint8_t>& tried,
+bool UpstreamPool::fill_eligible(std::vector<uint8_t>& eligible, const std::vector<uint8_t>& tried,
                                  bool backup, bool ignore_health, int64_t now) const {
+    bool any = false;
     for (size_t i = 0; i < peers_.size(); ++i) {
         const Peer& p = *peers_[i];
-        bool ok = !tried[i] && p.entry.backup == backup;
-        if (ok && !ignore_health)
-            ok = !p.ejected(now) && (p.entry.max_inflight == 0 ||
-                                     p.inflight.load(std::memory_order_relaxed) <
-                                         p.entry.max_inflight);
+        bool ok = !tried[i] && p.entry.backup == backup &&
+                  (ignore_health || p.healthy(now)) &&
+                  (p.entry.max_inflight == 0 ||
+                   p.inflight.load(std::memory_order_relaxed) < p.entry.max_inflight);
         eligible[i] = ok;
+        any = any || ok;
     }
+    return any;
+}
+
+bool UpstreamPool::below_panic_threshold(int64_t now) const {
+    if (config_.panic_threshold == 0)
+        return false;
+    uint32_t primaries = 0, healthy = 0;
+    for (const auto& p : peers_) {
+        if (p->entry.backup)
+            continue;
+        ++primaries;
+        healthy += p->healthy(now) ? 1 : 0;
+    }
+    // healthy / primaries < threshold / 100, in integers.
+    return primaries > 0 && uint64_t{healthy} * 100 < uint64_t{config_.panic_threshold} * primaries;
 }
 
 Peer* UpstreamPool::select(gh_stream_t* stream, uint32_t attempt,
                            const std::vector<uint8_t>& tried) {
+    // Per thread and grown only to the largest pool: no allocation per request.
     thread_local std::vector<uint8_t> eligible;
     eligible.assign(peers_.size(), 0);
     int64_t now = now_ns();
@@ -93,31 +110,52 @@ Peer* UpstreamPool::select(gh_stream_t* stream, uint32_t attempt,
     ctx.attempt = attempt;
     ctx.peer_count = static_cast<uint32_t>(peers_.size());
     ctx.stream = stream;
-    // Primaries, then backups; if health leaves nobody, try everyone not yet tried (panic mode)
-    // rather than failing every request.
-    for (int pass = 0; pass < 3; ++pass) {
-        bool backup = pass == 1;
-        bool panic = pass == 2;
-        if (panic) {
-            for (size_t i = 0; i < peers_.size(); ++i)
-                eligible[i] = !tried[i];
-        } else {
-            fill_eligible(eligible, tried, backup, false, now);
+    // Panic mode: with too few healthy primaries the healthy ones would take the whole load
+    // and fall over too; spreading it over every server (Envoy's panic threshold) is better.
+    bool panic = below_panic_threshold(now);
+    bool any = fill_eligible(eligible, tried, false, panic, now) ||
+               fill_eligible(eligible, tried, true, panic, now);
+    if (!any) {
+        // Nobody eligible at all: try everyone not yet tried rather than fail every request.
+        for (size_t i = 0; i < peers_.size(); ++i) {
+            eligible[i] = !tried[i];
+            any = any || eligible[i];
         }
-        bool any = false;
-        for (uint8_t e : eligible)
-            any = any || e;
-        if (!any)
-            continue;
-        ctx.eligible = eligible.data();
+    }
+    if (!any)
+        return nullptr;
+    ctx.eligible = eligible.data();
+    // Another worker may fill a server between the eligibility check and the choice: the count
+    // is taken with a compare-and-swap against max_inflight, and a lost race asks again.
+    for (size_t round = 0; round < peers_.size(); ++round) {
         uint32_t index = 0;
         gh_status_t rc = balancer_->balancer.select(balancer_state_, handle(), &ctx, &index);
         // Fail closed on a balancer that answers outside what it was offered.
         if (rc != GH_OK || index >= peers_.size() || !eligible[index])
             return nullptr;
-        return peers_[index].get();
+        if (try_acquire(*peers_[index]))
+            return peers_[index].get();
+        eligible[index] = 0;
+        bool left = false;
+        for (uint8_t e : eligible)
+            left = left || e;
+        if (!left)
+            return nullptr;
     }
     return nullptr;
+}
+
+bool UpstreamPool::try_acquire(Peer& peer) {
+    uint32_t max = peer.entry.max_inflight;
+    if (max == 0) {
+        peer.inflight.fetch_add(1, std::memory_order_relaxed);
+        return true;
+    }
+    uint64_t current = peer.inflight.load(std::memory_order_relaxed);
+    while (current < max)
+        if (peer.inflight.compare_exchange_weak(current, current + 1, std::memory_order_relaxed))
+            return true;
+    return false;
 }
 
 void UpstreamPool::record_failure(Peer& peer) {

@@ -31,9 +31,18 @@ struct Peer {
     std::atomic<uint32_t> consecutive_fails{0};
     std::atomic<uint32_t> ejections{0};          // successive ejections, for the backoff
     std::atomic<int64_t> ejected_until_ns{0};    // steady clock; 0 = not ejected
+    // Active health (HealthChecker): written only by the checker thread, read by every worker.
+    // Servers start healthy so a pool serves at once, before the first check has run.
+    std::atomic<bool> active_healthy{true};
+    std::atomic<uint32_t> check_passes{0}; // consecutive passed checks, for `rise`
+    std::atomic<uint32_t> check_fails{0};  // consecutive failed checks, for `fall`
 
     bool ejected(int64_t now_ns) const {
         return ejected_until_ns.load(std::memory_order_relaxed) > now_ns;
+    }
+    // Healthy by both measures: actively checked healthy and not passively ejected.
+    bool healthy(int64_t now_ns) const {
+        return active_healthy.load(std::memory_order_relaxed) && !ejected(now_ns);
     }
 };
 
@@ -42,8 +51,11 @@ struct Peer {
 class InflightGuard {
 public:
     InflightGuard() = default;
-    explicit InflightGuard(Peer* peer) : peer_(peer) {
-        peer_->inflight.fetch_add(1, std::memory_order_relaxed);
+    // Takes over one in-flight count that UpstreamPool::select already added for `peer`.
+    static InflightGuard adopt(Peer* peer) {
+        InflightGuard g;
+        g.peer_ = peer;
+        return g;
     }
     InflightGuard(InflightGuard&& other) noexcept : peer_(std::exchange(other.peer_, nullptr)) {}
     InflightGuard& operator=(InflightGuard&& other) noexcept {
@@ -81,9 +93,12 @@ public:
     const Peer& peer(size_t i) const { return *peers_[i]; }
     uint32_t max_attempts() const;
 
-    // Picks a peer for attempt `attempt`, excluding `tried` (a bit per peer). nullptr = none.
+    // Picks a peer for attempt `attempt`, excluding `tried` (a bit per peer), and counts the
+    // attempt in its in-flight count (adopt it with InflightGuard::adopt). nullptr = none: every
+    // candidate is tried or at its max_inflight.
     Peer* select(gh_stream_t* stream, uint32_t attempt, const std::vector<uint8_t>& tried);
     void report(Peer& peer, uint32_t outcome, uint32_t status, uint64_t latency_us);
+    static bool try_acquire(Peer& peer);
 
     gh_pool_t* handle() { return reinterpret_cast<gh_pool_t*>(this); }
     static UpstreamPool* from(const gh_pool_t* pool) {
@@ -92,8 +107,12 @@ public:
 
 private:
     void record_failure(Peer& peer);
-    void fill_eligible(std::vector<uint8_t>& eligible, const std::vector<uint8_t>& tried,
+    // Marks the untried peers of one tier that are below max_inflight (and healthy, unless
+    // `ignore_health`); returns whether any was marked.
+    bool fill_eligible(std::vector<uint8_t>& eligible, const std::vector<uint8_t>& tried,
                        bool backup, bool ignore_health, int64_t now_ns) const;
+    // True when fewer than panic_threshold % of the primary servers are healthy.
+    bool below_panic_threshold(int64_t now_ns) const;
 
     config::UpstreamConfig config_;
     uint32_t index_;

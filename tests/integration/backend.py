@@ -30,15 +30,22 @@ Behaviour is selected by the path (the query string is ignored):
   /stats               JSON: connections (that carried a request other than /stats), requests
                        seen, targets seen, active and max_active (requests being handled at
                        once); /stats itself is not recorded.
+  /health-check        responds with the current health status (200 until /set-health), for
+                       gatehouse's active health checks.
+  /set-health/CODE     sets that status (a test flips a server's health by calling it directly).
 Options: --id, --port, --keepalive-timeout SECONDS (close idle connections), --delay-ms MS
 (every recorded request waits MS first), --drop-nth-request K (the K-th request on every
 connection is read, then the connection is closed without a response).
+TLS: --tls-cert PEM --tls-key KEY serve HTTPS instead (handshake in the connection's thread);
+/echo then also has "tls": {sni, version, cipher, alpn, client_cert (subject CN or null)} and
+/stats has tls_handshake_failures; --client-ca PEM requires a client certificate issued by it.
 """
 
 import argparse
 import hashlib
 import json
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -111,6 +118,7 @@ class Stats:
         self.targets = []
         self.active = 0
         self.max_active = 0
+        self.tls_handshake_failures = None  # a count when serving TLS
 
     def connection(self):
         with self.lock:
@@ -134,9 +142,12 @@ class Stats:
 
     def snapshot(self, backend_id):
         with self.lock:
-            return {"id": backend_id, "connections": self.connections,
+            snap = {"id": backend_id, "connections": self.connections,
                     "requests": self.requests, "targets": list(self.targets),
                     "active": self.active, "max_active": self.max_active}
+            if self.tls_handshake_failures is not None:
+                snap["tls_handshake_failures"] = self.tls_handshake_failures
+            return snap
 
 
 class ConnectionClosed(Exception):
@@ -180,6 +191,7 @@ class Session:
         self.rfile = sock.makefile("rb", buffering=65536)
         self.conn_id = None  # numbered at its first request other than /stats
         self.count = 0
+        self.tls = None  # TLS details when serving HTTPS
 
     def run(self):
         try:
@@ -309,6 +321,8 @@ class Session:
                 "version": req.version, "headers": req.headers, "trailers": req.trailers,
                 "body_length": req.body_length, "body_sha256": req.body_sha256.hexdigest(),
                 "conn_id": self.conn_id, "conn_request": self.count}
+        if self.tls is not None:
+            info["tls"] = self.tls
         body = json.dumps(info).encode()
         return self.send_response(req, 200, body, content_type="application/json")
 
@@ -322,6 +336,16 @@ class Session:
         self.read_body(req)
         time.sleep(int(param) / 1000)
         return self.do_id(req, "")
+
+    def do_health_check(self, req, _param):
+        self.read_body(req)
+        code = self.server.health_status
+        return self.send_response(req, code, b"health %d\n" % code)
+
+    def do_set_health(self, req, param):
+        self.read_body(req)
+        self.server.health_status = int(param)
+        return self.send_response(req, 200, b"health set to %d\n" % self.server.health_status)
 
     def do_status(self, req, param):
         self.read_body(req)
@@ -410,16 +434,59 @@ class Server:
     def __init__(self, args):
         self.args = args
         self.stats = Stats()
+        self.health_status = 200  # /health-check's answer; an int set and read whole: no lock
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.listener.bind(("127.0.0.1", args.port))
         self.listener.listen(1024)
+        self.tls_context = None
+        self.tls_local = threading.local()
+        if args.tls_cert:
+            self.stats.tls_handshake_failures = 0
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(args.tls_cert, args.tls_key)
+            ctx.set_alpn_protocols(["http/1.1"])
+            if args.client_ca:
+                ctx.verify_mode = ssl.CERT_REQUIRED
+                ctx.load_verify_locations(cafile=args.client_ca)
+
+            def sni(_sslobj, name, _ctx):
+                self.tls_local.sni = name
+            ctx.sni_callback = sni
+            self.tls_context = ctx
 
     def serve(self):
         while True:
             sock, _ = self.listener.accept()
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            threading.Thread(target=Session(self, sock).run, daemon=True).start()
+            if self.tls_context is None:
+                threading.Thread(target=Session(self, sock).run, daemon=True).start()
+            else:
+                threading.Thread(target=self.tls_session, args=(sock,), daemon=True).start()
+
+    def tls_session(self, sock):
+        self.tls_local.sni = None
+        sock.settimeout(10)
+        try:
+            sock = self.tls_context.wrap_socket(sock, server_side=True)
+        except (OSError, ValueError) as e:
+            with self.stats.lock:
+                self.stats.tls_handshake_failures += 1
+            print("tls handshake failed: %s" % e, file=sys.stderr, flush=True)
+            sock.close()
+            return
+        peer = sock.getpeercert()
+        client_cn = None
+        if peer:
+            for rdn in peer.get("subject", ()):
+                for key, value in rdn:
+                    if key == "commonName":
+                        client_cn = value
+        session = Session(self, sock)
+        session.tls = {"sni": self.tls_local.sni, "version": sock.version(),
+                       "cipher": sock.cipher()[0], "alpn": sock.selected_alpn_protocol(),
+                       "client_cert": client_cn}
+        session.run()
 
 
 def parse_args(argv):
@@ -429,6 +496,9 @@ def parse_args(argv):
     p.add_argument("--keepalive-timeout", type=float, default=300.0)
     p.add_argument("--delay-ms", type=int, default=0)
     p.add_argument("--drop-nth-request", type=int, default=0)
+    p.add_argument("--tls-cert", default=None)
+    p.add_argument("--tls-key", default=None)
+    p.add_argument("--client-ca", default=None)
     return p.parse_args(argv)
 
 

@@ -1,0 +1,397 @@
+#include "server.hpp"
+
+#include "log.hpp"
+#include "modules/services.hpp"
+#include "net/client_connection.hpp"
+#include "tls/ticket_keys.hpp"
+
+#include <boost/asio/post.hpp>
+#include <fmt/format.h>
+
+#include <csignal>
+#include <cstdio>
+#include <future>
+#include <thread>
+#include <unistd.h>
+
+namespace gatehouse {
+
+namespace asio = boost::asio;
+
+namespace {
+
+std::string endpoint_text(const asio::ip::tcp::endpoint& e) {
+    auto a = e.address();
+    return a.is_v6() ? fmt::format("[{}]:{}", a.to_string(), e.port())
+                     : fmt::format("{}:{}", a.to_string(), e.port());
+}
+
+// Loads config and any modules not loaded yet, and builds a generation; errors in one string.
+std::shared_ptr<Generation> build_generation(const std::string& file, modules::ModuleSet& modules,
+                                             std::string& error) {
+    config::Diagnostics diag(file);
+    auto cfg = config::load_config(file, diag);
+    std::vector<std::string> errors;
+    if (cfg && diag.ok()) {
+        std::vector<std::string> missing;
+        for (const auto& name : cfg->modules.load)
+            if (!modules.find(name))
+                missing.push_back(name);
+        if (!modules.load(cfg->modules.dir, missing, errors))
+            for (auto& e : errors)
+                e = fmt::format("{}:{}: [modules.load] {}", file, cfg->modules.load_line, e);
+    }
+    std::shared_ptr<Generation> gen;
+    if (cfg && diag.ok() && errors.empty())
+        gen = Generation::build(std::move(cfg), modules, diag, errors);
+    for (const auto& d : diag.errors())
+        errors.insert(errors.begin(), d.to_string());
+    if (!errors.empty())
+        gen.reset();
+    for (const auto& e : errors)
+        error += (error.empty() ? "" : "\n") + e;
+    return gen;
+}
+
+} // namespace
+
+Server::Server(std::string config_file, modules::ModuleSet& modules,
+               std::shared_ptr<Generation> generation)
+    : config_file_(std::move(config_file)), modules_(modules), stop_signals_(io_, SIGTERM, SIGINT),
+      other_signals_(io_, SIGHUP, SIGUSR1), housekeeping_(io_), ticket_rotation_(io_),
+      drain_deadline_(io_), current_owned_(std::move(generation)) {
+    current_.store(current_owned_);
+}
+
+Server::~Server() = default;
+
+bool Server::open_listener(const config::ListenerConfig& lc, ListenerSet& out, std::string& error) {
+    asio::ip::tcp::endpoint endpoint(asio::ip::make_address(lc.host), lc.port);
+    auto source = [this] { return current_.load(); };
+    for (auto& w : workers_) {
+        auto listener = std::make_shared<net::Listener>(*w, source, lc.key());
+        if (!listener->open(endpoint, error)) {
+            error = fmt::format("cannot listen on {}: {}", endpoint_text(endpoint), error);
+            return false;
+        }
+        // Port 0: the first acceptor picked a port; the others share it (SO_REUSEPORT).
+        endpoint.port(listener->port());
+        out.push_back(std::move(listener));
+    }
+    log::info("listening on {}{}", endpoint_text(endpoint), lc.tls ? " (tls)" : "");
+    return true;
+}
+
+bool Server::reconcile_listeners(const Generation& next, std::string& error) {
+    // Open what is new first: if one fails, nothing changes.
+    std::map<std::string, ListenerSet> opened;
+    for (const auto& lc : next.config().listeners) {
+        if (listeners_.count(lc.key()) || opened.count(lc.key()))
+            continue;
+        ListenerSet set;
+        if (!open_listener(lc, set, error))
+            return false;
+        opened.emplace(lc.key(), std::move(set));
+    }
+    for (auto it = listeners_.begin(); it != listeners_.end();) {
+        bool kept = false;
+        for (const auto& lc : next.config().listeners)
+            kept = kept || lc.key() == it->first;
+        if (kept) {
+            ++it;
+            continue;
+        }
+        log::info("closing listener {}", it->first);
+        for (auto& l : it->second)
+            asio::post(l->worker().io(), [l] { l->stop(); });
+        it = listeners_.erase(it);
+    }
+    for (auto& [key, set] : opened) {
+        for (auto& l : set)
+            asio::post(l->worker().io(), [l] { l->start(); });
+        listeners_.emplace(key, std::move(set));
+    }
+    return true;
+}
+
+void Server::start_health_checks(const Generation& generation) {
+    if (health_)
+        health_->stop();
+    std::vector<upstream::UpstreamPool*> pools;
+    for (const auto& pool : generation.pools())
+        pools.push_back(pool.get());
+    health_ = upstream::HealthChecker::start(std::move(pools));
+}
+
+void Server::activate_generation(std::shared_ptr<Generation> next) {
+    auto previous = std::move(current_owned_);
+    current_owned_ = next;
+    current_.store(next);
+    modules::set_current_generation(next);
+    net::current_generation_number.store(next->number());
+    start_health_checks(*next);
+    auto instances = next->modules();
+    for (auto& w : workers_)
+        asio::post(w->io(), [instances] {
+            for (const auto& i : instances)
+                if (i.module->desc.worker_init)
+                    i.module->desc.worker_init(i.module->state, i.config);
+        });
+    if (previous)
+        retired_.push_back(std::move(previous));
+}
+
+std::pair<bool, std::string> Server::reload() {
+    if (draining_)
+        return {false, "shutting down"};
+    std::string error;
+    auto next = build_generation(config_file_, modules_, error);
+    if (next && next->config().server.workers != current_owned_->config().server.workers)
+        log::warn("reload: server.workers changes only on restart");
+    std::vector<std::string> errors;
+    if (next && !next->activate(errors)) {
+        for (const auto& e : errors)
+            error += (error.empty() ? "" : "\n") + e;
+        next.reset();
+    }
+    if (next && !reconcile_listeners(*next, error))
+        next.reset();
+    if (!next) {
+        log::error("reload failed, generation {} keeps serving:\n{}", current_owned_->number(), error);
+        return {false, error};
+    }
+    next->set_number(next_number_++);
+    activate_generation(next);
+    log::info("reload: generation {} active", next->number());
+    return {true, fmt::format("generation {} active", next->number())};
+}
+
+std::pair<bool, std::string> Server::reload_from_any_thread() {
+    std::promise<std::pair<bool, std::string>> result;
+    auto future = result.get_future();
+    asio::post(io_, [this, &result] { result.set_value(reload()); });
+    return future.get();
+}
+
+void Server::sweep_retired() {
+    // A retired generation goes when no connection holds it any more: the workers run their
+    // exit hooks and forget its pooled connections, then it is destroyed here, on the main thread.
+    for (auto it = retired_.begin(); it != retired_.end();) {
+        if (it->use_count() > 1) {
+            ++it;
+            continue;
+        }
+        std::shared_ptr<Generation> gen = std::move(*it);
+        it = retired_.erase(it);
+        auto remaining = std::make_shared<std::atomic<size_t>>(workers_.size());
+        for (auto& w : workers_) {
+            net::Worker* worker = w.get();
+            asio::post(worker->io(), [this, gen, worker, remaining] {
+                for (const auto& pool : gen->pools())
+                    worker->drop_pooled(pool.get());
+                for (const auto& i : gen->modules())
+                    if (i.module->desc.worker_exit)
+                        i.module->desc.worker_exit(i.module->state, i.config);
+                if (remaining->fetch_sub(1) == 1)
+                    asio::post(io_, [gen] { log::debug("generation {} released", gen->number()); });
+            });
+        }
+    }
+}
+
+void Server::watch_certificates() {
+    auto gen = current_.load();
+    for (const auto& [key, tls] : gen->tls_listeners()) {
+        std::string error;
+        auto before = tls->store();
+        if (!tls->reload_if_changed(error))
+            log::error("listener {}: certificate reload failed, keeping the old one: {}", key, error);
+        else if (tls->store() != before)
+            log::info("listener {}: certificates reloaded", key);
+    }
+}
+
+void Server::schedule_housekeeping() {
+    // Once a second at most; certificate watching at the shortest configured interval.
+    auto interval = std::chrono::milliseconds(1000);
+    for (const auto& lc : current_.load()->config().listeners)
+        if (lc.tls)
+            interval = std::min(interval, lc.tls->watch_interval);
+    housekeeping_.expires_after(interval);
+    housekeeping_.async_wait([this](const boost::system::error_code& ec) {
+        if (ec || stopped_)
+            return;
+        sweep_retired();
+        watch_certificates();
+        if (draining_)
+            check_drained();
+        schedule_housekeeping();
+    });
+}
+
+void Server::on_signal(int signal) {
+    if (signal == SIGTERM || signal == SIGINT) {
+        if (draining_) {
+            log::warn("signal {} while draining: exiting now", signal);
+            std::fflush(nullptr);
+            std::_Exit(1);
+        }
+        log::info("signal {}: draining for up to {} ms", signal,
+                  current_owned_->config().timeouts.drain.count());
+        start_drain();
+    }
+    stop_signals_.async_wait([this](const boost::system::error_code& ec, int s) {
+        if (!ec)
+            on_signal(s);
+    });
+}
+
+void Server::start_drain() {
+    draining_ = true;
+    net::draining.store(true);
+    for (auto& [key, set] : listeners_)
+        for (auto& l : set)
+            asio::post(l->worker().io(), [l] { l->stop(); });
+    listeners_.clear();
+    for (auto& w : workers_)
+        asio::post(w->io(), [worker = w.get()] { worker->close_idle_connections(); });
+    drain_deadline_.expires_after(current_owned_->config().timeouts.drain);
+    drain_deadline_.async_wait([this](const boost::system::error_code& ec) {
+        if (ec || stopped_)
+            return;
+        log::warn("drain timeout: closing the remaining connections");
+        stopped_ = true;
+        io_.stop();
+    });
+    check_drained();
+}
+
+void Server::check_drained() {
+    size_t open = 0;
+    for (auto& w : workers_)
+        open += w->open_connections();
+    if (open == 0 && !stopped_) {
+        log::info("drained");
+        stopped_ = true;
+        io_.stop();
+    }
+}
+
+void Server::write_pid_file() {
+    const std::string& path = current_owned_->config().server.pid_file;
+    if (path.empty())
+        return;
+    if (FILE* f = std::fopen(path.c_str(), "w")) {
+        std::fprintf(f, "%d\n", static_cast<int>(::getpid()));
+        std::fclose(f);
+    } else {
+        log::warn("cannot write pid file {}", path);
+    }
+}
+
+int Server::run() {
+    const config::Config& cfg = current_owned_->config();
+    std::vector<std::string> errors;
+    if (!current_owned_->activate(errors)) {
+        for (const auto& e : errors)
+            log::error("{}", e);
+        return 1;
+    }
+    unsigned count = cfg.server.workers ? cfg.server.workers
+                                        : std::max(1u, std::thread::hardware_concurrency());
+    for (unsigned i = 0; i < count; ++i)
+        workers_.push_back(std::make_unique<net::Worker>(i));
+    std::string error;
+    for (const auto& lc : cfg.listeners) {
+        ListenerSet set;
+        if (!open_listener(lc, set, error)) {
+            log::error("{}:{}: [listener] {}", cfg.file, lc.line, error);
+            return 1;
+        }
+        listeners_.emplace(lc.key(), std::move(set));
+    }
+    for (const auto& m : modules_.all())
+        log::info("module {} {} (ABI {}.{}, {})", m->name, m->desc.version ? m->desc.version : "?",
+                  m->desc.abi_major, m->desc.abi_minor, m->kinds());
+    current_owned_->set_number(1);
+    modules::set_current_generation(current_owned_);
+    net::current_generation_number.store(1);
+    start_health_checks(*current_owned_);
+    auto instances = current_owned_->modules();
+    auto exit_hooks = [this] {
+        // At shutdown: the exit hooks of the generation active then.
+        for (const auto& i : current_.load()->modules())
+            if (i.module->desc.worker_exit)
+                i.module->desc.worker_exit(i.module->state, i.config);
+    };
+    for (auto& w : workers_)
+        w->start([instances] {
+            for (const auto& i : instances)
+                if (i.module->desc.worker_init)
+                    i.module->desc.worker_init(i.module->state, i.config);
+        }, exit_hooks);
+    for (auto& [key, set] : listeners_)
+        for (auto& l : set)
+            asio::post(l->worker().io(), [l] { l->start(); });
+    write_pid_file();
+    log::info("ready: {} worker{}", count, count == 1 ? "" : "s");
+
+    stop_signals_.async_wait([this](const boost::system::error_code& ec, int s) {
+        if (!ec)
+            on_signal(s);
+    });
+    std::function<void(const boost::system::error_code&, int)> other;
+    other = [this, &other](const boost::system::error_code& ec, int s) {
+        if (ec)
+            return;
+        if (s == SIGHUP)
+            reload();
+        else if (s == SIGUSR1) {
+            std::string e;
+            log::set_file(current_owned_->config().server.log_file, e);
+            log::info("SIGUSR1: logs reopened");
+        }
+        other_signals_.async_wait(other);
+    };
+    other_signals_.async_wait(other);
+    // Ticket keys rotate at the shortest interval any TLS listener asks for.
+    std::function<void()> rotate;
+    rotate = [this, &rotate] {
+        auto interval = std::chrono::milliseconds(0);
+        for (const auto& lc : current_.load()->config().listeners)
+            if (lc.tls && lc.tls->session_tickets)
+                interval = interval.count() ? std::min(interval, lc.tls->ticket_key_rotation)
+                                            : lc.tls->ticket_key_rotation;
+        if (!interval.count())
+            interval = std::chrono::minutes(1); // look again later (a reload may add TLS)
+        ticket_rotation_.expires_after(interval);
+        ticket_rotation_.async_wait([this, &rotate](const boost::system::error_code& ec) {
+            if (ec || stopped_)
+                return;
+            tls::TicketKeys::instance().rotate();
+            rotate();
+        });
+    };
+    rotate();
+    schedule_housekeeping();
+    io_.run();
+
+    // Stopped (drained, drain timeout, or an error): stop the workers and release everything.
+    if (health_)
+        health_->stop();
+    for (auto& w : workers_)
+        w->stop();
+    for (auto& w : workers_)
+        w->join();
+    listeners_.clear();
+    workers_.clear();
+    retired_.clear();
+    modules::stop_offload_pool();
+    modules::set_current_generation(nullptr);
+    if (!cfg.server.pid_file.empty())
+        std::remove(cfg.server.pid_file.c_str());
+    log::info("stopped");
+    return exit_code_;
+}
+
+} // namespace gatehouse

@@ -1,0 +1,77 @@
+// The running process: workers, listeners, the active config generation, reloads (SIGHUP, the
+// admin endpoint), TLS certificate watching, ticket key rotation and graceful shutdown. All of
+// it runs on the main thread's io_context; workers only ever see immutable generations.
+#pragma once
+
+#include "modules/loader.hpp"
+#include "net/listener.hpp"
+#include "net/worker.hpp"
+#include "runtime.hpp"
+#include "upstream/health_checker.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace gatehouse {
+
+class Server {
+public:
+    Server(std::string config_file, modules::ModuleSet& modules,
+           std::shared_ptr<Generation> generation);
+    ~Server();
+
+    // Opens listeners, starts workers, serves until stopped. Returns the exit code.
+    int run();
+    // Builds and activates a new generation from the config file; on any error the current one
+    // keeps serving. Main thread. Returns (ok, message).
+    std::pair<bool, std::string> reload();
+    // Any thread: reload on the main thread and wait for the result (admin endpoint).
+    std::pair<bool, std::string> reload_from_any_thread();
+
+    std::shared_ptr<const Generation> generation() const { return current_.load(); }
+    const std::vector<std::unique_ptr<net::Worker>>& workers() const { return workers_; }
+    bool draining() const { return draining_; }
+
+private:
+    using ListenerSet = std::vector<std::shared_ptr<net::Listener>>;
+
+    bool open_listener(const config::ListenerConfig& listener, ListenerSet& out, std::string& error);
+    bool reconcile_listeners(const Generation& next, std::string& error);
+    void activate_generation(std::shared_ptr<Generation> next);
+    void sweep_retired();
+    void schedule_housekeeping();
+    void watch_certificates();
+    void on_signal(int signal);
+    void start_drain();
+    void check_drained();
+    void write_pid_file();
+    void start_health_checks(const Generation& generation);
+
+    std::string config_file_;
+    modules::ModuleSet& modules_;
+    boost::asio::io_context io_;
+    boost::asio::signal_set stop_signals_;
+    boost::asio::signal_set other_signals_;
+    boost::asio::steady_timer housekeeping_;
+    boost::asio::steady_timer ticket_rotation_;
+    boost::asio::steady_timer drain_deadline_;
+    std::vector<std::unique_ptr<net::Worker>> workers_;
+    std::map<std::string, ListenerSet> listeners_; // by ListenerConfig::key()
+    std::atomic<std::shared_ptr<const Generation>> current_;
+    std::shared_ptr<Generation> current_owned_;
+    std::vector<std::shared_ptr<Generation>> retired_;
+    std::unique_ptr<upstream::HealthChecker> health_; // checks the current generation's pools
+    uint64_t next_number_ = 2;
+    bool draining_ = false;
+    bool stopped_ = false;
+    int exit_code_ = 0;
+};
+
+} // namespace gatehouse
