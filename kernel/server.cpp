@@ -114,6 +114,27 @@ bool Server::reconcile_listeners(const Generation& next, std::string& error) {
     return true;
 }
 
+bool Server::open_access_log(const Generation& generation,
+                             std::shared_ptr<accesslog::AccessLog>& out, std::string& error) {
+    const auto& cfg = generation.config().access_log;
+    out = access_log_;
+    if (cfg.path == access_log_config_.path && cfg.format == access_log_config_.format)
+        return true; // unchanged: keep the open file (and its writer)
+    out.reset();
+    if (cfg.path.empty())
+        return true;
+    out = accesslog::AccessLog::open(cfg, error);
+    if (!out)
+        error = fmt::format("{}: [access_log.path] {}", generation.config().file, error);
+    return out != nullptr;
+}
+
+void Server::use_access_log(const Generation& generation, std::shared_ptr<accesslog::AccessLog> log) {
+    access_log_config_ = generation.config().access_log;
+    access_log_ = log;
+    net::access_log.store(std::move(log));
+}
+
 void Server::start_health_checks(const Generation& generation) {
     if (health_)
         health_->stop();
@@ -154,6 +175,9 @@ std::pair<bool, std::string> Server::reload() {
             error += (error.empty() ? "" : "\n") + e;
         next.reset();
     }
+    std::shared_ptr<accesslog::AccessLog> log;
+    if (next && !open_access_log(*next, log, error))
+        next.reset();
     if (next && !reconcile_listeners(*next, error))
         next.reset();
     if (!next) {
@@ -161,6 +185,7 @@ std::pair<bool, std::string> Server::reload() {
         return {false, error};
     }
     next->set_number(next_number_++);
+    use_access_log(*next, std::move(log));
     activate_generation(next);
     log::info("reload: generation {} active", next->number());
     return {true, fmt::format("generation {} active", next->number())};
@@ -297,6 +322,13 @@ int Server::run() {
             log::error("{}", e);
         return 1;
     }
+    std::string log_error;
+    std::shared_ptr<accesslog::AccessLog> log;
+    if (!open_access_log(*current_owned_, log, log_error)) {
+        log::error("{}", log_error);
+        return 1;
+    }
+    use_access_log(*current_owned_, std::move(log));
     unsigned count = cfg.server.workers ? cfg.server.workers
                                         : std::max(1u, std::thread::hardware_concurrency());
     for (unsigned i = 0; i < count; ++i)
@@ -349,6 +381,8 @@ int Server::run() {
         else if (s == SIGUSR1) {
             std::string e;
             log::set_file(current_owned_->config().server.log_file, e);
+            if (access_log_)
+                access_log_->reopen();
             log::info("SIGUSR1: logs reopened");
         }
         other_signals_.async_wait(other);
@@ -388,6 +422,8 @@ int Server::run() {
     retired_.clear();
     modules::stop_offload_pool();
     modules::set_current_generation(nullptr);
+    net::access_log.store(nullptr);
+    access_log_.reset(); // flushes
     if (!cfg.server.pid_file.empty())
         std::remove(cfg.server.pid_file.c_str());
     log::info("stopped");

@@ -53,6 +53,10 @@ private:
     void check_drained();
     void write_pid_file();
     void start_health_checks(const Generation& generation);
+    // The generation's access log: the open one if unchanged, else newly opened (not yet used).
+    bool open_access_log(const Generation& generation, std::shared_ptr<accesslog::AccessLog>& out,
+                         std::string& error);
+    void use_access_log(const Generation& generation, std::shared_ptr<accesslog::AccessLog> log);
 
     std::string config_file_;
     modules::ModuleSet& modules_;
@@ -68,6 +72,8 @@ private:
     std::shared_ptr<Generation> current_owned_;
     std::vector<std::shared_ptr<Generation>> retired_;
     std::unique_ptr<upstream::HealthChecker> health_; // checks the current generation's pools
+    std::shared_ptr<accesslog::AccessLog> access_log_;
+    accesslog::AccessLogConfig access_log_config_;
     uint64_t next_number_ = 2;
     bool draining_ = false;
     bool stopped_ = false;

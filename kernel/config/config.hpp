@@ -2,6 +2,7 @@
 // every field.
 #pragma once
 
+#include "accesslog/access_log.hpp"
 #include "config/diagnostics.hpp"
 #include "config/health_config.hpp"
 
@@ -153,6 +154,7 @@ struct Config {
     Timeouts timeouts;
     Forwarding forwarding;
     ModulesConfig modules;
+    accesslog::AccessLogConfig access_log;
     std::vector<ListenerConfig> listeners;
     std::map<std::string, UpstreamConfig> upstreams;
     std::vector<RouteConfig> routes;

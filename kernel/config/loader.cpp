@@ -386,6 +386,8 @@ std::unique_ptr<Config> parse_config(std::string_view text, const std::string& f
         read_timeouts(*t, cfg->timeouts);
     if (auto t = root.table("forwarding"))
         read_forwarding(*t, cfg->forwarding);
+    if (auto t = root.table("access_log"))
+        accesslog::read_access_log_config(*t, cfg->base_dir, cfg->access_log);
     read_listeners(root, cfg->base_dir, cfg->listeners);
     if (auto ups = root.table("upstream")) {
         for (const auto& [key, value] : ups->table()) {

@@ -17,6 +17,7 @@ using boost::system::error_code;
 
 std::atomic<bool> draining{false};
 std::atomic<uint64_t> current_generation_number{1};
+std::atomic<std::shared_ptr<accesslog::AccessLog>> access_log;
 
 namespace {
 std::string lower(std::string_view s) {
@@ -131,6 +132,12 @@ void ClientConnection::on_read_request(const error_code& ec, size_t n) {
 }
 
 void ClientConnection::parse_request() {
+    if (!timing_.started) {
+        timing_ = {};
+        timing_.started = true;
+        timing_.wall_start = std::chrono::system_clock::now();
+        timing_.start = std::chrono::steady_clock::now();
+    }
     if (!request_parser_) {
         request_parser_.emplace(request_);
         request_parser_->reset({config_->limits.max_header_bytes, config_->limits.max_headers,
@@ -156,6 +163,8 @@ void ClientConnection::parse_request() {
                                 });
         return;
     }
+    timing_.head = std::chrono::steady_clock::now();
+    timing_.bytes_in += n;
     request_store_.assign(in_.data(), n);
     http::rebase_views(request_, in_.data(), request_store_.data(), n);
     in_.consume(n);
@@ -562,9 +571,10 @@ void ClientConnection::send_reply() {
     timeout_ = Timeout::client_write;
     watchdog_.arm(config_->timeouts.client_write, shared_from_this());
     asio::async_write(transport_, asio::buffer(out_head_),
-                      [self = shared_from_this()](const error_code& ec, size_t) {
+                      [self = shared_from_this()](const error_code& ec, size_t n) {
                           self->watchdog_.disarm();
                           self->timeout_ = Timeout::none;
+                          self->timing_.bytes_out += n;
                           if (ec)
                               return self->on_client_write_error(ec);
                           self->finish_request();
@@ -593,7 +603,69 @@ void ClientConnection::run_end_phases() {
     }
 }
 
+namespace {
+const char* termination_name(Termination t) {
+    switch (t) {
+    case Termination::completed: return "completed";
+    case Termination::rejected: return "rejected";
+    case Termination::local_reply: return "local_reply";
+    case Termination::client_abort: return "client_abort";
+    case Termination::upstream_error: return "upstream_error";
+    case Termination::upstream_reset: return "upstream_reset";
+    case Termination::timeout: return "timeout";
+    }
+    return "completed";
+}
+
+int64_t micros(std::chrono::steady_clock::time_point from, std::chrono::steady_clock::time_point to) {
+    if (from.time_since_epoch().count() == 0 || to.time_since_epoch().count() == 0)
+        return -1;
+    return std::chrono::duration_cast<std::chrono::microseconds>(to - from).count();
+}
+
+std::string_view request_header(const http::RequestHead& head, std::string_view name) {
+    for (const auto& f : head.fields)
+        if (http::iequals(f.name, name))
+            return f.value;
+    return {};
+}
+} // namespace
+
+void ClientConnection::log_access() {
+    if (!timing_.started || timing_.logged)
+        return;
+    timing_.logged = true;
+    auto log = access_log.load(std::memory_order_relaxed);
+    if (!log)
+        return;
+    auto now = std::chrono::steady_clock::now();
+    accesslog::AccessRecord r;
+    r.start = timing_.wall_start;
+    r.client_address = stream_.client_address;
+    r.method = request_.method;
+    r.target = stream_.normalised_target.empty() ? request_.target
+                                                 : std::string_view(stream_.normalised_target);
+    r.host = request_.host;
+    r.user_agent = request_header(request_, "user-agent");
+    r.referer = request_header(request_, "referer");
+    r.route = stream_.route ? std::string_view(stream_.route->config->name) : "";
+    r.upstream = pool_ ? std::string_view(pool_->name()) : "";
+    r.upstream_address = stream_.peer_address;
+    r.version = request_.version;
+    r.status = stream_.has_reply ? stream_.reply_status : response_.status;
+    r.bytes_sent = timing_.bytes_out;
+    r.bytes_received = timing_.bytes_in;
+    r.header_read_us = micros(timing_.start, timing_.head);
+    r.upstream_connect_us = micros(timing_.connect_start, timing_.connected);
+    r.upstream_first_byte_us = micros(timing_.connect_start, timing_.first_byte);
+    r.total_us = micros(timing_.start, now);
+    r.termination = termination_name(termination_);
+    r.tls = stream_.tls;
+    log->write(worker_.id(), r);
+}
+
 void ClientConnection::finish_request() {
+    log_access();
     run_end_phases();
     ++requests_served_;
     if (!keep_alive_ || closing_)
@@ -615,6 +687,7 @@ void ClientConnection::next_request() {
     held_by_ = -1;
     body_capture_ = false;
     termination_ = Termination::completed;
+    timing_.started = false;
     pool_ = nullptr;
     inflight_.release();
     tried_.clear();
@@ -653,6 +726,7 @@ void ClientConnection::close() {
         closing_ = true;
         if (termination_ == Termination::completed && !response_body_done_ && response_started_)
             termination_ = Termination::client_abort;
+        log_access();
         run_end_phases();
     }
     closing_ = true;
@@ -718,6 +792,7 @@ void ClientConnection::on_watchdog() {
     case Timeout::keepalive:
     case Timeout::client_write:
     case Timeout::upstream_idle:
+    case Timeout::tunnel:
     case Timeout::none:
         if (which != Timeout::keepalive && which != Timeout::none)
             termination_ = Termination::timeout;

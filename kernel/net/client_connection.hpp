@@ -33,6 +33,7 @@ enum class Timeout : uint8_t {
     upstream_connect,
     upstream_first_byte,
     upstream_idle,
+    tunnel,
 };
 
 // Why a request ended, for the log (and later the access log).
@@ -41,7 +42,8 @@ enum class Termination : uint8_t {
     rejected,        // bad request framing / limits
     local_reply,     // a filter or the kernel answered
     client_abort,
-    upstream_error,  // connect failure, reset, bad response
+    upstream_error,  // connect failure, bad response
+    upstream_reset,  // the upstream closed or reset the connection mid-exchange
     timeout,
 };
 
@@ -50,6 +52,8 @@ enum class Termination : uint8_t {
 extern std::atomic<bool> draining;
 // The active generation's number; a connection compares it before each request.
 extern std::atomic<uint64_t> current_generation_number;
+// The access log in use (null = off); swapped by the main thread on reload.
+extern std::atomic<std::shared_ptr<accesslog::AccessLog>> access_log;
 
 class ClientConnection : public std::enable_shared_from_this<ClientConnection>,
                          private http::BodySink {
@@ -97,6 +101,7 @@ private:
     void close();
     void on_client_write_error(const boost::system::error_code& ec);
     void run_end_phases();
+    void log_access();
     // Runs `data` through the filters subscribed to `direction`; `out` is what goes on (valid
     // until the next call). False if a filter aborted the stream.
     bool filter_body(uint32_t direction, std::string_view data, bool last, std::string_view& out);
@@ -135,6 +140,14 @@ private:
     bool request_replayable() const;
     void fail_upstream(unsigned status, const char* why);
 
+    // ---- upgraded connections (tunnel.cpp) ----
+    void start_tunnel();
+    void arm_tunnel_timeout();
+    void tunnel_read(bool from_client);
+    void on_tunnel_read(bool from_client, const boost::system::error_code& ec, size_t n);
+    void tunnel_write(bool from_client, size_t n);
+    void end_tunnel(const char* why);
+
     Worker& worker_;
     std::shared_ptr<const Generation> generation_;
     const config::Config* config_; // of generation_
@@ -161,6 +174,13 @@ private:
     std::string decoded_;     // decoded body bytes of the current feed (filters, de-chunking)
     std::string body_stage_[2]; // filter chain scratch: one filter's output, the next's input
     Termination termination_ = Termination::completed;
+    // Timings and byte counts of the current request, for the access log.
+    struct Timing {
+        std::chrono::system_clock::time_point wall_start;
+        std::chrono::steady_clock::time_point start, head, connect_start, connected, first_byte;
+        uint64_t bytes_in = 0, bytes_out = 0;
+        bool started = false, logged = false;
+    } timing_;
 
     // Upstream exchange state.
     upstream::UpstreamPool* pool_ = nullptr;
@@ -188,6 +208,7 @@ private:
     std::string request_body_out_;    // the held body as it goes upstream
     std::string request_chunk_;       // a re-chunked piece of a filtered, streamed request body
     bool upstream_request_done_ = false; // UPSTREAM_REQUEST filters ran (once per request)
+    int tunnel_open_ = 0;                // directions still open in an upgraded connection
 };
 
 } // namespace gatehouse::net

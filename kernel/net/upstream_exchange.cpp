@@ -85,9 +85,13 @@ void ClientConnection::next_attempt() {
         return fail_upstream(last_failure_timeout_ ? 504 : 502, "no upstream server left to try");
     tried_[peer->index] = 1;
     ++attempt_;
+    if (termination_ == Termination::upstream_reset)
+        termination_ = Termination::completed; // a new attempt; the last one's reset is history
     inflight_ = upstream::InflightGuard::adopt(peer);
     stream_.peer_address = peer->entry.address;
     attempt_start_ = std::chrono::steady_clock::now();
+    timing_.connect_start = attempt_start_;
+    timing_.connected = timing_.first_byte = {};
     request_bytes_sent_ = false;
     // A pooled connection may have been closed by the server since; for a request we could not
     // replay, check first (one extra syscall) rather than risk a client-visible failure.
@@ -168,6 +172,7 @@ void ClientConnection::on_upstream_handshake(const error_code& ec) {
 }
 
 void ClientConnection::on_upstream_ready() {
+    timing_.connected = std::chrono::steady_clock::now();
     if (!upstream_request_done_ &&
         (stream_.route->phase_mask & GH_PHASE_BIT(GH_PHASE_UPSTREAM_REQUEST))) {
         upstream_request_done_ = true;
@@ -209,7 +214,9 @@ void ClientConnection::attempt_failed(uint32_t outcome, bool may_retry, const ch
 }
 
 void ClientConnection::fail_upstream(unsigned status, const char* why) {
-    termination_ = status == 504 ? Termination::timeout : Termination::upstream_error;
+    termination_ = status == 504 ? Termination::timeout
+                   : termination_ == Termination::upstream_reset ? Termination::upstream_reset
+                                                                 : Termination::upstream_error;
     log::info("{} {} -> upstream {}: {} ({})", request_.method, stream_.path,
               pool_ ? pool_->name() : "-", status, why);
     abort_upstream();
@@ -285,6 +292,12 @@ void ClientConnection::build_request_head() {
             element += fmt::format(";host=\"{}\"", request_.host);
         append_field(out, "Forwarded", fwd.empty() ? element : fmt::format("{}, {}", fwd, element));
     }
+    if (request_.framing.upgrade) {
+        for (const auto& f : request_.fields)
+            if (http::iequals(f.name, "upgrade"))
+                append_field(out, "Upgrade", f.value);
+        out.append("Connection: upgrade\r\n");
+    }
     if (held)
         append_field(out, "Content-Length", std::to_string(request_body_out_.size()));
     else if (request_.framing.chunked || request_rechunked())
@@ -345,6 +358,7 @@ void ClientConnection::on_upstream_written(const error_code& ec) {
                               "writing to upstream failed");
     }
     if (pending_consume_) {
+        timing_.bytes_in += pending_consume_;
         in_.consume(pending_consume_);
         pending_consume_ = 0;
         request_body_started_ = true;
@@ -405,6 +419,7 @@ void ClientConnection::on_response_read(const error_code& ec, size_t n) {
             return attempt_failed(GH_OUTCOME_TIMEOUT, nothing_yet, "upstream first byte timed out");
         if (nothing_yet && retry_stale_connection())
             return;
+        termination_ = Termination::upstream_reset;
         return attempt_failed(GH_OUTCOME_RESET, nothing_yet,
                               nothing_yet ? "upstream closed the connection before responding"
                                           : "upstream closed the connection mid-header");
@@ -439,18 +454,27 @@ void ClientConnection::parse_response() {
                 });
             return;
         }
+        if (response_.status == 101 && request_.framing.upgrade) {
+            // The upgrade the client asked for: this is the final response, then a tunnel.
+            response_store_.assign(buf.data(), n);
+            http::rebase_views(response_, buf.data(), response_store_.data(), n);
+            buf.consume(n);
+            timing_.first_byte = std::chrono::steady_clock::now();
+            break;
+        }
         if (response_.status >= 100 && response_.status < 200) {
-            // Interim responses (100, 103...) are dropped: we answered Expect ourselves, and
-            // 101 (upgrades) is not supported yet.
+            // Interim responses (100, 103...) are dropped: we answered Expect ourselves. A 101
+            // nobody asked for is a broken upstream.
             buf.consume(n);
             if (response_.status == 101)
-                return attempt_failed(GH_OUTCOME_RESET, false, "upstream switched protocols");
+                return attempt_failed(GH_OUTCOME_RESET, false, "upstream switched protocols unasked");
             response_parser_.emplace(response_);
             response_parser_->reset({config_->limits.max_response_header_bytes, 1000, 0, 0});
             if (request_.method == "HEAD")
                 response_parser_->expect_no_body();
             continue;
         }
+        timing_.first_byte = std::chrono::steady_clock::now();
         response_store_.assign(buf.data(), n);
         http::rebase_views(response_, buf.data(), response_store_.data(), n);
         buf.consume(n);
@@ -512,10 +536,17 @@ void ClientConnection::build_response_head() {
     if ((response_mode_ == BodyMode::raw && response_.framing.chunked && !response_.no_body) ||
         response_mode_ == BodyMode::rechunk)
         out.append("Transfer-Encoding: chunked\r\n");
-    if (!keep_alive_)
+    if (response_.status == 101) {
+        // Upgrade and Connection are hop-by-hop, but a 101 must carry them (RFC 9110 §7.8).
+        for (const auto& f : response_.fields)
+            if (http::iequals(f.name, "upgrade"))
+                append_field(out, "Upgrade", f.value);
+        out.append("Connection: upgrade\r\n");
+    } else if (!keep_alive_) {
         out.append("Connection: close\r\n");
-    else if (client_10)
+    } else if (client_10) {
         out.append("Connection: keep-alive\r\n");
+    }
     out.append("\r\n");
 }
 
@@ -577,7 +608,8 @@ void ClientConnection::write_response_chunk() {
     timeout_ = Timeout::client_write;
     watchdog_.arm(config_->timeouts.client_write, shared_from_this());
     asio::async_write(transport_, std::span<const asio::const_buffer>(buffers.data(), count),
-                      [self = shared_from_this()](const error_code& ec, size_t) {
+                      [self = shared_from_this()](const error_code& ec, size_t n) {
+                          self->timing_.bytes_out += n;
                           self->on_response_written(ec);
                       });
 }
@@ -593,6 +625,8 @@ void ClientConnection::on_response_written(const error_code& ec) {
     }
     upstream_->buffer.consume(pending_consume_);
     pending_consume_ = 0;
+    if (response_.status == 101)
+        return start_tunnel();
     if (response_body_done_)
         return response_complete();
     // What is left in the buffer is an incomplete piece (a chunk header): read more.
