@@ -82,6 +82,7 @@ bool Generation::build_routes(modules::ModuleSet& modules, config::Diagnostics& 
     for (size_t i = 0; i < config_->routes.size(); ++i) {
         const config::RouteConfig& rc = config_->routes[i];
         auto route = std::make_unique<Route>();
+        route->index = static_cast<uint32_t>(i);
         route->config = &rc;
         route->pool = pool(rc.upstream);
         for (const auto& name : rc.filters) {
@@ -153,6 +154,15 @@ std::shared_ptr<Generation> Generation::build(std::unique_ptr<config::Config> co
             (inst.module->filter.phases & GH_PHASE_BIT(GH_PHASE_REQUEST_HEADERS)))
             gen->early_filters_.push_back({inst.module, inst.config, inst.module->filter.phases});
     return gen;
+}
+
+void Generation::bind_metrics(metrics::KernelMetrics& km) {
+    std::vector<std::string> routes, pools(pools_.size());
+    for (const auto& r : routes_)
+        routes.push_back(r->config->name);
+    for (const auto& p : pools_)
+        pools[p->index()] = p->name();
+    metrics_ = km.bind(routes, pools);
 }
 
 std::shared_ptr<tls::TlsListener> Generation::listener_tls(const std::string& key) const {

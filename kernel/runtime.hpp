@@ -4,6 +4,7 @@
 
 #include "config/config.hpp"
 #include "modules/loader.hpp"
+#include "metrics/kernel_metrics.hpp"
 #include "routing/router.hpp"
 #include "tls/client_context.hpp"
 #include "tls/server_context.hpp"
@@ -23,6 +24,7 @@ struct FilterBinding {
 };
 
 struct Route {
+    uint32_t index = 0; // position in the config, for per-route metrics
     const config::RouteConfig* config;
     upstream::UpstreamPool* pool;
     std::vector<FilterBinding> filters;
@@ -69,6 +71,10 @@ public:
         return pool_index < pool_tls_.size() ? pool_tls_[pool_index].get() : nullptr;
     }
     uint64_t number() const { return number_; }
+    // Per-route and per-pool metric cells (bound by the server when it activates the generation).
+    const metrics::GenerationMetrics& metrics() const { return metrics_; }
+    void bind_metrics(metrics::KernelMetrics& km);
+    std::chrono::system_clock::time_point built_at() const { return built_at_; }
     void set_number(uint64_t n) { number_ = n; }
 
 private:
@@ -86,6 +92,8 @@ private:
     std::map<std::string, std::shared_ptr<tls::TlsListener>> listener_tls_;
     std::vector<std::shared_ptr<tls::ClientContext>> pool_tls_;
     uint64_t number_ = 1;
+    metrics::GenerationMetrics metrics_;
+    std::chrono::system_clock::time_point built_at_ = std::chrono::system_clock::now();
 };
 
 } // namespace gatehouse

@@ -1,6 +1,8 @@
 #include "server.hpp"
 
+#include "admin/status.hpp"
 #include "log.hpp"
+#include "metrics.hpp"
 #include "modules/services.hpp"
 #include "net/client_connection.hpp"
 #include "tls/ticket_keys.hpp"
@@ -135,6 +137,47 @@ void Server::use_access_log(const Generation& generation, std::shared_ptr<access
     net::access_log.store(std::move(log));
 }
 
+std::string Server::render_metrics() const {
+    auto gen = current_.load();
+    std::vector<const upstream::UpstreamPool*> pools;
+    for (const auto& p : gen->pools())
+        pools.push_back(p.get());
+    return metrics_->render(pools) + metrics::render_prometheus();
+}
+
+std::string Server::render_status() const {
+    auto gen = current_.load();
+    admin::StatusInputs in;
+    in.version = GATEHOUSE_VERSION;
+    in.config_file = config_file_;
+    in.config_hash = gen->config().text_sha256;
+    in.generation = gen->number();
+    in.started_at = started_at_;
+    in.ready = !net::draining.load();
+    for (const auto& m : modules_.all())
+        in.modules.push_back(m.get());
+    for (const auto& p : gen->pools())
+        in.pools.push_back(p.get());
+    return admin::status_json(in);
+}
+
+bool Server::start_admin(std::string& error) {
+    const auto& cfg = current_owned_->config().admin;
+    if (!cfg.enabled)
+        return true;
+    admin::AdminHandlers handlers;
+    handlers.metrics = [this] { return render_metrics(); };
+    handlers.status_json = [this] { return render_status(); };
+    handlers.reload = [this] { return reload_from_any_thread(); };
+    asio::ip::tcp::endpoint endpoint(asio::ip::make_address(cfg.host), cfg.port);
+    admin_ = admin::AdminServer::start(endpoint, std::move(handlers), error);
+    if (!admin_)
+        return false;
+    endpoint.port(admin_->port());
+    log::info("admin listening on {}", endpoint_text(endpoint));
+    return true;
+}
+
 void Server::start_health_checks(const Generation& generation) {
     if (health_)
         health_->stop();
@@ -185,6 +228,10 @@ std::pair<bool, std::string> Server::reload() {
         return {false, error};
     }
     next->set_number(next_number_++);
+    next->bind_metrics(*metrics_);
+    if (next->config().admin.host != current_owned_->config().admin.host ||
+        next->config().admin.port != current_owned_->config().admin.port)
+        log::warn("reload: the admin listener changes only on restart");
     use_access_log(*next, std::move(log));
     activate_generation(next);
     log::info("reload: generation {} active", next->number());
@@ -192,9 +239,13 @@ std::pair<bool, std::string> Server::reload() {
 }
 
 std::pair<bool, std::string> Server::reload_from_any_thread() {
-    std::promise<std::pair<bool, std::string>> result;
-    auto future = result.get_future();
-    asio::post(io_, [this, &result] { result.set_value(reload()); });
+    auto result = std::make_shared<std::promise<std::pair<bool, std::string>>>();
+    auto future = result->get_future();
+    asio::post(io_, [this, result] { result->set_value(reload()); });
+    // The main loop may stop (shutdown) before it runs the reload: do not wait forever.
+    while (future.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready)
+        if (stopped_.load())
+            return {false, "shutting down"};
     return future.get();
 }
 
@@ -274,6 +325,8 @@ void Server::on_signal(int signal) {
 void Server::start_drain() {
     draining_ = true;
     net::draining.store(true);
+    if (admin_)
+        admin_->set_ready(false); // load balancers in front stop sending first
     for (auto& [key, set] : listeners_)
         for (auto& l : set)
             asio::post(l->worker().io(), [l] { l->stop(); });
@@ -333,6 +386,9 @@ int Server::run() {
                                         : std::max(1u, std::thread::hardware_concurrency());
     for (unsigned i = 0; i < count; ++i)
         workers_.push_back(std::make_unique<net::Worker>(i));
+    metrics_ = std::make_unique<metrics::KernelMetrics>(count);
+    net::kernel_metrics = metrics_.get();
+    current_owned_->bind_metrics(*metrics_);
     std::string error;
     for (const auto& lc : cfg.listeners) {
         ListenerSet set;
@@ -365,6 +421,15 @@ int Server::run() {
     for (auto& [key, set] : listeners_)
         for (auto& l : set)
             asio::post(l->worker().io(), [l] { l->start(); });
+    if (!start_admin(error)) {
+        log::error("{}:{}: [admin.listen] {}", cfg.file, 0, error);
+        stopped_ = true;
+        for (auto& w : workers_)
+            w->stop();
+        for (auto& w : workers_)
+            w->join();
+        return 1;
+    }
     write_pid_file();
     log::info("ready: {} worker{}", count, count == 1 ? "" : "s");
 
@@ -413,6 +478,8 @@ int Server::run() {
     // Stopped (drained, drain timeout, or an error): stop the workers and release everything.
     if (health_)
         health_->stop();
+    if (admin_)
+        admin_->stop();
     for (auto& w : workers_)
         w->stop();
     for (auto& w : workers_)
@@ -424,6 +491,7 @@ int Server::run() {
     modules::set_current_generation(nullptr);
     net::access_log.store(nullptr);
     access_log_.reset(); // flushes
+    net::kernel_metrics = nullptr;
     if (!cfg.server.pid_file.empty())
         std::remove(cfg.server.pid_file.c_str());
     log::info("stopped");

@@ -3,6 +3,8 @@
 // it runs on the main thread's io_context; workers only ever see immutable generations.
 #pragma once
 
+#include "admin/admin_server.hpp"
+#include "metrics/kernel_metrics.hpp"
 #include "modules/loader.hpp"
 #include "net/listener.hpp"
 #include "net/worker.hpp"
@@ -52,6 +54,9 @@ private:
     void start_drain();
     void check_drained();
     void write_pid_file();
+    bool start_admin(std::string& error);
+    std::string render_metrics() const;
+    std::string render_status() const;
     void start_health_checks(const Generation& generation);
     // The generation's access log: the open one if unchanged, else newly opened (not yet used).
     bool open_access_log(const Generation& generation, std::shared_ptr<accesslog::AccessLog>& out,
@@ -73,10 +78,13 @@ private:
     std::vector<std::shared_ptr<Generation>> retired_;
     std::unique_ptr<upstream::HealthChecker> health_; // checks the current generation's pools
     std::shared_ptr<accesslog::AccessLog> access_log_;
+    std::unique_ptr<metrics::KernelMetrics> metrics_;
+    std::unique_ptr<admin::AdminServer> admin_;
+    std::chrono::system_clock::time_point started_at_ = std::chrono::system_clock::now();
     accesslog::AccessLogConfig access_log_config_;
     uint64_t next_number_ = 2;
     bool draining_ = false;
-    bool stopped_ = false;
+    std::atomic<bool> stopped_{false};
     int exit_code_ = 0;
 };
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "accesslog/access_log.hpp"
+#include "admin/config.hpp"
 #include "config/diagnostics.hpp"
 #include "config/health_config.hpp"
 
@@ -155,6 +156,8 @@ struct Config {
     Forwarding forwarding;
     ModulesConfig modules;
     accesslog::AccessLogConfig access_log;
+    admin::AdminConfig admin;
+    std::string text_sha256; // of the file as read: /status reports it
     std::vector<ListenerConfig> listeners;
     std::map<std::string, UpstreamConfig> upstreams;
     std::vector<RouteConfig> routes;

@@ -1,6 +1,7 @@
 // TOML -> Config, with every error at its file:line and key path.
 #include "config/config.hpp"
 #include "config/table_reader.hpp"
+#include "admin/status.hpp"
 
 #include <boost/asio/ip/address.hpp>
 #include <fmt/format.h>
@@ -372,6 +373,7 @@ std::unique_ptr<Config> parse_config(std::string_view text, const std::string& f
         diag.error(e.source(), "", fmt::format("TOML syntax: {}", e.description()));
         return nullptr;
     }
+    cfg->text_sha256 = admin::config_sha256(text);
     TableReader root(*cfg->document, "", diag);
     // Modules first: other sections refer to module names.
     if (auto t = root.table("modules"))
@@ -386,6 +388,8 @@ std::unique_ptr<Config> parse_config(std::string_view text, const std::string& f
         read_timeouts(*t, cfg->timeouts);
     if (auto t = root.table("forwarding"))
         read_forwarding(*t, cfg->forwarding);
+    if (auto t = root.table("admin"))
+        admin::read_admin_config(*t, cfg->admin);
     if (auto t = root.table("access_log"))
         accesslog::read_access_log_config(*t, cfg->base_dir, cfg->access_log);
     read_listeners(root, cfg->base_dir, cfg->listeners);

@@ -18,6 +18,7 @@ using boost::system::error_code;
 std::atomic<bool> draining{false};
 std::atomic<uint64_t> current_generation_number{1};
 std::atomic<std::shared_ptr<accesslog::AccessLog>> access_log;
+metrics::KernelMetrics* kernel_metrics = nullptr;
 
 namespace {
 std::string lower(std::string_view s) {
@@ -47,6 +48,8 @@ ClientConnection::ClientConnection(Worker& worker, std::shared_ptr<const Generat
       transport_(std::move(socket)), watchdog_(transport_.socket().get_executor()),
       tls_store_(std::move(tls)) {
     worker_.connection_opened(this);
+    if (kernel_metrics)
+        kernel_metrics->shard(worker_.id()).connection_opened();
     error_code ec;
     transport_.socket().set_option(asio::ip::tcp::no_delay(true), ec);
     auto remote = transport_.socket().remote_endpoint(ec);
@@ -71,7 +74,11 @@ ClientConnection::ClientConnection(Worker& worker, std::shared_ptr<const Generat
     stream_.response = &response_;
 }
 
-ClientConnection::~ClientConnection() { worker_.connection_closed(this); }
+ClientConnection::~ClientConnection() {
+    worker_.connection_closed(this);
+    if (kernel_metrics)
+        kernel_metrics->shard(worker_.id()).connection_closed();
+}
 
 void ClientConnection::start() {
     if (!tls_store_)
@@ -92,9 +99,13 @@ void ClientConnection::on_handshake(const error_code& ec) {
     timeout_ = Timeout::none;
     if (ec) {
         log::debug("{}: TLS handshake failed: {}", stream_.client_address, ec.message());
+        if (kernel_metrics)
+            kernel_metrics->shard(worker_.id()).tls_handshake_failed();
         request_body_done_ = true; // nothing to drain
         return close();
     }
+    if (kernel_metrics)
+        kernel_metrics->shard(worker_.id()).tls_handshake(SSL_session_reused(transport_.ssl()) == 1);
     read_request();
 }
 
@@ -148,6 +159,8 @@ void ClientConnection::parse_request() {
     if (ec) {
         log::debug("{}: request rejected: {}", stream_.client_address,
                    request_parser_->reject_reason());
+        if (kernel_metrics)
+            kernel_metrics->shard(worker_.id()).rejected(http::status_for(request_parser_->reject()));
         termination_ = Termination::rejected;
         return reply(http::status_for(request_parser_->reject()), {}, true);
     }
@@ -635,10 +648,16 @@ void ClientConnection::log_access() {
     if (!timing_.started || timing_.logged)
         return;
     timing_.logged = true;
+    auto now = std::chrono::steady_clock::now();
+    unsigned status = stream_.has_reply ? stream_.reply_status : response_.status;
+    if (status == 0 && termination_ == Termination::client_abort)
+        status = 499; // nginx's "client closed request", so aborts show in the metrics
+    generation_->metrics().request_done(worker_.id(),
+                                        stream_.route ? stream_.route->index : metrics::kNoRoute,
+                                        status, static_cast<uint64_t>(micros(timing_.start, now)));
     auto log = access_log.load(std::memory_order_relaxed);
     if (!log)
         return;
-    auto now = std::chrono::steady_clock::now();
     accesslog::AccessRecord r;
     r.start = timing_.wall_start;
     r.client_address = stream_.client_address;

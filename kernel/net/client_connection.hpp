@@ -52,6 +52,8 @@ enum class Termination : uint8_t {
 extern std::atomic<bool> draining;
 // The active generation's number; a connection compares it before each request.
 extern std::atomic<uint64_t> current_generation_number;
+// The process's request metrics (set before workers start; null in tools that serve nothing).
+extern metrics::KernelMetrics* kernel_metrics;
 // The access log in use (null = off); swapped by the main thread on reload.
 extern std::atomic<std::shared_ptr<accesslog::AccessLog>> access_log;
 

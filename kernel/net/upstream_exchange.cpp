@@ -98,6 +98,7 @@ void ClientConnection::next_attempt() {
     auto c = worker_.connections().take(*pool_, peer->index);
     while (c && !idempotent(request_.method) && !still_open(c->transport))
         c = worker_.connections().take(*pool_, peer->index);
+    generation_->metrics().upstream_connection(worker_.id(), pool_->index(), c != nullptr);
     if (!c)
         return connect_peer();
     upstream_ = std::move(c);
@@ -475,6 +476,10 @@ void ClientConnection::parse_response() {
             continue;
         }
         timing_.first_byte = std::chrono::steady_clock::now();
+        generation_->metrics().upstream_attempt(
+            worker_.id(), pool_->index(),
+            static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                      timing_.first_byte - attempt_start_).count()));
         response_store_.assign(buf.data(), n);
         http::rebase_views(response_, buf.data(), response_store_.data(), n);
         buf.consume(n);
