@@ -7,7 +7,7 @@ packages=(
   libboost1.74-dev libboost-program-options1.74-dev
   libssl-dev libtomlplusplus-dev libfmt-dev libgtest-dev
   python3 python3-pytest python3-websockets curl openssl binutils
-  nlohmann-json3-dev
+  nlohmann-json3-dev prometheus testssl.sh
 )
 missing=()
 for p in "${packages[@]}"; do
