@@ -182,9 +182,12 @@ void Server::start_health_checks(const Generation& generation) {
     if (health_)
         health_->stop();
     std::vector<upstream::UpstreamPool*> pools;
-    for (const auto& pool : generation.pools())
+    std::vector<tls::ClientContext*> tls;
+    for (const auto& pool : generation.pools()) {
         pools.push_back(pool.get());
-    health_ = upstream::HealthChecker::start(std::move(pools));
+        tls.push_back(generation.pool_tls(pool->index()));
+    }
+    health_ = upstream::HealthChecker::start(std::move(pools), std::move(tls));
 }
 
 void Server::activate_generation(std::shared_ptr<Generation> next) {

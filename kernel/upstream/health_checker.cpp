@@ -1,11 +1,13 @@
 #include "upstream/health_checker.hpp"
 
 #include "log.hpp"
+#include "net/transport.hpp"
+#include "tls/client_context.hpp"
 #include "upstream/pool.hpp"
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/beast/http.hpp>
 
 #include <cctype>
@@ -52,9 +54,10 @@ bool apply_check_result(Peer& peer, bool passed, const config::HealthCheckConfig
 // checker's thread, one check in flight per server.
 class HealthChecker::ServerProbe : public std::enable_shared_from_this<ServerProbe> {
 public:
-    ServerProbe(boost::asio::io_context& io, std::mt19937& rng, UpstreamPool& pool, Peer& peer)
+    ServerProbe(boost::asio::io_context& io, std::mt19937& rng, UpstreamPool& pool, Peer& peer,
+                tls::ClientContext* tls)
         : io_(io), rng_(rng), pool_(pool), peer_(peer), health_(pool.config().health),
-          timer_(io) {
+          timer_(io), deadline_(io), tls_(tls) {
         request_.method(bhttp::verb::get);
         request_.target(health_.path);
         request_.version(11);
@@ -86,15 +89,21 @@ private:
     }
 
     void check() {
-        // TODO(tls): upstreams with `tls = true` must be checked over TLS (same SNI and
-        // verification as requests); only plain HTTP is checked for now.
         stream_.emplace(io_);
         buffer_.clear();
         parser_.emplace();
         parser_->header_limit(max_check_header_bytes);
-        // One deadline for the whole check: connect, write and read together.
-        stream_->expires_after(health_.timeout);
-        stream_->async_connect(peer_.endpoint, [self = shared_from_this()](beast::error_code ec) {
+        timed_out_ = false;
+        // One deadline for the whole check: connect, TLS, write and read together.
+        deadline_.expires_after(health_.timeout);
+        deadline_.async_wait([self = shared_from_this()](beast::error_code ec) {
+            if (ec || !self->stream_)
+                return;
+            self->timed_out_ = true;
+            beast::error_code ignored;
+            self->stream_->socket().close(ignored);
+        });
+        stream_->socket().async_connect(peer_.endpoint, [self = shared_from_this()](beast::error_code ec) {
             self->on_connect(ec);
         });
     }
@@ -102,6 +111,26 @@ private:
     void on_connect(beast::error_code ec) {
         if (ec)
             return fail(ec);
+        if (!tls_)
+            return send();
+        // The same TLS as requests: SNI, verification and client certificate.
+        stream_->enable_tls(tls_->context());
+        if (!tls_->prepare(stream_->ssl(), peer_.entry.host))
+            return finish(false, "TLS setup failed");
+        stream_->tls_stream_ref().async_handshake(
+            boost::asio::ssl::stream_base::client, [self = shared_from_this()](beast::error_code ec) {
+                if (ec) {
+                    long verify = SSL_get_verify_result(self->stream_->ssl());
+                    if (verify != X509_V_OK && !self->timed_out_)
+                        return self->finish(false, std::string("TLS: ") +
+                                                       X509_verify_cert_error_string(verify));
+                    return self->fail(ec);
+                }
+                self->send();
+            });
+    }
+
+    void send() {
         bhttp::async_write(*stream_, request_,
                            [self = shared_from_this()](beast::error_code ec, size_t) {
                                self->on_write(ec);
@@ -126,9 +155,12 @@ private:
         finish(passed, fmt::format("status {}", status));
     }
 
-    void fail(beast::error_code ec) { finish(false, describe_error(ec, health_.timeout)); }
+    void fail(beast::error_code ec) {
+        finish(false, describe_error(timed_out_ ? beast::error::timeout : ec, health_.timeout));
+    }
 
     void finish(bool passed, const std::string& reason) {
+        deadline_.cancel();
         beast::error_code ignored;
         stream_->socket().close(ignored);
         stream_.reset();
@@ -158,21 +190,27 @@ private:
     Peer& peer_;
     const config::HealthCheckConfig& health_;
     boost::asio::steady_timer timer_;
+    boost::asio::steady_timer deadline_;
+    tls::ClientContext* tls_; // the pool's client TLS context, or null for plain HTTP
+    bool timed_out_ = false;
     bhttp::request<bhttp::empty_body> request_;
-    std::optional<beast::tcp_stream> stream_;
+    std::optional<net::Transport> stream_;
     beast::flat_buffer buffer_;
     std::optional<bhttp::response_parser<bhttp::empty_body>> parser_;
 };
 
-std::unique_ptr<HealthChecker> HealthChecker::start(std::vector<UpstreamPool*> pools) {
+std::unique_ptr<HealthChecker> HealthChecker::start(std::vector<UpstreamPool*> pools,
+                                                    std::vector<tls::ClientContext*> tls) {
     std::unique_ptr<HealthChecker> checker(new HealthChecker());
     size_t servers = 0, upstreams = 0;
-    for (UpstreamPool* pool : pools) {
+    for (size_t p = 0; p < pools.size(); ++p) {
+        UpstreamPool* pool = pools[p];
         if (!pool->config().health.enabled)
             continue;
         ++upstreams;
+        tls::ClientContext* context = p < tls.size() ? tls[p] : nullptr;
         for (size_t i = 0; i < pool->size(); ++i, ++servers)
-            std::make_shared<ServerProbe>(checker->io_, checker->rng_, *pool, pool->peer(i))
+            std::make_shared<ServerProbe>(checker->io_, checker->rng_, *pool, pool->peer(i), context)
                 ->start();
     }
     if (servers == 0)

@@ -13,6 +13,10 @@
 #include <thread>
 #include <vector>
 
+namespace gatehouse::tls {
+class ClientContext;
+}
+
 namespace gatehouse::upstream {
 
 class UpstreamPool;
@@ -26,8 +30,10 @@ class HealthChecker {
 public:
     // Starts checking every server of the pools whose `health.enabled`. The pools must outlive
     // the checker: stop() it before their generation is destroyed. Never null; with nothing to
-    // check no thread is started. Thread: main.
-    static std::unique_ptr<HealthChecker> start(std::vector<UpstreamPool*> pools);
+    // check no thread is started. `tls[i]` is pool i's client TLS context (null: plain HTTP);
+    // checks use it like requests do. Thread: main.
+    static std::unique_ptr<HealthChecker> start(std::vector<UpstreamPool*> pools,
+                                                std::vector<tls::ClientContext*> tls = {});
     // Stops the thread, abandoning checks in flight (the servers keep their last state).
     // Idempotent; also done by the destructor. Thread: main.
     void stop();
