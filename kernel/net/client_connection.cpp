@@ -443,11 +443,14 @@ void ClientConnection::on_watchdog() {
     case Timeout::none:
         if (which != Timeout::keepalive && which != Timeout::none)
             termination_ = Termination::timeout;
+        if (which == Timeout::upstream_idle)
+            log::info("{} {} -> upstream {}: response interrupted: idle timeout", request_.method,
+                      stream_.path, stream_.peer_address);
+        // A timed-out peer gets no lingering grace: the end phases and the log line still run.
         request_body_done_ = true;
-        watchdog_.cancel();
-        abort_upstream();
+        in_.consume(in_.size());
+        close();
         transport_.socket().close(ec);
-        closing_ = true;
         return;
     }
 }

@@ -98,6 +98,9 @@ RAW_RESPONSES = {
     # reuses this connection would hand "smuggled" to the next client.
     "extra-response": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
                       b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled",
+    # A 101 whether or not the client asked to upgrade (then close).
+    "switch-101": b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                  b"Connection: Upgrade\r\n\r\nafter-switch",
     "huge-headers": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
                     + b"".join(b"X-Filler-%03d: %s\r\n" % (i, b"f" * 1000) for i in range(40))
                     + b"\r\nhello",
