@@ -272,10 +272,17 @@ void Server::sweep_retired() {
                     if (i.module->desc.worker_exit)
                         i.module->desc.worker_exit(i.module->state, i.config);
                 if (remaining->fetch_sub(1) == 1)
-                    asio::post(io_, [gen] { log::debug("generation {} released", gen->number()); });
+                    asio::post(io_, [this, gen] { released_.push_back(gen); });
             });
         }
     }
+    // Destroyed here, on the main thread, once the workers' copies are gone too.
+    std::erase_if(released_, [](const std::shared_ptr<Generation>& gen) {
+        if (gen.use_count() > 1)
+            return false;
+        log::debug("generation {} released", gen->number());
+        return true;
+    });
 }
 
 void Server::watch_certificates() {
@@ -490,6 +497,7 @@ int Server::run() {
     listeners_.clear();
     workers_.clear();
     retired_.clear();
+    released_.clear();
     modules::stop_offload_pool();
     modules::set_current_generation(nullptr);
     net::access_log.store(nullptr);

@@ -75,7 +75,8 @@ private:
     std::map<std::string, ListenerSet> listeners_; // by ListenerConfig::key()
     std::atomic<std::shared_ptr<const Generation>> current_;
     std::shared_ptr<Generation> current_owned_;
-    std::vector<std::shared_ptr<Generation>> retired_;
+    std::vector<std::shared_ptr<Generation>> retired_;  // replaced, maybe still in use
+    std::vector<std::shared_ptr<Generation>> released_; // workers done with it: freed next sweep
     std::unique_ptr<upstream::HealthChecker> health_; // checks the current generation's pools
     std::shared_ptr<accesslog::AccessLog> access_log_;
     std::unique_ptr<metrics::KernelMetrics> metrics_;
