@@ -320,7 +320,9 @@ def test_open_tunnel_counts_as_in_flight_for_least_conn(start_ws_backend, start_
     b = start_ws_backend("ws-b")
     gh = start_gatehouse(proxy_config([a.address, b.address], balancer="least_conn",
                                       workers=1, extra='[timeouts]\ntunnel = "2s"\n'))
-    path = "/close-after/1" if ending == "server-close" else "/whoami"
+    # server-close: the backend closes after its 2nd echo, which the test triggers after the
+    # picks, so the tunnel is certainly open while they are made.
+    path = "/close-after/2" if ending == "server-close" else "/whoami"
 
     async def scenario():
         ws = await ws_connect(gh.port, path)
@@ -336,7 +338,11 @@ def test_open_tunnel_counts_as_in_flight_for_least_conn(start_ws_backend, start_
             await ws.close()
         elif ending == "client-abort":
             ws.transport.abort()
-        else:  # server-close (after its one echo) or idle-timeout (2 s)
+        elif ending == "server-close":
+            await ws.send("bye")
+            assert await ws.recv() == "bye"
+            await asyncio.wait_for(ws.wait_closed(), 6)
+        else:  # idle-timeout (2 s)
             await asyncio.wait_for(ws.wait_closed(), 6)
         return holder, other, picks
     holder, other, picks = run_async(scenario(), 20)
