@@ -1,0 +1,1012 @@
+#!/usr/bin/env python3
+"""gatehouse vs nginx vs HAProxy on loopback: orchestration, measurement and report.
+
+Called by tests/bench/run.sh (which installs the tools, builds gatehouse, raises RLIMIT_NOFILE
+and cleans up by PID). Standard library only. Everything is bounded in time: every child has a
+deadline, the whole run has an alarm, and every process started is recorded in --pid-file
+("PID COMM" lines) so run.sh's EXIT trap can kill whatever this script could not.
+
+Traffic goes to 127.0.0.1 only.
+"""
+
+import argparse
+import datetime
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+HERE = Path(__file__).resolve().parent
+TOP = HERE.parent.parent
+
+
+_T0 = time.monotonic()
+
+
+def log(msg):
+    print(f"{time.monotonic() - _T0:6.1f}s {msg}", file=sys.stderr, flush=True)
+
+
+class BenchError(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------------------------
+# /proc helpers
+
+
+def children_of(pid):
+    """Direct children of pid (nginx master -> workers)."""
+    kids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        if int(fields[1]) == pid:
+            kids.append(int(entry))
+    return kids
+
+
+def cpu_ticks(pids):
+    """utime + stime of each process (all its threads, dead ones included), in clock ticks."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        total += int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
+    return total
+
+
+def rss_kib(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def tids_of(pids):
+    out = []
+    for pid in pids:
+        try:
+            out += [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+        except OSError:
+            pass
+    return out
+
+
+def traced(tid):
+    try:
+        with open(f"/proc/{tid}/status") as f:
+            for line in f:
+                if line.startswith("TracerPid:"):
+                    return int(line.split()[1]) != 0
+    except OSError:
+        return True  # gone: nothing to wait for
+    return False
+
+
+def comm_of(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# Processes
+
+
+class Registry:
+    """Every process started, recorded in the PID file for run.sh's trap as well."""
+
+    def __init__(self, pid_file):
+        self.pid_file = pid_file
+        self.procs = []  # (Popen, name)
+        self.extra = set()  # discovered children (nginx workers)
+
+    def record(self, pid):
+        comm = comm_of(pid)
+        if comm:
+            with open(self.pid_file, "a") as f:
+                f.write(f"{pid} {comm}\n")
+
+    def popen(self, argv, name, **kw):
+        kw.setdefault("stdin", subprocess.DEVNULL)
+        p = subprocess.Popen(argv, start_new_session=True, **kw)
+        self.procs.append((p, name))
+        # comm is the binary's name once exec has happened; wait for it briefly.
+        want = os.path.basename(argv[0])[:15]
+        deadline = time.monotonic() + 2
+        while comm_of(p.pid) not in (want, None) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        self.record(p.pid)
+        return p
+
+    def adopt(self, pid):
+        if pid not in self.extra:
+            self.extra.add(pid)
+            self.record(pid)
+
+    def stop(self, p, grace=5.0):
+        if p.poll() is None:
+            try:
+                p.send_signal(signal.SIGTERM)
+                p.wait(grace)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+            except ProcessLookupError:
+                pass
+
+    def cleanup(self):
+        for p, _ in reversed(self.procs):
+            if p.poll() is None:
+                try:
+                    p.send_signal(signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + 5
+        for p, _ in reversed(self.procs):
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                try:
+                    p.wait(3)
+                except subprocess.TimeoutExpired:
+                    pass
+        for pid in self.extra:
+            if comm_of(pid) in ("nginx",):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+
+    def run(self, argv, name, timeout, **kw):
+        """Runs argv to completion (bounded); returns (rc, stdout, stderr)."""
+        p = self.popen(argv, name, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+        try:
+            out, err = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate(timeout=5)
+            raise BenchError(f"{name}: no result within {timeout} s")
+        return p.returncode, out, err
+
+
+# --------------------------------------------------------------------------------------------
+# Small HTTP helpers (raw sockets, loopback only)
+
+
+def http_get(port, path, timeout=2.0):
+    """One GET on a fresh connection with Connection: close; returns (status, body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+                  .encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0
+    return status, body
+
+
+def wait_ready(port, path, proc, name, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"{name} exited with status {proc.returncode} during start-up")
+        try:
+            status, _ = http_get(port, path, timeout=1.0)
+            if status == 200:
+                return
+            last = f"status {status}"
+        except OSError as e:
+            last = str(e)
+        time.sleep(0.05)
+    raise BenchError(f"{name} not ready on 127.0.0.1:{port} within {timeout} s ({last})")
+
+
+class Stub:
+    """The backend nginx's stub_status: accepted connections and requests, all listeners."""
+
+    def __init__(self, port):
+        self.port = port
+
+    def read(self):
+        status, body = http_get(self.port, "/")
+        m = re.search(rb"server accepts handled requests\s+(\d+)\s+(\d+)\s+(\d+)", body)
+        if status != 200 or not m:
+            raise BenchError(f"backend stub_status unreadable: {status} {body[:200]!r}")
+        # Each read is one connection and one request of its own (counted in its own answer).
+        return int(m.group(1)), int(m.group(3))
+
+
+# --------------------------------------------------------------------------------------------
+# Configurations
+
+
+class Ports:
+    def __init__(self):
+        self.used = set()
+
+    def get(self):
+        while True:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                p = s.getsockname()[1]
+            if p not in self.used:
+                self.used.add(p)
+                return p
+
+
+def nginx_common(tmp, name, workers, nofile, conns):
+    t = tmp / f"{name}-temp"
+    t.mkdir(exist_ok=True)
+    return f"""worker_processes {workers};
+worker_rlimit_nofile {nofile};
+daemon off;
+master_process on;
+pid {tmp}/{name}.pid;
+error_log {tmp}/{name}-error.log warn;
+events {{ worker_connections {conns}; }}
+http {{
+    access_log off;
+    client_body_temp_path {t}/client;
+    proxy_temp_path {t}/proxy;
+    fastcgi_temp_path {t}/fastcgi;
+    uwsgi_temp_path {t}/uwsgi;
+    scgi_temp_path {t}/scgi;
+    keepalive_requests 100000000;
+    keepalive_timeout 300s;
+"""
+
+
+def backend_conf(tmp, b1, b2, status, nofile, conns):
+    return nginx_common(tmp, "backend", 1, nofile, conns) + f"""
+    default_type application/octet-stream;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    open_file_cache max=16 inactive=300s;
+    open_file_cache_valid 300s;
+    server {{
+        listen 127.0.0.1:{b1} backlog=4096;
+        listen 127.0.0.1:{b2} backlog=4096;
+        root {tmp}/www;
+    }}
+    server {{
+        listen 127.0.0.1:{status};
+        location / {{ stub_status; }}
+    }}
+}}
+"""
+
+
+def nginx_proxy_conf(tmp, name, workers, port, b1, b2, nofile, conns):
+    return nginx_common(tmp, name, workers, nofile, conns) + f"""
+    upstream backend {{
+        server 127.0.0.1:{b1};
+        server 127.0.0.1:{b2};
+        keepalive 64;
+        keepalive_requests 100000000;
+        keepalive_timeout 60s;
+    }}
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location / {{
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $host;
+            # 16 KiB buffers like HAProxy's tune.bufsize and gatehouse's connection buffers
+            # (nginx's default 4/8 KiB ones cost it ~2.5x the syscalls on 100 KiB bodies).
+            proxy_buffer_size 16k;
+            proxy_buffers 8 16k;
+        }}
+    }}
+}}
+"""
+
+
+def haproxy_conf(workers, port, b1, b2, maxconn):
+    return f"""global
+    nbthread {workers}
+    maxconn {maxconn}
+    # maxconn (for the idle-connection test) implies ~2 fds per connection; the idle test
+    # needs one. Without this HAProxy refuses to start when RLIMIT_NOFILE is below that.
+    no strict-limits
+
+defaults
+    mode http
+    option http-keep-alive
+    http-reuse always
+    option forwardfor
+    maxconn {maxconn}
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout http-keep-alive 60s
+    timeout http-request 10s
+
+frontend fe
+    bind 127.0.0.1:{port}
+    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Host %[req.hdr(host)]
+    default_backend be
+
+backend be
+    balance roundrobin
+    server s1 127.0.0.1:{b1}
+    server s2 127.0.0.1:{b2}
+"""
+
+
+def gatehouse_conf(workers, port, b1, b2, module_dir, load, balancer):
+    loads = ", ".join(f'"{m}"' for m in load)
+    return f"""# gatehouse benchmark config: defaults everywhere (strict framing, limits, timeouts on)
+[server]
+workers = {workers}
+log_level = "warn"
+
+[modules]
+dir = "{module_dir}"
+load = [{loads}]
+
+[[listener]]
+name = "bench"
+listen = "127.0.0.1:{port}"
+
+[upstream.backend]
+balancer = "{balancer}"
+servers = [{{ address = "127.0.0.1:{b1}" }}, {{ address = "127.0.0.1:{b2}" }}]
+keepalive = 64
+
+[[route]]
+name = "bench"
+path = "/"
+upstream = "backend"
+"""
+
+
+class Proxy:
+    def __init__(self, key, label, kind, workers, port, proc):
+        self.key, self.label, self.kind, self.workers, self.port, self.proc = (
+            key, label, kind, workers, port, proc)
+
+    def pids(self, reg):
+        if self.proc.poll() is not None:
+            raise BenchError(f"{self.label} ({self.workers}w) exited with status "
+                             f"{self.proc.returncode}")
+        pids = [self.proc.pid]
+        if self.kind == "nginx":
+            for kid in children_of(self.proc.pid):
+                reg.adopt(kid)
+                pids.append(kid)
+        return pids
+
+
+# --------------------------------------------------------------------------------------------
+# wrk
+
+
+_UNIT_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4, "h": 3.6e6}
+
+
+def to_ms(text):
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
+    if not m:
+        raise BenchError(f"unparsable latency {text!r}")
+    return float(m.group(1)) * _UNIT_MS[m.group(2)]
+
+
+def parse_wrk(out):
+    r = {}
+    m = re.search(r"(\d+) requests in ([\d.]+)(\w+),", out)
+    if not m:
+        raise BenchError(f"unparsable wrk output:\n{out}")
+    r["requests"] = int(m.group(1))
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    r["rps"] = float(m.group(1))
+    for pct in ("50", "99"):
+        m = re.search(rf"^\s+{pct}%\s+(\S+)", out, re.M)
+        r[f"p{pct}"] = to_ms(m.group(1))
+    errors = 0
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if m:
+        errors += int(m.group(1))
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if m:
+        errors += sum(int(g) for g in m.groups())
+    r["errors"] = errors
+    return r
+
+
+class Bench:
+    def __init__(self, args):
+        self.a = args
+        self.tmp = Path(args.tmp)
+        self.reg = Registry(args.pid_file)
+        self.ports = Ports()
+        self.proxies = {}
+        self.notes = []
+
+    # ---- start-up ------------------------------------------------------------------------
+
+    def start(self):
+        a = self.a
+        nofile = resource_nofile()
+        self.nofile = nofile
+        # 10,000 idle client connections: each proxy needs one fd per connection, this process
+        # one per socket; keep headroom under the limit.
+        self.idle_n = min(a.idle_conns, nofile - 600)
+        if self.idle_n < a.idle_conns:
+            self.notes.append(f"RLIMIT_NOFILE is {nofile}: idle test uses {self.idle_n} "
+                              f"connections instead of {a.idle_conns}")
+        wconns = min(nofile - 200, max(16384, self.idle_n + 1024))
+
+        www = self.tmp / "www"
+        www.mkdir(exist_ok=True)
+        (www / "1k.bin").write_bytes(bytes((i * 7) % 251 for i in range(1024)))
+        (www / "100k.bin").write_bytes(bytes((i * 13) % 251 for i in range(100 * 1024)))
+
+        b1, b2, st = self.ports.get(), self.ports.get(), self.ports.get()
+        self.b1, self.b2 = b1, b2
+        conf = self.tmp / "backend.conf"
+        conf.write_text(backend_conf(self.tmp, b1, b2, st, nofile, wconns))
+        self.backend = self.spawn_nginx("backend", conf)
+        wait_ready(b1, "/1k.bin", self.backend, "backend nginx")
+        wait_ready(b2, "/1k.bin", self.backend, "backend nginx")
+        self.stub = Stub(st)
+        self.stub.read()
+
+        modules = sorted(p.stem for p in Path(a.module_dir).glob("*.so")
+                         if p.stem != "abi_conformance")
+        if "round_robin" not in modules or "least_conn" not in modules:
+            raise BenchError(f"round_robin.so / least_conn.so missing in {a.module_dir}")
+        self.all_modules = modules
+
+        for w in (1, 2):
+            self.add_gatehouse(f"gh-rr-{w}", "gatehouse", w, ["round_robin"], "round_robin")
+            self.add_nginx(f"nginx-{w}", w, nofile, wconns)
+            self.add_haproxy(f"haproxy-{w}", w)
+        self.add_gatehouse("gh-lc-1", "gatehouse least_conn", 1, ["least_conn"], "least_conn")
+        self.add_gatehouse("gh-mods-1", "gatehouse +modules", 1, modules, "round_robin")
+
+    def spawn_nginx(self, name, conf):
+        rc, out, err = self.reg.run(["nginx", "-t", "-q", "-c", str(conf), "-p", str(self.tmp),
+                                     "-e", str(self.tmp / f"{name}-error.log")],
+                                    "nginx -t", 20)
+        if rc:
+            raise BenchError(f"{name}: nginx -t failed:\n{out}{err}")
+        logf = open(self.tmp / f"{name}.out", "w")
+        return self.reg.popen(["nginx", "-c", str(conf), "-p", str(self.tmp),
+                               "-e", str(self.tmp / f"{name}-error.log")],
+                              name, stdout=logf, stderr=subprocess.STDOUT)
+
+    def add_gatehouse(self, key, label, workers, load, balancer):
+        port = self.ports.get()
+        conf = self.tmp / f"{key}.toml"
+        conf.write_text(gatehouse_conf(workers, port, self.b1, self.b2,
+                                       Path(self.a.module_dir).resolve(), load, balancer))
+        rc, out, err = self.reg.run([self.a.gatehouse, "check", "-c", str(conf)], "gatehouse check",
+                                    20)
+        if rc:
+            raise BenchError(f"{key}: gatehouse check failed:\n{out}{err}")
+        logf = open(self.tmp / f"{key}.log", "w")
+        p = self.reg.popen([self.a.gatehouse, "-c", str(conf)], key,
+                           stdout=logf, stderr=subprocess.STDOUT)
+        wait_ready(port, "/1k.bin", p, key)
+        self.proxies[key] = Proxy(key, label, "gatehouse", workers, port, p)
+
+    def add_nginx(self, key, workers, nofile, wconns):
+        port = self.ports.get()
+        conf = self.tmp / f"{key}.conf"
+        conf.write_text(nginx_proxy_conf(self.tmp, key, workers, port, self.b1, self.b2, nofile,
+                                         wconns))
+        p = self.spawn_nginx(key, conf)
+        wait_ready(port, "/1k.bin", p, key)
+        self.proxies[key] = Proxy(key, "nginx", "nginx", workers, port, p)
+        self.proxies[key].pids(self.reg)  # records the workers
+
+    def add_haproxy(self, key, workers):
+        port = self.ports.get()
+        conf = self.tmp / f"{key}.cfg"
+        conf.write_text(haproxy_conf(workers, port, self.b1, self.b2, self.idle_n + 1000))
+        rc, out, err = self.reg.run(["haproxy", "-c", "-q", "-f", str(conf)], "haproxy -c", 20)
+        if rc:
+            raise BenchError(f"{key}: haproxy -c failed:\n{out}{err}")
+        logf = open(self.tmp / f"{key}.log", "w")
+        p = self.reg.popen(["haproxy", "-db", "-f", str(conf)], key,
+                           stdout=logf, stderr=subprocess.STDOUT)
+        wait_ready(port, "/1k.bin", p, key)
+        self.proxies[key] = Proxy(key, "HAProxy", "haproxy", workers, port, p)
+
+    # ---- measurements --------------------------------------------------------------------
+
+    def wrk(self, port, path, duration, conns):
+        argv = ["wrk", f"-t{self.a.threads}", f"-c{conns}", f"-d{duration}s", "--latency",
+                "--timeout", "5s", f"http://127.0.0.1:{port}{path}"]
+        rc, out, err = self.reg.run(argv, "wrk", duration + 30)
+        if rc:
+            raise BenchError(f"wrk failed ({rc}): {err.strip()}")
+        return parse_wrk(out)
+
+    def measure(self, proxy, path, conns):
+        a = self.a
+        self.wrk(proxy.port, path, a.warmup, conns)
+        pids = proxy.pids(self.reg)
+        acc0, req0 = self.stub.read()
+        t0 = cpu_ticks(pids)
+        r = self.wrk(proxy.port, path, a.duration, conns)
+        t1 = cpu_ticks(pids)
+        acc1, req1 = self.stub.read()
+        proxy.pids(self.reg)  # still alive?
+        upstream_requests = req1 - req0 - 1
+        new_conns = acc1 - acc0 - 1
+        r["cpu_us"] = (t1 - t0) / CLK_TCK * 1e6 / max(1, r["requests"])
+        r["upstream_new_pct"] = 100.0 * new_conns / max(1, upstream_requests)
+        r["upstream_requests"] = upstream_requests
+        return r
+
+    def syscalls(self, proxy, path, conns):
+        """strace -c -f on all the proxy's threads while wrk runs; ÷ requests at the backend."""
+        a = self.a
+        pids = proxy.pids(self.reg)
+        tids = tids_of(pids)
+        out = self.tmp / f"strace-{proxy.key}-{path.strip('/')}.txt"
+        argv = ["strace", "-c", "-f", "-qq", "-o", str(out)]
+        for t in tids:
+            argv += ["-p", str(t)]
+        st = self.reg.popen(argv, "strace", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not all(traced(t) for t in tids):
+            if time.monotonic() > deadline or st.poll() is not None:
+                self.reg.stop(st)
+                raise BenchError(f"strace could not attach to {proxy.label}")
+            time.sleep(0.02)
+        try:
+            acc0, req0 = self.stub.read()
+            r = self.wrk(proxy.port, path, a.strace_duration, conns)
+            acc1, req1 = self.stub.read()
+        finally:
+            if st.poll() is None:
+                st.send_signal(signal.SIGINT)
+            try:
+                st.wait(20)
+            except subprocess.TimeoutExpired:
+                st.kill()
+                st.wait(5)
+        requests = req1 - req0 - 1
+        calls = parse_strace(out.read_text())
+        total = calls.pop("total", sum(calls.values()))
+        return {"per_request": total / max(1, requests), "requests": requests,
+                "wrk_requests": r["requests"],
+                "top": sorted(((n, c / max(1, requests)) for n, c in calls.items()),
+                              key=lambda x: -x[1])[:8]}
+
+    def idle_rss(self, proxy):
+        """RSS growth of the proxy for idle_n keep-alive client connections (one request each,
+        then idle for --idle-wait seconds)."""
+        n = self.idle_n
+        pids = proxy.pids(self.reg)
+        before = rss_kib(pids)
+        req = f"GET /1k.bin HTTP/1.1\r\nHost: 127.0.0.1:{proxy.port}\r\n\r\n".encode()
+        socks = []
+        try:
+            batch = 200
+            for start in range(0, n, batch):
+                group = []
+                for _ in range(min(batch, n - start)):
+                    s = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+                    socks.append(s)
+                    group.append(s)
+                    s.sendall(req)
+                for s in group:
+                    read_response(s)
+            time.sleep(self.a.idle_wait)
+            pids = proxy.pids(self.reg)
+            after = rss_kib(pids)
+            open_now = 0
+            for s in socks:
+                s.setblocking(False)  # a socket with a timeout would wait for data first
+                try:
+                    if s.recv(1, socket.MSG_PEEK) == b"":
+                        continue
+                except BlockingIOError:
+                    open_now += 1
+                except OSError:
+                    continue
+        finally:
+            for s in socks:
+                s.close()  # SO_LINGER 0: a reset, no TIME_WAIT left behind
+        time.sleep(0.5)
+        return {"before": before, "after": after, "per_conn": (after - before) / max(1, n),
+                "open": open_now, "n": n}
+
+    def profile(self, proxy, path, conns):
+        """perf record (flat, sampled) of gatehouse under load; report written next to results."""
+        if not shutil.which("perf"):
+            self.notes.append("--profile: perf not installed")
+            return None
+        data = self.tmp / "perf.data"
+        pid = proxy.pids(self.reg)[0]
+        pr = self.reg.popen(["perf", "record", "-F", "999", "-p", str(pid), "-o", str(data),
+                             "--", "sleep", str(self.a.duration)], "perf",
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(0.3)
+        self.wrk(proxy.port, path, self.a.duration, conns)
+        try:
+            _, err = pr.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            pr.kill()
+            pr.communicate(timeout=5)
+        if pr.returncode:
+            self.notes.append(f"--profile: perf record failed: {err.decode(errors='replace')[-300:]}")
+            return None
+        rc, out, err = self.reg.run(["perf", "report", "-i", str(data), "--stdio", "--no-children",
+                                     "--sort", "dso,symbol", "--percent-limit", "0.5", "-g", "none"],
+                                    "perf", 120)
+        lines = []
+        for line in out.splitlines():
+            if line.startswith("#") and "Overhead" not in line and "Samples" not in line:
+                continue
+            line = re.sub(r"\s+-\s+-\s*$", "", line.rstrip())  # empty IPC columns
+            lines.append(re.sub(r"\s{3,}", "  ", line)[:200])
+        dest = Path(self.a.out).with_name("profile-gatehouse.txt")
+        dest.write_text(f"# perf record -F 999 -p GATEHOUSE (1 worker, 1 KiB, wrk -c64) for "
+                        f"{self.a.duration} s; flat profile by DSO and symbol\n"
+                        + "\n".join(l for l in lines if l.strip()) + "\n")
+        return dest
+
+
+def read_response(s):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise BenchError("idle test: connection closed before a response")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    m = re.search(rb"\r\ncontent-length:\s*(\d+)", head, re.I)
+    want = int(m.group(1)) if m else 0
+    while len(body) < want:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise BenchError("idle test: connection closed inside a response")
+        body += chunk
+    if not head.startswith(b"HTTP/1.1 200"):
+        raise BenchError(f"idle test: {head[:40]!r}")
+
+
+def parse_strace(text):
+    calls = {}
+    for line in text.splitlines():
+        f = line.split()
+        if len(f) < 5 or not re.fullmatch(r"[\d.]+", f[0]):
+            continue
+        # % time, seconds, usecs/call, calls, [errors], syscall
+        calls[f[-1]] = int(f[3])
+    return calls
+
+
+def resource_nofile():
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return soft
+
+
+# --------------------------------------------------------------------------------------------
+# Scenarios, rounds, report
+
+SCENARIOS = [
+    # key, title, path, conns, proxies (rotated each round), strace?
+    ("1k-1w", "1 KiB, 64 conns, 1 worker", "/1k.bin", 64, ["gh-rr-1", "nginx-1", "haproxy-1"], True),
+    ("1k-2w", "1 KiB, 64 conns, 2 workers", "/1k.bin", 64, ["gh-rr-2", "nginx-2", "haproxy-2"], True),
+    ("100k-1w", "100 KiB, 64 conns, 1 worker", "/100k.bin", 64,
+     ["gh-rr-1", "nginx-1", "haproxy-1"], True),
+    ("var-1w", "gatehouse variants, 1 KiB, 64 conns, 1 worker", "/1k.bin", 64,
+     ["gh-rr-1", "gh-lc-1", "gh-mods-1"], False),
+]
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def fmt(x, spec):
+    return "–" if x is None else format(x, spec)
+
+
+def versions(gatehouse):
+    def first(argv):
+        try:
+            p = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+            return (p.stdout + p.stderr).strip().splitlines()[0]
+        except Exception:  # noqa: BLE001 - informational only
+            return "?"
+    rev = first(["git", "-C", str(TOP), "rev-parse", "--short", "HEAD"])
+    dirty = subprocess.run(["git", "-C", str(TOP), "status", "--porcelain", "--", "kernel", "sdk",
+                            "modules"], capture_output=True, text=True, timeout=10).stdout.strip()
+    cpu = "?"
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
+                   if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {
+        "gatehouse": first([gatehouse, "--version"]) + f" (git {rev}{' + local changes' if dirty else ''})",
+        "nginx": first(["nginx", "-v"]).replace("nginx version: ", ""),
+        "haproxy": first(["haproxy", "-v"]).split(" - ")[0],
+        "wrk": first(["wrk", "-v"]).split(" Copyright")[0],
+        "machine": f"{os.cpu_count()} CPUs ({cpu}), Linux {platform.release()}",
+    }
+
+
+def build_report(b, rounds, sysc, idle, started, finished, command, prof):
+    a = b.a
+    lines_txt, md = [], []
+    v = versions(a.gatehouse)
+    md.append(f"Run {started:%Y-%m-%d %H:%M} UTC, {finished - started.timestamp():.0f} s; "
+              f"`{command}`")
+    md.append("")
+    md.append(f"- {v['machine']}; load generator, backend and proxy share these CPUs")
+    md.append(f"- {v['gatehouse']}; {v['nginx']}; {v['haproxy']}; {v['wrk']}")
+    md.append(f"- wrk -t{a.threads} -c64 -d{a.duration}s --latency after a {a.warmup} s warm-up, "
+              f"{a.rounds} round(s), proxies alternated within each round; medians over rounds "
+              f"(ratios: median of the per-round ratios)")
+    md.append(f"- backend: nginx, 1 worker, static files, two listeners (the pool's two servers)")
+    md.append("")
+
+    head = ["scenario", "proxy", "req/s", "p50 ms", "p99 ms", "errors", "CPU µs/req",
+            "syscalls/req", "new upstream conns %", "req/s ÷nginx", "req/s ÷HAProxy",
+            "p99 ÷nginx", "p99 ÷HAProxy", "CPU ÷nginx", "CPU ÷HAProxy"]
+    rows = []
+    var_rows = []
+    for key, title, path, conns, proxies, _ in SCENARIOS:
+        data = rounds[key]  # proxy -> list of per-round results
+        gh = proxies[0]
+        for p in proxies:
+            res = data[p]
+            prox = b.proxies[p]
+            name = prox.label if key != "var-1w" else {"gh-rr-1": "gatehouse round_robin",
+                                                         "gh-lc-1": "gatehouse least_conn",
+                                                         "gh-mods-1": "gatehouse +modules"}[p]
+            row = [title, name,
+                   fmt(median(r["rps"] for r in res), ".0f"),
+                   fmt(median(r["p50"] for r in res), ".3f"),
+                   fmt(median(r["p99"] for r in res), ".3f"),
+                   fmt(median(r["errors"] for r in res), ".0f"),
+                   fmt(median(r["cpu_us"] for r in res), ".2f"),
+                   fmt(sysc.get((key, p), {}).get("per_request"), ".2f"),
+                   fmt(median(r["upstream_new_pct"] for r in res), ".3f")]
+            if p == gh and key != "var-1w":
+                nx, hp = proxies[1], proxies[2]
+                for field in ("rps", "p99", "cpu_us"):
+                    for other in (nx, hp):
+                        ratios = [g[field] / o[field] for g, o in zip(res, data[other])
+                                  if o[field]]
+                        row.append(fmt(median(ratios), ".3f"))
+                # reorder to req/s÷nginx, req/s÷HAProxy, p99÷nginx, ...: already in that order
+            else:
+                row += [""] * 6
+            rows.append(row)
+        if key == "var-1w":
+            for p in proxies[1:]:
+                rr = [g["rps"] / r["rps"] for g, r in zip(data[p], data[gh]) if r["rps"]]
+                cpu = [g["cpu_us"] / r["cpu_us"] for g, r in zip(data[p], data[gh]) if r["cpu_us"]]
+                p99 = [g["p99"] / r["p99"] for g, r in zip(data[p], data[gh]) if r["p99"]]
+                var_rows.append([{"gh-lc-1": "least_conn", "gh-mods-1":
+                                  "+modules loaded, not on the route (" +
+                                  ", ".join(b.all_modules) + ")"}[p],
+                                 fmt(median(rr), ".3f"), fmt(median(p99), ".3f"),
+                                 fmt(median(cpu), ".3f")])
+
+    md.append("### Throughput, latency, CPU and syscalls per request")
+    md.append("")
+    md += md_table(head, rows)
+    md.append("")
+    md.append("### gatehouse variants ÷ gatehouse round_robin (same rounds)")
+    md.append("")
+    md += md_table(["variant", "req/s ratio", "p99 ratio", "CPU/req ratio"], var_rows)
+    md.append("")
+    md.append(f"### Idle keep-alive client connections ({b.idle_n}, one request each, then idle "
+              f"{a.idle_wait} s; 1 worker)")
+    md.append("")
+    irows = []
+    for p in ("gh-rr-1", "nginx-1", "haproxy-1"):
+        r = idle.get(p)
+        if r:
+            irows.append([b.proxies[p].label, f"{r['before'] / 1024:.1f}", f"{r['after'] / 1024:.1f}",
+                          f"{r['per_conn']:.2f}", f"{r['open']}/{r['n']}"])
+    md += md_table(["proxy", "RSS before MiB", "RSS after MiB", "KiB per connection",
+                    "still open"], irows)
+    md.append("")
+    md.append("### Syscalls per request by name (strace -c -f, separate run)")
+    md.append("")
+    srows = []
+    for (key, p), r in sysc.items():
+        top = ", ".join(f"{n} {c:.2f}" for n, c in r["top"] if c >= 0.01)
+        srows.append([next(s[1] for s in SCENARIOS if s[0] == key), b.proxies[p].label, f"{r['per_request']:.2f}", str(r["requests"]), top])
+    md += md_table(["scenario", "proxy", "total", "requests", "top syscalls per request"], srows)
+    if prof:
+        md.append("")
+        md.append(f"perf profile of gatehouse (1 KiB, 1 worker): `{os.path.relpath(prof, TOP) if str(prof).startswith(str(TOP)) else prof}`")
+    errs = [(k, p, i + 1, r["errors"]) for k, d in rounds.items() for p, res in d.items()
+            for i, r in enumerate(res) if r["errors"]]
+    if errs or b.notes:
+        md.append("")
+        md.append("Notes:")
+        for k, p, i, e in errs:
+            md.append(f"- {k} {b.proxies[p].label} ({p}) round {i}: {e} errors")
+        for n in b.notes:
+            md.append(f"- {n}")
+    md.append("")
+    md.append("<details><summary>Per-round figures</summary>")
+    md.append("")
+    prow = []
+    for key, d in rounds.items():
+        for p, res in d.items():
+            for i, r in enumerate(res):
+                prow.append([key, p, str(i + 1), f"{r['rps']:.0f}", f"{r['p50']:.3f}",
+                             f"{r['p99']:.3f}", str(r["errors"]), f"{r['cpu_us']:.2f}",
+                             f"{r['upstream_new_pct']:.3f}"])
+    md += md_table(["scenario", "proxy", "round", "req/s", "p50 ms", "p99 ms", "errors",
+                    "CPU µs/req", "new upstream %"], prow)
+    md.append("")
+    md.append("</details>")
+
+    # Terminal table: the same main table, fixed width.
+    lines_txt += text_table(head, rows)
+    lines_txt.append("")
+    lines_txt += text_table(["variant", "req/s ratio", "p99 ratio", "CPU/req ratio"], var_rows)
+    lines_txt.append("")
+    lines_txt += text_table(["proxy", "RSS before MiB", "RSS after MiB", "KiB per connection",
+                             "still open"], irows)
+    return "\n".join(md) + "\n", "\n".join(lines_txt)
+
+
+def md_table(head, rows):
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for r in rows:
+        out.append("| " + " | ".join(r) + " |")
+    return out
+
+
+def text_table(head, rows):
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(head)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
+    out.append("  ".join("-" * w for w in widths))
+    for r in rows:
+        out.append("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--tmp", required=True)
+    ap.add_argument("--pid-file", required=True)
+    ap.add_argument("--gatehouse", required=True)
+    ap.add_argument("--module-dir", required=True)
+    ap.add_argument("--out", default=str(HERE / "results.md"))
+    ap.add_argument("--rounds", type=int, help="rounds (default 3; 1 with --quick)")
+    ap.add_argument("--duration", type=int, help="seconds per measurement (default 5; 3 quick)")
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1, help="wrk threads")
+    ap.add_argument("--strace-duration", type=int, help="seconds (default 3; 2 quick)")
+    ap.add_argument("--idle-conns", type=int, default=10000)
+    ap.add_argument("--idle-wait", type=float,
+                    help="seconds the idle connections stay idle before RSS is read (default 3; 1 quick)")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--command", default="tests/bench/run.sh")
+    ap.add_argument("--time-limit", type=int, default=1500, help="abort the whole run after")
+    a = ap.parse_args()
+    for name, full, quick in (("rounds", 3, 1), ("duration", 5, 3), ("strace_duration", 3, 2),
+                              ("idle_wait", 3.0, 1.0)):
+        if getattr(a, name) is None:
+            setattr(a, name, quick if a.quick else full)
+    if a.rounds < 1:
+        ap.error("--rounds must be ≥ 1")
+
+    def on_signal(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    def on_alarm(_signum, _frame):
+        raise BenchError(f"time limit of {a.time_limit} s reached")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(a.time_limit)
+
+    started = datetime.datetime.now(datetime.timezone.utc)
+    t_start = time.time()
+    b = Bench(a)
+    try:
+        log(f"starting backend and proxies in {a.tmp}")
+        b.start()
+        log(f"modules for the +modules variant: {', '.join(b.all_modules)}")
+        rounds = {key: {p: [] for p in proxies} for key, _, _, _, proxies, _ in SCENARIOS}
+        for rnd in range(a.rounds):
+            for key, title, path, conns, proxies, _ in SCENARIOS:
+                k = rnd % len(proxies)
+                for p in proxies[k:] + proxies[:k]:
+                    r = b.measure(b.proxies[p], path, conns)
+                    rounds[key][p].append(r)
+                    log(f"[round {rnd + 1}/{a.rounds}] {key:8} {p:10} {r['rps']:9.0f} req/s  "
+                        f"p50 {r['p50']:.3f} ms  p99 {r['p99']:.3f} ms  err {r['errors']}  "
+                        f"CPU {r['cpu_us']:.2f} µs/req  new upstream {r['upstream_new_pct']:.3f} %")
+        sysc = {}
+        for key, title, path, conns, proxies, do in SCENARIOS:
+            if not do:
+                continue
+            for p in proxies:
+                r = b.syscalls(b.proxies[p], path, conns)
+                sysc[(key, p)] = r
+                log(f"[strace] {key:8} {p:10} {r['per_request']:.2f} syscalls/req over "
+                    f"{r['requests']} requests")
+        idle = {}
+        for p in ("gh-rr-1", "nginx-1", "haproxy-1"):
+            r = b.idle_rss(b.proxies[p])
+            idle[p] = r
+            log(f"[idle] {p:10} {r['before']} KiB -> {r['after']} KiB: {r['per_conn']:.2f} KiB/conn "
+                f"({r['open']}/{r['n']} still open)")
+        prof = b.profile(b.proxies["gh-rr-1"], "/1k.bin", 64) if a.profile else None
+        md, txt = build_report(b, rounds, sysc, idle, started, time.time(), a.command, prof)
+        Path(a.out).write_text("<!-- written by tests/bench/run.sh; paste into the README's "
+                               "Performance section -->\n" + md)
+        print(txt)
+        print(f"\nMarkdown: {a.out}  ({time.time() - t_start:.0f} s)")
+        return 0
+    except BenchError as e:
+        log(f"bench: error: {e}")
+        for f in sorted(Path(a.tmp).glob("*.log")):
+            tail = f.read_text(errors="replace").strip().splitlines()[-5:]
+            if tail:
+                log(f"--- {f.name}\n" + "\n".join(tail))
+        return 1
+    finally:
+        signal.alarm(0)
+        b.reg.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

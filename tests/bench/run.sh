@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# gatehouse vs nginx vs HAProxy on loopback (issue 4). See tests/bench/README.md.
+#
+#   tests/bench/run.sh [--no-build] [--quick] [--rounds N] [--profile] [--keep-tmp]
+#                      [--duration S] [--idle-conns N] ...   (other options: bench.py --help)
+#
+# Installs nginx, haproxy, wrk and strace with apt when missing (as root), builds a Release
+# gatehouse into build-bench/ (GATEHOUSE_BUILD_DIR overrides; --no-build uses what is there),
+# runs tests/bench/bench.py and writes tests/bench/results.md. Every process started is killed
+# by PID on exit; configs and logs live in a temp dir that is removed (unless --keep-tmp).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+build_dir=${GATEHOUSE_BUILD_DIR:-$top/build-bench}
+python=${PYTHON:-python3}
+
+do_build=1
+keep_tmp=0
+profile=0
+args=()
+for arg in "$@"; do
+  case $arg in
+    --no-build) do_build=0 ;;
+    --keep-tmp) keep_tmp=1 ;;
+    --profile) profile=1; args+=("$arg") ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) args+=("$arg") ;;
+  esac
+done
+
+# ---- tools -------------------------------------------------------------------------------
+need=()
+command -v nginx >/dev/null || need+=(nginx-light)
+command -v haproxy >/dev/null || need+=(haproxy)
+command -v wrk >/dev/null || need+=(wrk)
+command -v strace >/dev/null || need+=(strace)
+((profile)) && ! command -v perf >/dev/null && need+=(linux-perf)
+if ((${#need[@]})); then
+  if [[ $EUID -ne 0 ]]; then
+    echo "bench: missing ${need[*]}; run as root to install them with apt" >&2
+    exit 1
+  fi
+  echo "bench: installing ${need[*]}" >&2
+  install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"; }
+  # Keep the packages' services (nginx and haproxy on port 80) from being started.
+  policy=/usr/sbin/policy-rc.d
+  made_policy=0
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && made_policy=1
+  fi
+  rc=0
+  apt-get update -qq || rc=$?
+  for pkg in "${need[@]}"; do
+    case $pkg in
+      nginx-light) install nginx-light || install nginx || rc=1 ;;
+      linux-perf) install linux-perf || echo "bench: linux-perf unavailable, no profile" >&2 ;;
+      *) install "$pkg" || rc=1 ;;
+    esac
+  done
+  ((made_policy)) && rm -f "$policy"
+  ((rc == 0)) || { echo "bench: apt-get failed" >&2; exit 1; }
+fi
+
+# ---- gatehouse ---------------------------------------------------------------------------
+if ((do_build)); then
+  echo "bench: building gatehouse (Release) in $build_dir" >&2
+  GATEHOUSE_BUILD_DIR=$build_dir CMAKE_BUILD_TYPE=Release GATEHOUSE_BUILD_TESTS=OFF \
+    "$top/contrib/scripts/build.sh" >&2
+fi
+gatehouse=$build_dir/kernel/gatehouse
+[[ -x $gatehouse ]] || { echo "bench: $gatehouse not built (drop --no-build)" >&2; exit 1; }
+
+# ---- limits: 10,000 idle client connections need as many descriptors in the proxy ----------
+ulimit -Hn 65536 2>/dev/null || true
+ulimit -n "$(ulimit -Hn)"
+
+# ---- run, then kill by PID whatever is left --------------------------------------------------
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-bench.XXXXXX")
+chmod 755 "$tmp"   # nginx workers (www-data) read the static files below it
+pids=$tmp/pids
+: >"$pids"
+py=
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if [[ -n $py ]] && kill -0 "$py" 2>/dev/null; then
+    kill -TERM "$py" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$py" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL "$py" 2>/dev/null || true
+  fi
+  # Every process the helper started, by PID, if it is still the same program.
+  local pid comm left=()
+  while read -r pid comm; do
+    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$comm" ]] || continue
+    kill -TERM "$pid" 2>/dev/null && left+=("$pid:$comm")
+  done <"$pids"
+  if ((${#left[@]})); then
+    sleep 2
+    for entry in "${left[@]}"; do
+      pid=${entry%%:*}; comm=${entry#*:}
+      [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$comm" ]] && kill -KILL "$pid" 2>/dev/null
+    done
+  fi
+  if ((keep_tmp)); then echo "bench: configs and logs kept in $tmp" >&2; else rm -rf "$tmp"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+command_line="tests/bench/run.sh${*:+ $*}"
+"$python" "$here/bench.py" --tmp "$tmp" --pid-file "$pids" --gatehouse "$gatehouse" \
+  --module-dir "$build_dir/modules" --out "$here/results.md" --command "$command_line" \
+  ${args[@]+"${args[@]}"} &
+py=$!
+wait "$py"
