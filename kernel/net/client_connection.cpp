@@ -16,6 +16,8 @@ namespace asio = boost::asio;
 using boost::system::error_code;
 
 std::atomic<bool> draining{false};
+// How long a keep-alive connection keeps its buffers while waiting for the next request.
+constexpr std::chrono::milliseconds idle_release{1000};
 std::atomic<uint64_t> current_generation_number{1};
 std::atomic<std::shared_ptr<accesslog::AccessLog>> access_log;
 metrics::KernelMetrics* kernel_metrics = nullptr;
@@ -115,11 +117,20 @@ void ClientConnection::read_request() {
     if (!in_.empty())
         return parse_request();
     // Between requests only the keep-alive timeout runs; the header deadline starts with the
-    // first byte (and covers the whole head, however slowly it trickles in).
-    timeout_ = requests_served_ ? Timeout::keepalive : Timeout::header;
-    watchdog_.arm(timeout_ == Timeout::keepalive ? config_->timeouts.keepalive
-                                                 : config_->timeouts.header,
-                  shared_from_this());
+    // first byte (and covers the whole head, however slowly it trickles in). A plain-TCP
+    // connection idle for idle_release gives its buffers back and waits without them.
+    auto keepalive = config_->timeouts.keepalive;
+    if (!requests_served_) {
+        timeout_ = Timeout::header;
+        watchdog_.arm(config_->timeouts.header, shared_from_this());
+    } else if (!transport_.tls() && keepalive > idle_release) {
+        timeout_ = Timeout::idle;
+        idle_deadline_ = std::chrono::steady_clock::now() + keepalive;
+        watchdog_.arm(idle_release, shared_from_this());
+    } else {
+        timeout_ = Timeout::keepalive;
+        watchdog_.arm(keepalive, shared_from_this());
+    }
     in_.reserve(std::max<size_t>(16 * 1024, config_->limits.max_header_bytes));
     in_.compact();
     transport_.async_read_some(asio::buffer(in_.space(), in_.space_size()),
@@ -132,10 +143,13 @@ void ClientConnection::on_read_request(const error_code& ec, size_t n) {
     if (ec) {
         if (ec == asio::error::operation_aborted && response_started_)
             return; // the watchdog cancelled the read and is replying
+        if (ec == asio::error::operation_aborted && idle_parked_ && !closing_)
+            return park();
         return close();
     }
     in_.commit(n);
-    if (timeout_ == Timeout::keepalive) {
+    idle_parked_ = false;
+    if (timeout_ == Timeout::keepalive || timeout_ == Timeout::idle) {
         timeout_ = Timeout::header;
         watchdog_.arm(config_->timeouts.header, shared_from_this());
     }
@@ -358,9 +372,34 @@ void ClientConnection::next_request() {
     read_request();
 }
 
+void ClientConnection::park() {
+    // Idle long enough: drop every per-request buffer and wait for readability without one
+    // (one epoll_ctl, paid only by connections that really went idle).
+    in_.release();
+    std::string().swap(request_store_);
+    std::string().swap(response_store_);
+    std::string().swap(out_head_);
+    std::string().swap(decoded_);
+    std::string().swap(request_chunk_);
+    std::string().swap(request_body_out_);
+    std::string().swap(body_stage_[0]);
+    std::string().swap(body_stage_[1]);
+    std::vector<http::Field>().swap(request_.fields);
+    std::vector<http::Field>().swap(response_.fields);
+    stream_.release_memory();
+    transport_.socket().async_wait(asio::ip::tcp::socket::wait_read,
+                                   [self = shared_from_this()](const error_code& ec) {
+                                       self->idle_parked_ = false;
+                                       if (ec || self->closing_)
+                                           return ec == asio::error::operation_aborted ? void()
+                                                                                       : self->close();
+                                       self->read_request();
+                                   });
+}
+
 void ClientConnection::close_if_idle() {
     // Idle = between requests, nothing of the next one received yet.
-    if (timeout_ == Timeout::keepalive && in_.empty() && !closing_) {
+    if ((timeout_ == Timeout::keepalive || timeout_ == Timeout::idle) && in_.empty() && !closing_) {
         request_body_done_ = true;
         close();
     }
@@ -436,6 +475,17 @@ void ClientConnection::on_watchdog() {
         last_failure_timeout_ = true;
         timeout_ = which; // the pending upstream handler sees operation_aborted and this
         return;
+    case Timeout::idle: {
+        // Stop the buffered read; on_read_request parks the connection. The keep-alive
+        // deadline still holds.
+        idle_parked_ = true;
+        timeout_ = Timeout::keepalive;
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            idle_deadline_ - std::chrono::steady_clock::now());
+        watchdog_.arm(std::max(left, std::chrono::milliseconds(1)), shared_from_this());
+        transport_.socket().cancel(ec);
+        return;
+    }
     case Timeout::keepalive:
     case Timeout::client_write:
     case Timeout::upstream_idle:

@@ -34,6 +34,7 @@ enum class Timeout : uint8_t {
     upstream_first_byte,
     upstream_idle,
     tunnel,
+    idle, // keep-alive wait, before the buffers are released
 };
 
 // Why a request ended, for the log (and later the access log).
@@ -81,6 +82,7 @@ private:
     // ---- client side (client_connection.cpp) ----
     void on_handshake(const boost::system::error_code& ec);
     void read_request();
+    void park();
     void on_read_request(const boost::system::error_code& ec, size_t n);
     void parse_request();
     void on_request_head();
@@ -167,6 +169,8 @@ private:
     bool keep_alive_ = true;
     bool closing_ = false;
     bool trusted_peer_ = false; // peer address is in forwarding.trusted_proxies
+    bool idle_parked_ = false;  // waiting for readability without buffers
+    std::chrono::steady_clock::time_point idle_deadline_; // keep-alive expiry while idle
 
     gh_stream stream_;
     size_t filter_index_ = 0; // next filter to run in the current phase

@@ -22,3 +22,14 @@ void gh_stream::reset() {
     in_on_body = false;
     arena.clear();
 }
+
+void gh_stream::release_memory() {
+    for (std::string* str : {&path, &host, &peer_address, &normalised_target, &reply_body,
+                             &held_body[0], &held_body[1], &body_out})
+        std::string().swap(*str);
+    std::vector<gatehouse::http::Field>().swap(reply_headers);
+    std::vector<Slot>().swap(slots);
+    std::list<std::string>().swap(arena);
+    for (auto& subs : subscriptions)
+        std::vector<Subscription>().swap(subs);
+}

@@ -7,7 +7,7 @@
 
 #include <gatehouse/gatehouse.h>
 
-#include <deque>
+#include <list>
 #include <string>
 #include <vector>
 
@@ -54,10 +54,13 @@ struct gh_stream {
     uint32_t body_writer_direction = 0;
     bool in_on_body = false;
 
-    // Strings filters added to header blocks; deque keeps views stable.
-    std::deque<std::string> arena;
+    // Strings filters added to header blocks; list nodes keep views stable, and an empty list
+    // allocates nothing.
+    std::list<std::string> arena;
     std::string_view keep(std::string_view s) { return arena.emplace_back(s); }
 
     void reset();
+    // Gives back the capacity of per-request strings and vectors (an idle connection).
+    void release_memory();
     bool subscribed(uint32_t direction) const { return !subscriptions[direction].empty(); }
 };

@@ -7,7 +7,6 @@
 #include <boost/asio/ssl/stream.hpp>
 
 #include <memory>
-#include <optional>
 #include <utility>
 
 namespace gatehouse::net {
@@ -22,10 +21,12 @@ public:
 
     executor_type get_executor() { return socket_.get_executor(); }
     boost::asio::ip::tcp::socket& socket() { return socket_; }
-    bool tls() const { return tls_.has_value(); }
+    bool tls() const { return tls_ != nullptr; }
     tls_stream& tls_stream_ref() { return *tls_; }
     // Starts TLS on the connected socket (the handshake is the caller's next step).
-    void enable_tls(boost::asio::ssl::context& context) { tls_.emplace(socket_, context); }
+    void enable_tls(boost::asio::ssl::context& context) {
+        tls_ = std::make_unique<tls_stream>(socket_, context);
+    }
     SSL* ssl() { return tls_ ? tls_->native_handle() : nullptr; }
 
     template <class Buffers, class Handler>
@@ -46,7 +47,7 @@ public:
 
 private:
     boost::asio::ip::tcp::socket socket_;
-    std::optional<tls_stream> tls_;
+    std::unique_ptr<tls_stream> tls_; // on the heap: most connections are plain TCP
 };
 
 } // namespace gatehouse::net

@@ -123,8 +123,9 @@ def test_sighup_reloads_under_load_lose_no_request(start_backend, start_gatehous
         for upstreams, routes, (root_ids, b_ids) in steps[1:]:
             gh.config_path.write_text(config([port], upstreams, routes))
             sighup_and_wait(gh)
-            got_root = set(ids_via_new_connections(port, "/", 6))
-            got_b = set(ids_via_new_connections(port, "/b/x", 6))
+            # Enough samples that round_robin, shared with the load threads, shows every server.
+            got_root = set(ids_via_new_connections(port, "/", 20))
+            got_b = set(ids_via_new_connections(port, "/b/x", 20))
             assert got_root == root_ids, (routes, got_root)
             assert got_b == b_ids, (routes, got_b)
             time.sleep(0.4)

@@ -187,3 +187,19 @@ def test_upstream_keepalive_timeout_expires_pooled_connections(start_backend, st
         time.sleep(1.0)
         assert c.request("GET", "/id").status == 200
     assert backend.stats()["connections"] == 2
+
+
+def test_idle_keepalive_connection_parks_then_serves_and_still_times_out(start_backend,
+                                                                        start_gatehouse):
+    # After 1 s idle a keep-alive connection gives its buffers back (kernel: park); it must
+    # still serve its next request, and the keep-alive timeout still counts from the last one.
+    backend = start_backend("b")
+    gh = start_gatehouse(proxy_config([backend], extra='[timeouts]\nkeepalive = "2500ms"\n'))
+    with Client(gh.port) as c:
+        assert c.request("GET", "/id").status == 200
+        time.sleep(1.5)  # parked by now
+        assert c.request("GET", "/id").status == 200
+        start = time.monotonic()
+        assert c.wait_closed(5.0), "idle keep-alive connection was not closed"
+        elapsed = time.monotonic() - start
+    assert 1.8 < elapsed < 3.5, elapsed
