@@ -20,19 +20,6 @@ bool valid_name(std::string_view name) {
     return true;
 }
 
-std::string escape(std::string_view value) {
-    std::string out;
-    for (char c : value) {
-        if (c == '\\' || c == '"')
-            out.push_back('\\');
-        if (c == '\n') {
-            out += "\\n";
-            continue;
-        }
-        out.push_back(c);
-    }
-    return out;
-}
 } // namespace
 
 gh_metric* register_metric(uint32_t type, std::string_view name, std::string_view help,
@@ -115,14 +102,14 @@ std::string render_prometheus() {
     for (auto& m : registry()) {
         static constexpr const char* types[] = {"counter", "gauge", "histogram"};
         fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", m->name,
-                       escape(m->help), m->name, types[m->type]);
+                       escape_label(m->help), m->name, types[m->type]);
         std::lock_guard series_lock(m->mutex);
         for (const auto& [values, s] : m->series) {
             auto labels = [&](std::string_view extra) {
                 std::string l;
                 for (size_t i = 0; i < values.size(); ++i)
                     l += fmt::format("{}{}=\"{}\"", l.empty() ? "" : ",", m->label_names[i],
-                                     escape(values[i]));
+                                     escape_label(values[i]));
                 if (!extra.empty())
                     l += fmt::format("{}{}", l.empty() ? "" : ",", extra);
                 return l.empty() ? std::string() : "{" + l + "}";
@@ -138,6 +125,22 @@ std::string render_prometheus() {
                            m->name, labels("le=\"+Inf\""), s.counts.back(), m->name, labels(""),
                            s.sum, m->name, labels(""), s.count);
         }
+    }
+    return out;
+}
+
+std::string escape_label(std::string_view value) {
+    // Prometheus text format: backslash, double quote and line feed are escaped.
+    std::string out;
+    out.reserve(value.size());
+    for (char c : value) {
+        if (c == '\\' || c == '"')
+            out.push_back('\\');
+        if (c == '\n') {
+            out += "\\n";
+            continue;
+        }
+        out.push_back(c);
     }
     return out;
 }

@@ -35,5 +35,7 @@ gh_metric* register_metric(uint32_t type, std::string_view name, std::string_vie
                            std::string& error);
 void record(gh_metric* metric, uint32_t op, const gh_str_t* values, size_t count, double value);
 std::string render_prometheus();
+// A label value (or HELP text) escaped for the Prometheus text format.
+std::string escape_label(std::string_view value);
 
 } // namespace gatehouse::metrics

@@ -1,5 +1,7 @@
 #include "metrics/kernel_metrics.hpp"
 
+#include "metrics.hpp"
+
 #include "upstream/pool.hpp"
 
 #include <fmt/format.h>
@@ -16,21 +18,6 @@ constexpr std::array<const char*, kBucketBoundsUs.size()> kBucketLabels = {
     "0.001", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10"};
 
 constexpr const char* kCodeClasses[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
-
-std::string escape_label(std::string_view value) {
-    std::string out;
-    out.reserve(value.size());
-    for (char c : value) {
-        if (c == '\\' || c == '"')
-            out.push_back('\\');
-        if (c == '\n') {
-            out += "\\n";
-            continue;
-        }
-        out.push_back(c);
-    }
-    return out;
-}
 
 void header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
     fmt::format_to(std::back_inserter(out), "# HELP gatehouse_{} {}\n# TYPE gatehouse_{} {}\n",
