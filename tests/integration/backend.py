@@ -16,6 +16,9 @@ Behaviour is selected by the path (the query string is ignored):
                        of the request on its connection). Any unknown path behaves like /echo.
   /bytes/N             N bytes (pattern_chunks) with Content-Length, generated streaming.
   /chunked/N           N bytes chunked, with trailers X-Body-Sha256 and X-Body-Length.
+  /text/N              N bytes of text (text_body), strong ETag, Accept-Ranges; the only path
+                       that reads its query: type=, cc= (Cache-Control), vary=, chunks=K and
+                       pause_ms= (K chunked pieces with a pause after each).
   /slow-header/MS      waits MS before sending the response header.
   /slow-body/MS        sends the header and half the body, waits MS, sends the rest.
   /status/CODE         responds with CODE.
@@ -50,6 +53,7 @@ import struct
 import sys
 import threading
 import time
+import urllib.parse
 
 PATTERN_PERIOD = 65521  # prime, so 2^k-sized buffer mistakes in the proxy show up in the hash
 _PATTERN_BLOCK = bytes((i * 131 + (i >> 7) + 17) & 0xFF for i in range(PATTERN_PERIOD))
@@ -66,6 +70,19 @@ def pattern_chunks(total, chunk=_PATTERN_SPAN):
         start = offset % PATTERN_PERIOD
         yield view[start:start + n]
         offset += n
+
+
+def text_body(total):
+    """The first `total` bytes of a compressible text (numbered lines)."""
+    lines = []
+    size = 0
+    i = 0
+    while size < total:
+        line = b"line %d: the quick brown fox jumps over the lazy dog\n" % i
+        lines.append(line)
+        size += len(line)
+        i += 1
+    return b"".join(lines)[:total]
 
 
 def pattern_sha256(total):
@@ -203,14 +220,15 @@ class Session:
                 req = self.read_head()
                 self.sock.settimeout(60)
                 self.count += 1
-                recorded = req.path != "/stats"
-                if recorded:
+                # "active" = received and not answered yet; it ends just before the response
+                # goes out, so a client that has the whole response never sees it still active.
+                self.active = req.path != "/stats"
+                if self.active:
                     self.server.stats.begin()
                 try:
                     keep = self.handle(req)
                 finally:
-                    if recorded:
-                        self.server.stats.end()
+                    self.end_active()
                 if not keep:
                     break
         except (ConnectionClosed, OSError, ValueError):
@@ -287,7 +305,13 @@ class Session:
             if self.readline() not in (b"\r\n", b"\n"):
                 raise ConnectionClosed()
 
+    def end_active(self):
+        if getattr(self, "active", False):
+            self.active = False
+            self.server.stats.end()
+
     def send_response(self, req, status, body=b"", headers=(), content_type="text/plain"):
+        self.end_active()
         close = req.wants_close()
         head = ["HTTP/1.1 %d %s" % (status, REASONS.get(status, "Status"))]
         head.append("Content-Type: " + content_type)
@@ -392,6 +416,38 @@ class Session:
                 self.sock.sendall(b"%x\r\n" % len(part) + bytes(part) + b"\r\n")
         trailer = "0\r\nX-Body-Sha256: %s\r\nX-Body-Length: %d\r\n\r\n" % (h.hexdigest(), sent)
         self.sock.sendall(trailer.encode())
+        return not req.wants_close()
+
+    def do_text(self, req, param):
+        """/text/N[?type=T&cc=CACHE_CONTROL&vary=V&chunks=K&pause_ms=MS]: N bytes of text (text_body)
+        with a strong ETag and Accept-Ranges; sent in K chunked pieces with pauses if chunks is set."""
+        self.read_body(req)
+        query = urllib.parse.parse_qs(req.target.partition("?")[2])
+        opt = {k: v[0] for k, v in query.items()}
+        body = text_body(int(param))
+        head = ["HTTP/1.1 200 OK", "Content-Type: " + opt.get("type", "text/plain; charset=utf-8"),
+                'ETag: "text-%d"' % len(body), "Accept-Ranges: bytes"]
+        if "cc" in opt:
+            head.append("Cache-Control: " + opt["cc"])
+        if "vary" in opt:
+            head.append("Vary: " + opt["vary"])
+        chunks = int(opt.get("chunks", "0"))
+        if chunks:
+            head.append("Transfer-Encoding: chunked")
+        else:
+            head.append("Content-Length: %d" % len(body))
+        self.sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+        if req.method == "HEAD":
+            return not req.wants_close()
+        if not chunks:
+            self.sock.sendall(body)
+            return not req.wants_close()
+        step = max(1, -(-len(body) // chunks))
+        for start in range(0, len(body), step):
+            part = body[start:start + step]
+            self.sock.sendall(b"%x\r\n" % len(part) + part + b"\r\n")
+            time.sleep(int(opt.get("pause_ms", "0")) / 1000)
+        self.sock.sendall(b"0\r\n\r\n")
         return not req.wants_close()
 
     def do_slow_header(self, req, param):
