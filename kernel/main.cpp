@@ -33,27 +33,11 @@ struct Loaded {
 
 // Loads config and modules and builds the generation. Prints every problem; false if any.
 bool load_all(const std::string& file, Loaded& out) {
-    config::Diagnostics diag(file);
-    auto cfg = config::load_config(file, diag);
-    auto print = [&diag] {
-        for (const auto& e : diag.errors())
-            std::cerr << e.to_string() << "\n";
-    };
-    if (!cfg || !diag.ok()) {
-        print();
-        return false;
-    }
     std::vector<std::string> errors;
-    if (!out.modules.load(cfg->modules.dir, cfg->modules.load, errors)) {
-        for (const auto& e : errors)
-            std::cerr << fmt::format("{}:{}: [modules.load] {}\n", file, cfg->modules.load_line, e);
-        return false;
-    }
-    out.generation = Generation::build(std::move(cfg), out.modules, diag, errors);
-    print();
+    out.generation = Generation::load(file, out.modules, errors);
     for (const auto& e : errors)
         std::cerr << e << "\n";
-    return out.generation && diag.ok() && errors.empty();
+    return out.generation != nullptr;
 }
 
 int list_modules(const Loaded& loaded) {

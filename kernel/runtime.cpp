@@ -198,6 +198,32 @@ bool Generation::build_tls(std::vector<std::string>& errors) {
     return true;
 }
 
+std::shared_ptr<Generation> Generation::load(const std::string& file, modules::ModuleSet& modules,
+                                             std::vector<std::string>& errors) {
+    config::Diagnostics diag(file);
+    auto cfg = config::load_config(file, diag);
+    std::vector<std::string> other;
+    std::shared_ptr<Generation> gen;
+    if (cfg && diag.ok()) {
+        std::vector<std::string> missing;
+        for (const auto& name : cfg->modules.load)
+            if (!modules.find(name))
+                missing.push_back(name);
+        uint32_t load_line = cfg->modules.load_line;
+        if (!modules.load(cfg->modules.dir, missing, other))
+            for (auto& e : other)
+                e = fmt::format("{}:{}: [modules.load] {}", file, load_line, e);
+        else
+            gen = build(std::move(cfg), modules, diag, other);
+    }
+    for (const auto& d : diag.errors())
+        errors.push_back(d.to_string());
+    errors.insert(errors.end(), other.begin(), other.end());
+    if (!errors.empty())
+        gen.reset();
+    return gen;
+}
+
 bool Generation::activate(std::vector<std::string>& errors) {
     for (auto& inst : instances_) {
         if (inst.module->desc.activate &&

@@ -48,6 +48,10 @@ public:
                                              modules::ModuleSet& modules,
                                              config::Diagnostics& diag,
                                              std::vector<std::string>& errors);
+    // Reads `file`, loads the modules it names that `modules` does not have yet, and builds the
+    // generation. nullptr on any problem; `errors` gets one line each, config errors first.
+    static std::shared_ptr<Generation> load(const std::string& file, modules::ModuleSet& modules,
+                                            std::vector<std::string>& errors);
     // Side effects: modules' activate hooks.
     bool activate(std::vector<std::string>& errors);
 
@@ -74,7 +78,6 @@ public:
     // Per-route and per-pool metric cells (bound by the server when it activates the generation).
     const metrics::GenerationMetrics& metrics() const { return metrics_; }
     void bind_metrics(metrics::KernelMetrics& km);
-    std::chrono::system_clock::time_point built_at() const { return built_at_; }
     void set_number(uint64_t n) { number_ = n; }
 
 private:
@@ -93,7 +96,6 @@ private:
     std::vector<std::shared_ptr<tls::ClientContext>> pool_tls_;
     uint64_t number_ = 1;
     metrics::GenerationMetrics metrics_;
-    std::chrono::system_clock::time_point built_at_ = std::chrono::system_clock::now();
 };
 
 } // namespace gatehouse

@@ -41,8 +41,6 @@ std::string host_without_port(std::string_view host) {
 }
 } // namespace
 
-void gh_stream_reset(gh_stream& s);
-
 ClientConnection::ClientConnection(Worker& worker, std::shared_ptr<const Generation> generation,
                                    asio::ip::tcp::socket socket,
                                    std::shared_ptr<const tls::CertStore> tls)

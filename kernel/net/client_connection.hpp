@@ -149,7 +149,7 @@ private:
     void arm_tunnel_timeout();
     void tunnel_read(bool from_client);
     void on_tunnel_read(bool from_client, const boost::system::error_code& ec, size_t n);
-    void tunnel_write(bool from_client, size_t n);
+    void tunnel_write(bool from_client);
     void end_tunnel(const char* why);
 
     Worker& worker_;
@@ -214,7 +214,6 @@ private:
     std::string request_body_out_;    // the held body as it goes upstream
     std::string request_chunk_;       // a re-chunked piece of a filtered, streamed request body
     bool upstream_request_done_ = false; // UPSTREAM_REQUEST filters ran (once per request)
-    int tunnel_open_ = 0;                // directions still open in an upgraded connection
 };
 
 } // namespace gatehouse::net

@@ -14,15 +14,14 @@ using boost::system::error_code;
 void ClientConnection::start_tunnel() {
     log::debug("{} {}: upgraded, tunnel to {}", request_.method, stream_.path, stream_.peer_address);
     keep_alive_ = false;
-    tunnel_open_ = 2;
     arm_tunnel_timeout();
     // Bytes that arrived with the heads (a client's first frames, a server's greeting) go first.
     if (!in_.empty())
-        tunnel_write(true, in_.size());
+        tunnel_write(true);
     else
         tunnel_read(true);
     if (!upstream_->buffer.empty())
-        tunnel_write(false, upstream_->buffer.size());
+        tunnel_write(false);
     else
         tunnel_read(false);
 }
@@ -53,10 +52,10 @@ void ClientConnection::on_tunnel_read(bool from_client, const error_code& ec, si
         return end_tunnel(from_client ? "client closed" : "upstream closed");
     arm_tunnel_timeout();
     (from_client ? in_ : upstream_->buffer).commit(n);
-    tunnel_write(from_client, n);
+    tunnel_write(from_client);
 }
 
-void ClientConnection::tunnel_write(bool from_client, size_t) {
+void ClientConnection::tunnel_write(bool from_client) {
     Buffer& buffer = from_client ? in_ : upstream_->buffer;
     auto handler = [self = shared_from_this(), from_client](const error_code& ec, size_t n) {
         if (self->closing_ || !self->upstream_)
