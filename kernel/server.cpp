@@ -28,33 +28,6 @@ std::string endpoint_text(const asio::ip::tcp::endpoint& e) {
                      : fmt::format("{}:{}", a.to_string(), e.port());
 }
 
-// Loads config and any modules not loaded yet, and builds a generation; errors in one string.
-std::shared_ptr<Generation> build_generation(const std::string& file, modules::ModuleSet& modules,
-                                             std::string& error) {
-    config::Diagnostics diag(file);
-    auto cfg = config::load_config(file, diag);
-    std::vector<std::string> errors;
-    if (cfg && diag.ok()) {
-        std::vector<std::string> missing;
-        for (const auto& name : cfg->modules.load)
-            if (!modules.find(name))
-                missing.push_back(name);
-        if (!modules.load(cfg->modules.dir, missing, errors))
-            for (auto& e : errors)
-                e = fmt::format("{}:{}: [modules.load] {}", file, cfg->modules.load_line, e);
-    }
-    std::shared_ptr<Generation> gen;
-    if (cfg && diag.ok() && errors.empty())
-        gen = Generation::build(std::move(cfg), modules, diag, errors);
-    for (const auto& d : diag.errors())
-        errors.insert(errors.begin(), d.to_string());
-    if (!errors.empty())
-        gen.reset();
-    for (const auto& e : errors)
-        error += (error.empty() ? "" : "\n") + e;
-    return gen;
-}
-
 } // namespace
 
 Server::Server(std::string config_file, modules::ModuleSet& modules,
@@ -211,8 +184,11 @@ void Server::activate_generation(std::shared_ptr<Generation> next) {
 std::pair<bool, std::string> Server::reload() {
     if (draining_)
         return {false, "shutting down"};
+    std::vector<std::string> load_errors;
+    auto next = Generation::load(config_file_, modules_, load_errors);
     std::string error;
-    auto next = build_generation(config_file_, modules_, error);
+    for (const auto& e : load_errors)
+        error += (error.empty() ? "" : "\n") + e;
     if (next && next->config().server.workers != current_owned_->config().server.workers)
         log::warn("reload: server.workers changes only on restart");
     std::vector<std::string> errors;
@@ -369,12 +345,39 @@ void Server::write_pid_file() {
     const std::string& path = current_owned_->config().server.pid_file;
     if (path.empty())
         return;
+    pid_file_ = path;
     if (FILE* f = std::fopen(path.c_str(), "w")) {
         std::fprintf(f, "%d\n", static_cast<int>(::getpid()));
         std::fclose(f);
     } else {
         log::warn("cannot write pid file {}", path);
     }
+}
+
+void Server::shut_down() {
+    // Every way out of run() after start-up began comes here, so nothing (the generation held
+    // for callouts, the access log, worker threads) outlives the server or the modules' code.
+    stopped_ = true;
+    if (health_)
+        health_->stop();
+    if (admin_)
+        admin_->stop();
+    for (auto& w : workers_)
+        w->stop();
+    for (auto& w : workers_)
+        w->join();
+    listeners_.clear();
+    workers_.clear();
+    retired_.clear();
+    released_.clear();
+    modules::stop_offload_pool();
+    modules::set_current_generation(nullptr);
+    net::access_log.store(nullptr);
+    access_log_.reset(); // flushes
+    net::kernel_metrics = nullptr;
+    if (!pid_file_.empty())
+        std::remove(pid_file_.c_str());
+    log::info("stopped");
 }
 
 int Server::run() {
@@ -404,6 +407,7 @@ int Server::run() {
         ListenerSet set;
         if (!open_listener(lc, set, error)) {
             log::error("{}:{}: [listener] {}", cfg.file, lc.line, error);
+            shut_down();
             return 1;
         }
         listeners_.emplace(lc.key(), std::move(set));
@@ -432,12 +436,8 @@ int Server::run() {
         for (auto& l : set)
             asio::post(l->worker().io(), [l] { l->start(); });
     if (!start_admin(error)) {
-        log::error("{}:{}: [admin.listen] {}", cfg.file, 0, error);
-        stopped_ = true;
-        for (auto& w : workers_)
-            w->stop();
-        for (auto& w : workers_)
-            w->join();
+        log::error("{}: [admin.listen] {}", cfg.file, error);
+        shut_down();
         return 1;
     }
     write_pid_file();
@@ -485,28 +485,8 @@ int Server::run() {
     schedule_housekeeping();
     io_.run();
 
-    // Stopped (drained, drain timeout, or an error): stop the workers and release everything.
-    if (health_)
-        health_->stop();
-    if (admin_)
-        admin_->stop();
-    for (auto& w : workers_)
-        w->stop();
-    for (auto& w : workers_)
-        w->join();
-    listeners_.clear();
-    workers_.clear();
-    retired_.clear();
-    released_.clear();
-    modules::stop_offload_pool();
-    modules::set_current_generation(nullptr);
-    net::access_log.store(nullptr);
-    access_log_.reset(); // flushes
-    net::kernel_metrics = nullptr;
-    if (!cfg.server.pid_file.empty())
-        std::remove(cfg.server.pid_file.c_str());
-    log::info("stopped");
-    return exit_code_;
+    shut_down();
+    return 0;
 }
 
 } // namespace gatehouse

@@ -54,6 +54,7 @@ private:
     void start_drain();
     void check_drained();
     void write_pid_file();
+    void shut_down();
     bool start_admin(std::string& error);
     std::string render_metrics() const;
     std::string render_status() const;
@@ -64,6 +65,7 @@ private:
     void use_access_log(const Generation& generation, std::shared_ptr<accesslog::AccessLog> log);
 
     std::string config_file_;
+    std::string pid_file_; // written at start, removed at exit
     modules::ModuleSet& modules_;
     boost::asio::io_context io_;
     boost::asio::signal_set stop_signals_;
@@ -86,7 +88,6 @@ private:
     uint64_t next_number_ = 2;
     bool draining_ = false;
     std::atomic<bool> stopped_{false};
-    int exit_code_ = 0;
 };
 
 } // namespace gatehouse

@@ -159,7 +159,7 @@ def test_bad_config_does_not_start(tmp_path):
     path.write_text(text)
     done = run_cli(["-c", str(path)], timeout=10)
     assert done.returncode == 1
-    assert "ready" not in done.stderr and "listening on" not in done.stderr
+    assert "] ready:" not in done.stderr and "listening on" not in done.stderr
     assert re.search(r"bad\.toml:\d+: \[server\.workres\]", done.stderr), done.stderr
 
 
@@ -225,3 +225,32 @@ def test_sigterm_stops_promptly_with_exit_0(start_gatehouse):
     start = time.monotonic()
     assert gh.stop(grace=5) == 0
     assert time.monotonic() - start < 5
+
+
+
+def _exits_with(tmp_path, text, pattern):
+    # `gatehouse -c` must refuse to start: exit 1 (no crash), the reason logged, never ready.
+    path = tmp_path / "gatehouse.toml"
+    path.write_text(text)
+    done = run_cli(["-c", str(path)])
+    assert done.returncode == 1, (done.returncode, done.stderr)
+    assert re.search(pattern, done.stderr), done.stderr
+    assert "] ready:" not in done.stderr
+
+
+def test_start_refuses_an_admin_address_in_use(start_backend, tmp_path):
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    try:
+        extra = '[admin]\nlisten = "127.0.0.1:%d"\n' % taken.getsockname()[1]
+        _exits_with(tmp_path, proxy_config([start_backend("b")], extra=extra),
+                    r"gatehouse\.toml: \[admin\.listen\] .*in use")
+    finally:
+        taken.close()
+
+
+def test_start_refuses_an_access_log_it_cannot_open(start_backend, tmp_path):
+    extra = '[access_log]\npath = "%s"\n' % (tmp_path / "no-such-dir" / "access.log")
+    _exits_with(tmp_path, proxy_config([start_backend("b")], extra=extra),
+                r"\[access_log\.path\] cannot open access log")
