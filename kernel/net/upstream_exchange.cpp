@@ -19,6 +19,8 @@ using boost::system::error_code;
 
 namespace {
 
+constexpr size_t response_buffer = 128 * 1024;
+
 bool idempotent(std::string_view method) {
     // RFC 9110 §9.2.2
     for (std::string_view m : {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
@@ -52,6 +54,22 @@ bool listed(const std::vector<std::string_view>& names, std::string_view name) {
         if (http::iequals(n, name))
             return true;
     return false;
+}
+
+// After a read completes, takes what else has arrived since, without waiting, so a body goes
+// out in few large writes rather than many small ones (each small write also wakes the client
+// once more). Plain TCP only: a TLS stream's records go through its own buffer. An error or
+// EOF here is left for the next read to report.
+void top_up(Transport& transport, Buffer& buf) {
+    if (transport.tls())
+        return;
+    int fd = transport.socket().native_handle();
+    while (buf.space_size() > 0) {
+        ssize_t n = ::recv(fd, buf.space(), buf.space_size(), MSG_DONTWAIT);
+        if (n <= 0)
+            return;
+        buf.commit(static_cast<size_t>(n));
+    }
 }
 
 void append_field(std::string& out, std::string_view name, std::string_view value) {
@@ -400,7 +418,9 @@ void ClientConnection::read_response() {
     response_parser_->reset({config_->limits.max_response_header_bytes, 1000, 0, 0});
     if (request_.method == "HEAD")
         response_parser_->expect_no_body();
-    upstream_->buffer.reserve(std::max<size_t>(16 * 1024, config_->limits.max_response_header_bytes));
+    // One buffer for the head and the body: a body read is as large as it can usefully be
+    // (fewer, larger writes to the client), and pages the reads never touch cost no memory.
+    upstream_->buffer.reserve(std::max<size_t>(response_buffer, config_->limits.max_response_header_bytes));
     timeout_ = Timeout::upstream_first_byte;
     watchdog_.arm(pool_->config().first_byte_timeout, shared_from_this());
     upstream_->buffer.compact();
@@ -483,6 +503,8 @@ void ClientConnection::parse_response() {
         response_store_.assign(buf.data(), n);
         http::rebase_views(response_, buf.data(), response_store_.data(), n);
         buf.consume(n);
+        if (response_.framing.has_content_length && response_.framing.content_length > buf.size())
+            top_up(upstream_->transport, buf);
         break;
     }
     watchdog_.disarm();
@@ -674,6 +696,8 @@ void ClientConnection::on_response_body_read(const error_code& ec, size_t n) {
         return close();
     }
     upstream_->buffer.commit(n);
+    if (!response_.close_delimited)
+        top_up(upstream_->transport, upstream_->buffer);
     write_response_chunk();
 }
 

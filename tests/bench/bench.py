@@ -938,7 +938,16 @@ def main():
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--command", default="tests/bench/run.sh")
     ap.add_argument("--time-limit", type=int, default=1500, help="abort the whole run after")
+    ap.add_argument("--only", help="comma-separated parts to run (experiments; the report is then "
+                    "partial): scenario keys (" + ", ".join(s[0] for s in SCENARIOS) +
+                    "), strace, idle")
     a = ap.parse_args()
+    parts = set(a.only.split(",")) if a.only else None
+    if parts is not None:
+        unknown = parts - {s[0] for s in SCENARIOS} - {"strace", "idle"}
+        if unknown:
+            ap.error(f"--only: unknown part(s) {', '.join(sorted(unknown))}")
+        SCENARIOS[:] = [s for s in SCENARIOS if s[0] in parts]
     for name, full, quick in (("rounds", 3, 1), ("duration", 5, 3), ("strace_duration", 3, 2),
                               ("idle_wait", 3.0, 1.0)):
         if getattr(a, name) is None:
@@ -956,6 +965,9 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGALRM, on_alarm)
     signal.alarm(a.time_limit)
+
+    def wanted(part):
+        return parts is None or part in parts
 
     started = datetime.datetime.now(datetime.timezone.utc)
     t_start = time.time()
@@ -975,7 +987,7 @@ def main():
                         f"p50 {r['p50']:.3f} ms  p99 {r['p99']:.3f} ms  err {r['errors']}  "
                         f"CPU {r['cpu_us']:.2f} µs/req  new upstream {r['upstream_new_pct']:.3f} %")
         sysc = {}
-        for key, title, path, conns, proxies, do in SCENARIOS:
+        for key, title, path, conns, proxies, do in (SCENARIOS if wanted("strace") else []):
             if not do:
                 continue
             for p in proxies:
@@ -984,7 +996,7 @@ def main():
                 log(f"[strace] {key:8} {p:10} {r['per_request']:.2f} syscalls/req over "
                     f"{r['requests']} requests")
         idle = {}
-        for p in ("gh-rr-1", "nginx-1", "haproxy-1"):
+        for p in ("gh-rr-1", "nginx-1", "haproxy-1") if wanted("idle") else ():
             r = b.idle_rss(b.proxies[p])
             idle[p] = r
             log(f"[idle] {p:10} {r['before']} KiB -> {r['after']} KiB: {r['per_conn']:.2f} KiB/conn "
