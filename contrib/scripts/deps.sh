@@ -7,7 +7,7 @@ packages=(
   libboost1.74-dev libboost-program-options1.74-dev
   libssl-dev libtomlplusplus-dev libfmt-dev libgtest-dev
   python3 python3-pytest python3-websockets python3-brotli curl openssl binutils
-  zlib1g-dev libbrotli-dev
+  zlib1g-dev libbrotli-dev brotli
   nlohmann-json3-dev prometheus testssl.sh
 )
 missing=()

@@ -1,12 +1,9 @@
-// compress: negotiation, type matching, header helpers and the zlib/brotli streaming encoders.
+// compress: negotiation, media-type matching and the header rules.
 #include "compress.hpp"
 
-#include <brotli/encode.h>
-#include <zlib.h>
-
 #include <cctype>
+#include <charconv>
 #include <cstdlib>
-#include <stdexcept>
 
 namespace compress_filter {
 
@@ -27,7 +24,7 @@ std::string lower(std::string_view s) {
     return out;
 }
 
-// Splits a comma-separated list into trimmed, non-empty elements.
+// Splits a comma-separated list into trimmed, non-empty elements (RFC 9110 §5.6.1).
 std::vector<std::string_view> split_list(std::string_view s) {
     std::vector<std::string_view> out;
     while (!s.empty()) {
@@ -62,6 +59,50 @@ double parse_q(std::string_view params) {
     return 1;
 }
 
+// One entity tag of a list (RFC 9110 §8.8.3): weak flag and opaque-tag with its quotes.
+struct EntityTag {
+    bool weak = false;
+    std::string_view opaque; // "\"...\"" (quotes included), or "*"
+};
+
+// The entity tags of an If-None-Match value; commas inside quotes belong to the tag. Stops at
+// the first malformed element (what follows it cannot be trusted).
+std::vector<EntityTag> entity_tags(std::string_view s) {
+    std::vector<EntityTag> out;
+    size_t i = 0;
+    while (i < s.size()) {
+        const char c = s[i];
+        if (c == ' ' || c == '\t' || c == ',') {
+            ++i;
+            continue;
+        }
+        EntityTag tag;
+        if (c == '*') {
+            tag.opaque = s.substr(i, 1);
+            out.push_back(tag);
+            ++i;
+            continue;
+        }
+        if (s.compare(i, 2, "W/") == 0) {
+            tag.weak = true;
+            i += 2;
+        }
+        if (i >= s.size() || s[i] != '"')
+            break;
+        const size_t close = s.find('"', i + 1);
+        if (close == std::string_view::npos)
+            break;
+        tag.opaque = s.substr(i, close - i + 1);
+        out.push_back(tag);
+        i = close + 1;
+    }
+    return out;
+}
+
+bool is_strong_tag(std::string_view etag) {
+    return etag.size() >= 2 && etag.front() == '"' && etag.back() == '"';
+}
+
 } // namespace
 
 std::string_view coding_name(Coding c) noexcept {
@@ -75,11 +116,20 @@ std::string_view coding_name(Coding c) noexcept {
     }
 }
 
-Coding negotiate(std::optional<std::string_view> accept_encoding, bool gzip_enabled,
-                 bool brotli_enabled) {
+std::optional<Coding> coding_from_name(std::string_view name) noexcept {
+    if (name == "gzip")
+        return Coding::gzip;
+    if (name == "br")
+        return Coding::br;
+    return std::nullopt;
+}
+
+Negotiation negotiate(std::optional<std::string_view> accept_encoding,
+                      const std::vector<Coding> &enabled) {
+    Negotiation n;
     if (!accept_encoding)
-        return Coding::identity;
-    std::optional<double> q_gzip, q_br, q_star;
+        return n;
+    std::optional<double> q_gzip, q_br, q_identity, q_star;
     for (std::string_view item : split_list(*accept_encoding)) {
         const size_t semi = item.find(';');
         const std::string name = lower(trim(item.substr(0, semi)));
@@ -89,22 +139,36 @@ Coding negotiate(std::optional<std::string_view> accept_encoding, bool gzip_enab
             slot = &q_gzip;
         else if (name == "br")
             slot = &q_br;
+        else if (name == "identity")
+            slot = &q_identity;
         else if (name == "*")
             slot = &q_star;
         if (slot != nullptr && (!*slot || q > **slot))
             *slot = q;
     }
-    const double g = gzip_enabled ? q_gzip.value_or(q_star.value_or(0)) : 0;
-    const double b = brotli_enabled ? q_br.value_or(q_star.value_or(0)) : 0;
-    if (b > 0 && b >= g)
-        return Coding::br;
-    if (g > 0)
-        return Coding::gzip;
-    return Coding::identity;
+    // RFC 9110 §12.5.3: identity is acceptable unless refused by identity;q=0, or by *;q=0
+    // without an identity entry.
+    n.identity_acceptable = q_identity.value_or(q_star.value_or(1)) > 0;
+    double best = 0;
+    for (Coding c : enabled) {
+        const std::optional<double> &explicit_q = c == Coding::gzip ? q_gzip : q_br;
+        const double q = explicit_q.value_or(q_star.value_or(0));
+        if (q > best) { // strictly greater: an earlier (preferred) coding keeps a tie
+            best = q;
+            n.coding = c;
+        }
+    }
+    if (q_identity && *q_identity > best)
+        n.coding = Coding::identity;
+    return n;
+}
+
+std::string media_type(std::string_view content_type) {
+    return lower(trim(content_type.substr(0, content_type.find(';'))));
 }
 
 bool type_matches(std::string_view content_type, const std::vector<std::string> &types) {
-    const std::string mt = lower(trim(content_type.substr(0, content_type.find(';'))));
+    const std::string mt = media_type(content_type);
     const size_t slash = mt.find('/');
     if (mt.empty() || slash == std::string::npos)
         return false;
@@ -140,95 +204,49 @@ std::optional<std::string> merge_vary(std::string_view current) {
 
 std::string weaken_etag(std::string_view etag) {
     const std::string_view t = trim(etag);
-    if (t.size() >= 2 && t.front() == '"' && t.back() == '"')
+    if (is_strong_tag(t))
         return "W/" + std::string(t);
     return std::string(etag);
 }
 
-namespace {
-
-class GzipEncoder final : public Encoder {
-  public:
-    explicit GzipEncoder(int level) {
-        // windowBits 15 + 16: gzip wrapper; memLevel 8: ~256 KiB of state per stream.
-        if (deflateInit2(&z_, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-            throw std::runtime_error("deflateInit2 failed");
+std::optional<std::string> strengthen_if_none_match(std::string_view if_none_match) {
+    const std::vector<EntityTag> tags = entity_tags(if_none_match);
+    std::string out(trim(if_none_match));
+    bool added = false;
+    for (const EntityTag &t : tags) {
+        if (t.opaque == "*")
+            return std::nullopt; // matches any current representation already
+        if (!t.weak)
+            continue;
+        bool listed = false;
+        for (const EntityTag &u : tags)
+            listed = listed || (!u.weak && u.opaque == t.opaque);
+        if (listed || out.find(", " + std::string(t.opaque)) != std::string::npos)
+            continue;
+        out += ", ";
+        out += t.opaque;
+        added = true;
     }
-    ~GzipEncoder() override { deflateEnd(&z_); }
-
-    std::string encode(std::string_view in, bool last) override {
-        std::string out;
-        if (in.empty() && !last)
-            return out; // nothing new to flush
-        z_.next_in = reinterpret_cast<Bytef *>(const_cast<char *>(in.data()));
-        z_.avail_in = static_cast<uInt>(in.size());
-        const int flush = last ? Z_FINISH : Z_SYNC_FLUSH;
-        char buf[16384];
-        for (;;) {
-            z_.next_out = reinterpret_cast<Bytef *>(buf);
-            z_.avail_out = sizeof buf;
-            const int r = deflate(&z_, flush);
-            if (r == Z_STREAM_ERROR)
-                throw std::runtime_error("deflate failed");
-            out.append(buf, sizeof buf - z_.avail_out);
-            if (r == Z_STREAM_END)
-                break;
-            if (z_.avail_out != 0 && z_.avail_in == 0 && !last)
-                break; // sync flush complete
-            if (r == Z_BUF_ERROR && z_.avail_out != 0)
-                break;
-        }
-        return out;
-    }
-
-  private:
-    z_stream z_{};
-};
-
-class BrotliEncoder final : public Encoder {
-  public:
-    BrotliEncoder(int quality, int lgwin) : st_(BrotliEncoderCreateInstance(nullptr, nullptr, nullptr)) {
-        if (st_ == nullptr)
-            throw std::runtime_error("BrotliEncoderCreateInstance failed");
-        BrotliEncoderSetParameter(st_, BROTLI_PARAM_QUALITY, static_cast<uint32_t>(quality));
-        BrotliEncoderSetParameter(st_, BROTLI_PARAM_LGWIN, static_cast<uint32_t>(lgwin));
-    }
-    ~BrotliEncoder() override { BrotliEncoderDestroyInstance(st_); }
-
-    std::string encode(std::string_view in, bool last) override {
-        std::string out;
-        if (in.empty() && !last)
-            return out;
-        size_t avail_in = in.size();
-        const uint8_t *next_in = reinterpret_cast<const uint8_t *>(in.data());
-        const BrotliEncoderOperation op = last ? BROTLI_OPERATION_FINISH : BROTLI_OPERATION_FLUSH;
-        for (;;) {
-            uint8_t buf[16384];
-            size_t avail_out = sizeof buf;
-            uint8_t *next_out = buf;
-            if (!BrotliEncoderCompressStream(st_, op, &avail_in, &next_in, &avail_out, &next_out,
-                                             nullptr))
-                throw std::runtime_error("BrotliEncoderCompressStream failed");
-            out.append(reinterpret_cast<char *>(buf), sizeof buf - avail_out);
-            if (avail_in == 0 && !BrotliEncoderHasMoreOutput(st_) &&
-                (!last || BrotliEncoderIsFinished(st_)))
-                break;
-        }
-        return out;
-    }
-
-  private:
-    BrotliEncoderState *st_;
-};
-
-} // namespace
-
-std::unique_ptr<Encoder> make_gzip_encoder(int level) {
-    return std::make_unique<GzipEncoder>(level);
+    return added ? std::optional<std::string>(std::move(out)) : std::nullopt;
 }
 
-std::unique_ptr<Encoder> make_brotli_encoder(int quality, int lgwin) {
-    return std::make_unique<BrotliEncoder>(quality, lgwin);
+bool lists_weak_form(std::string_view if_none_match, std::string_view etag) {
+    const std::string_view strong = trim(etag);
+    if (!is_strong_tag(strong))
+        return false;
+    for (const EntityTag &t : entity_tags(if_none_match))
+        if (t.weak && t.opaque == strong)
+            return true;
+    return false;
+}
+
+std::optional<uint64_t> parse_length(std::string_view value) noexcept {
+    value = trim(value);
+    uint64_t n = 0;
+    auto r = std::from_chars(value.data(), value.data() + value.size(), n);
+    if (value.empty() || r.ec != std::errc() || r.ptr != value.data() + value.size())
+        return std::nullopt;
+    return n;
 }
 
 } // namespace compress_filter

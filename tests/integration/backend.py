@@ -16,9 +16,14 @@ Behaviour is selected by the path (the query string is ignored):
                        of the request on its connection). Any unknown path behaves like /echo.
   /bytes/N             N bytes (pattern_chunks) with Content-Length, generated streaming.
   /chunked/N           N bytes chunked, with trailers X-Body-Sha256 and X-Body-Length.
-  /text/N              N bytes of text (text_body), strong ETag, Accept-Ranges; the only path
-                       that reads its query: type=, cc= (Cache-Control), vary=, chunks=K and
-                       pause_ms= (K chunked pieces with a pause after each).
+  /text/N              N bytes of text (text_body), strong ETag, Accept-Ranges; reads its query:
+                       type=, cc= (Cache-Control), vary=, chunks=K and pause_ms= (K chunked
+                       pieces with a pause after each), status=CODE (206 adds a Content-Range),
+                       ce= (a Content-Encoding the body is sent under, unchanged), and
+                       inm=strong (an origin that compares If-None-Match strongly, byte for
+                       byte against its own "text-N": a match is a 304 with ETag and Vary).
+  /sse/K               text/event-stream, chunked: K events "id: i / data: <send time>", the
+                       time (time.time()) taken just before each is sent; pause_ms= between.
   /slow-header/MS      waits MS before sending the response header.
   /slow-body/MS        sends the header and half the body, waits MS, sends the rest.
   /status/CODE         responds with CODE.
@@ -125,7 +130,8 @@ RAW_RESPONSES = {
 
 RAW_KEEP_OPEN = {"extra-response"}
 
-REASONS = {100: "Continue", 200: "OK", 201: "Created", 204: "No Content", 301: "Moved",
+REASONS = {100: "Continue", 200: "OK", 201: "Created", 204: "No Content", 206: "Partial Content",
+           301: "Moved",
            304: "Not Modified", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error",
            502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
 
@@ -425,8 +431,23 @@ class Session:
         query = urllib.parse.parse_qs(req.target.partition("?")[2])
         opt = {k: v[0] for k, v in query.items()}
         body = text_body(int(param))
-        head = ["HTTP/1.1 200 OK", "Content-Type: " + opt.get("type", "text/plain; charset=utf-8"),
-                'ETag: "text-%d"' % len(body), "Accept-Ranges: bytes"]
+        status = int(opt.get("status", "200"))
+        etag = '"text-%d"' % len(body)
+        if opt.get("inm") == "strong":
+            tags = [t.strip() for v in req.values("if-none-match") for t in v.split(",")]
+            if etag in tags:
+                head = ["HTTP/1.1 304 Not Modified", "ETag: " + etag]
+                if "vary" in opt:
+                    head.append("Vary: " + opt["vary"])
+                self.sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+                return not req.wants_close()
+        head = ["HTTP/1.1 %d %s" % (status, REASONS.get(status, "Status")),
+                "Content-Type: " + opt.get("type", "text/plain; charset=utf-8"),
+                "ETag: " + etag, "Accept-Ranges: bytes"]
+        if status == 206:
+            head.append("Content-Range: bytes 0-%d/%d" % (max(len(body) - 1, 0), len(body) * 2))
+        if "ce" in opt:
+            head.append("Content-Encoding: " + opt["ce"])
         if "cc" in opt:
             head.append("Cache-Control: " + opt["cc"])
         if "vary" in opt:
@@ -447,6 +468,22 @@ class Session:
             part = body[start:start + step]
             self.sock.sendall(b"%x\r\n" % len(part) + part + b"\r\n")
             time.sleep(int(opt.get("pause_ms", "0")) / 1000)
+        self.sock.sendall(b"0\r\n\r\n")
+        return not req.wants_close()
+
+    def do_sse(self, req, param):
+        """/sse/K[?pause_ms=MS]: K server-sent events, each carrying the time it was sent."""
+        self.read_body(req)
+        query = urllib.parse.parse_qs(req.target.partition("?")[2])
+        pause = int(query.get("pause_ms", ["1000"])[0]) / 1000
+        head = ("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n")
+        self.sock.sendall(head.encode())
+        for i in range(int(param)):
+            if i:
+                time.sleep(pause)
+            event = b"id: %d\ndata: %.6f\n\n" % (i, time.time())
+            self.sock.sendall(b"%x\r\n" % len(event) + event + b"\r\n")
         self.sock.sendall(b"0\r\n\r\n")
         return not req.wants_close()
 

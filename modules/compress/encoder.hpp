@@ -1,0 +1,60 @@
+// compress: streaming gzip (zlib) and brotli encoders whose memory is counted through their
+// libraries' custom allocator hooks, so the per-stream cost is measured, not guessed.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace compress_filter {
+
+// What an encode() call must leave behind.
+enum class EncodeOp {
+    process, // compress; output may stay inside the encoder until a later call
+    flush,   // everything fed so far must be decodable from the output (sync flush)
+    finish,  // end the stream (trailer / last meta-block)
+};
+
+// The parameters of one encoder. Validated by config.cpp; see README.md for the memory table.
+struct GzipParams {
+    int level = 6;     // 1-9
+    int window = 15;   // zlib windowBits 9-15
+    int mem_level = 7; // zlib memLevel 1-9
+};
+struct BrotliParams {
+    int quality = 5; // 0-11
+    int window = 16; // lgwin 10-24
+};
+
+// Bytes zlib allocates for a deflate stream: window (2 * 2^w), prev (2 * 2^w), head
+// (2 * 2^(m+7)), pending buffer (4 * 2^(m+6)), and the deflate_state (~5.9 KiB, measured).
+size_t gzip_memory_bound(int window, int mem_level) noexcept;
+
+// A streaming encoder. encode() feeds `in` and returns the bytes to send. Throws
+// std::runtime_error on codec failure and std::bad_alloc when out of memory.
+// Ownership: one per compressed stream. Thread: the stream's worker.
+class Encoder {
+  public:
+    virtual ~Encoder() = default;
+    virtual std::string encode(std::string_view in, EncodeOp op) = 0;
+    // Bytes the codec library holds now / held at most, through the counting allocator.
+    size_t memory() const noexcept { return current_; }
+    size_t peak_memory() const noexcept { return peak_; }
+
+    // The allocator hooks (C callbacks of zlib and brotli) account through these.
+    void *allocate(size_t n) noexcept;
+    void release(void *p) noexcept;
+
+  protected:
+    Encoder() = default;
+
+  private:
+    size_t current_ = 0;
+    size_t peak_ = 0;
+};
+
+std::unique_ptr<Encoder> make_gzip_encoder(const GzipParams &p);
+std::unique_ptr<Encoder> make_brotli_encoder(const BrotliParams &p);
+
+} // namespace compress_filter

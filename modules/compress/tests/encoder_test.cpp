@@ -1,0 +1,178 @@
+// compress: encoder round trips, flush semantics, measured memory bounds and the CPU guard.
+#include "cpu_guard.hpp"
+#include "encoder.hpp"
+
+#include <brotli/decode.h>
+#include <gtest/gtest.h>
+#include <zlib.h>
+
+using namespace compress_filter;
+
+namespace {
+
+// Decodes as much of a (possibly unfinished) gzip stream as is decodable.
+std::string gunzip_prefix(const std::string &in) {
+    z_stream z{};
+    EXPECT_EQ(inflateInit2(&z, 15 + 16), Z_OK);
+    z.next_in = reinterpret_cast<Bytef *>(const_cast<char *>(in.data()));
+    z.avail_in = static_cast<uInt>(in.size());
+    std::string out;
+    char buf[16384];
+    int r;
+    do {
+        z.next_out = reinterpret_cast<Bytef *>(buf);
+        z.avail_out = sizeof buf;
+        r = inflate(&z, Z_NO_FLUSH);
+        out.append(buf, sizeof buf - z.avail_out);
+    } while (r == Z_OK && (z.avail_in > 0 || z.avail_out == 0));
+    inflateEnd(&z);
+    return out;
+}
+
+// Decodes as much of a (possibly unfinished) brotli stream as is decodable.
+std::string unbrotli_prefix(const std::string &in, bool *finished = nullptr) {
+    BrotliDecoderState *d = BrotliDecoderCreateInstance(nullptr, nullptr, nullptr);
+    size_t avail_in = in.size();
+    const uint8_t *next_in = reinterpret_cast<const uint8_t *>(in.data());
+    std::string out;
+    BrotliDecoderResult r;
+    do {
+        uint8_t buf[16384];
+        size_t avail_out = sizeof buf;
+        uint8_t *next_out = buf;
+        r = BrotliDecoderDecompressStream(d, &avail_in, &next_in, &avail_out, &next_out, nullptr);
+        out.append(reinterpret_cast<char *>(buf), sizeof buf - avail_out);
+    } while (r == BROTLI_DECODER_RESULT_NEEDS_MORE_OUTPUT);
+    if (finished)
+        *finished = r == BROTLI_DECODER_RESULT_SUCCESS;
+    BrotliDecoderDestroyInstance(d);
+    return out;
+}
+
+std::string text(size_t n) {
+    std::string s;
+    for (int i = 0; s.size() < n; ++i)
+        s += "line " + std::to_string(i) + ": the quick brown fox jumps over the lazy dog\n";
+    s.resize(n);
+    return s;
+}
+
+// Streams `n` bytes through `e` in 16 KiB pieces, flushing every third; returns the output.
+std::string stream(Encoder &e, const std::string &in) {
+    std::string out;
+    for (size_t off = 0, i = 0; off < in.size(); off += 16384, ++i)
+        out += e.encode(std::string_view(in).substr(off, 16384),
+                        i % 3 == 0 ? EncodeOp::flush : EncodeOp::process);
+    return out + e.encode("", EncodeOp::finish);
+}
+
+} // namespace
+
+TEST(Encoders, GzipEveryFlushedPrefixDecodes) {
+    auto e = make_gzip_encoder({});
+    std::string in, out;
+    for (int i = 0; i < 200; ++i) {
+        std::string piece = "event " + std::to_string(i) + " lorem ipsum dolor sit amet\n";
+        in += piece;
+        const std::string o = e->encode(piece, EncodeOp::flush);
+        EXPECT_FALSE(o.empty());
+        out += o;
+        EXPECT_EQ(gunzip_prefix(out), in);
+    }
+    out += e->encode("", EncodeOp::finish);
+    EXPECT_EQ(gunzip_prefix(out), in);
+}
+
+TEST(Encoders, BrotliEveryFlushedPrefixDecodes) {
+    auto e = make_brotli_encoder({});
+    std::string in, out;
+    for (int i = 0; i < 100; ++i) {
+        std::string piece(100 + i, static_cast<char>('a' + i % 26));
+        in += piece;
+        out += e->encode(piece, EncodeOp::flush);
+        bool finished = true;
+        EXPECT_EQ(unbrotli_prefix(out, &finished), in);
+        EXPECT_FALSE(finished);
+    }
+    out += e->encode("tail", EncodeOp::finish);
+    bool finished = false;
+    EXPECT_EQ(unbrotli_prefix(out, &finished), in + "tail");
+    EXPECT_TRUE(finished);
+}
+
+TEST(Encoders, ProcessWithoutFlushStillRoundTrips) {
+    const std::string in = text(300000);
+    auto g = make_gzip_encoder({});
+    EXPECT_EQ(gunzip_prefix(stream(*g, in)), in);
+    auto b = make_brotli_encoder({});
+    EXPECT_EQ(unbrotli_prefix(stream(*b, in)), in);
+}
+
+TEST(Encoders, EmptyBody) {
+    EXPECT_EQ(gunzip_prefix(make_gzip_encoder({})->encode("", EncodeOp::finish)), "");
+    bool finished = false;
+    EXPECT_EQ(unbrotli_prefix(make_brotli_encoder({})->encode("", EncodeOp::finish), &finished),
+              "");
+    EXPECT_TRUE(finished);
+}
+
+TEST(EncoderMemory, GzipDefaultsStayWithin256KiB) {
+    auto e = make_gzip_encoder({});
+    stream(*e, text(1 << 20));
+    EXPECT_GT(e->peak_memory(), 150u * 1024);
+    EXPECT_LE(e->peak_memory(), 256u * 1024);
+    EXPECT_LE(e->peak_memory(), gzip_memory_bound(15, 7));
+}
+
+TEST(EncoderMemory, GzipBoundFormulaCoversEveryAllowedCombination) {
+    for (int w = 9; w <= 15; ++w)
+        for (int m = 1; m <= 9; ++m) {
+            auto e = make_gzip_encoder({6, w, m});
+            stream(*e, text(100000));
+            EXPECT_LE(e->peak_memory(), gzip_memory_bound(w, m)) << w << "/" << m;
+            EXPECT_GE(e->peak_memory() + 1024, gzip_memory_bound(w, m)) << w << "/" << m;
+        }
+}
+
+TEST(EncoderMemory, BrotliDefaultsMeasured) {
+    // libbrotli 1.0.9 streaming at quality 4-9 holds ~1.35 MiB whatever the window (see README).
+    auto e = make_brotli_encoder({});
+    stream(*e, text(2 << 20));
+    EXPECT_LE(e->peak_memory(), 1600u * 1024);
+    RecordProperty("brotli_default_peak_bytes", std::to_string(e->peak_memory()));
+    // The bound that fits 1 MiB: quality <= 3 with a window up to 2^17.
+    auto small = make_brotli_encoder({3, 17});
+    stream(*small, text(2 << 20));
+    EXPECT_LE(small->peak_memory(), 1024u * 1024);
+}
+
+TEST(EncoderMemory, ReleasedWhenDestroyed) {
+    auto e = make_brotli_encoder({});
+    stream(*e, text(100000));
+    EXPECT_GT(e->memory(), 0u);
+    EXPECT_GE(e->peak_memory(), e->memory());
+}
+
+TEST(CpuGuard, RatioOfTheLastClosedWindow) {
+    CpuGuard g;
+    const uint64_t ms = 1000000;
+    EXPECT_TRUE(g.due(0, 100 * ms));
+    EXPECT_FALSE(g.sample(0, 0, 100 * ms)); // opens the first window
+    EXPECT_FALSE(g.due(50 * ms, 100 * ms));
+    EXPECT_FALSE(g.sample(50 * ms, 40 * ms, 100 * ms));
+    EXPECT_EQ(g.busy_ratio(), 0);
+    EXPECT_TRUE(g.sample(100 * ms, 80 * ms, 100 * ms));
+    EXPECT_DOUBLE_EQ(g.busy_ratio(), 0.8);
+    // idle for 900 ms, then 10 ms of work: the long window is mostly idle
+    EXPECT_TRUE(g.sample(1000 * ms, 90 * ms, 100 * ms));
+    EXPECT_NEAR(g.busy_ratio(), 10.0 / 900.0, 1e-9);
+}
+
+TEST(CpuGuard, ThreadClockAdvancesWithWork) {
+    const uint64_t before = thread_cpu_ns();
+    volatile uint64_t x = 0;
+    for (int i = 0; i < 20000000; ++i)
+        x = x + static_cast<uint64_t>(i);
+    EXPECT_GT(thread_cpu_ns(), before);
+    EXPECT_GT(monotonic_ns(), 0u);
+}

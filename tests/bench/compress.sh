@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# gatehouse compress vs nginx `gzip on` (issue 5), plus output sizes vs the gzip/brotli CLIs.
+#
+#   tests/bench/compress.sh [--build] [--quick] [--rounds N] [--duration S] [--keep-tmp]
+#
+# Uses the gatehouse binary and modules in $GATEHOUSE_BUILD_DIR (default build-compress/;
+# --build builds it first with contrib/scripts/build.sh), nginx, wrk, gzip and brotli (run
+# contrib/scripts/deps.sh for brotli; nginx-light and wrk as tests/bench/run.sh installs them).
+# Writes tests/bench/compress-results.md. Loopback only; every process started is killed on exit.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+build_dir=${GATEHOUSE_BUILD_DIR:-$top/build-compress}
+python=${PYTHON:-/usr/bin/python3}
+
+build=0
+args=()
+for arg in "$@"; do
+  case $arg in
+    --build) build=1 ;;
+    --quick) args+=(--rounds 1 --duration 3) ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) args+=("$arg") ;;
+  esac
+done
+
+for tool in nginx wrk gzip brotli; do
+  command -v "$tool" >/dev/null || { echo "compress bench: $tool is missing" >&2; exit 1; }
+done
+"$python" -c 'import brotli' 2>/dev/null || { echo "compress bench: python3-brotli missing" >&2; exit 1; }
+
+if ((build)); then
+  GATEHOUSE_BUILD_DIR=$build_dir "$top/contrib/scripts/build.sh"
+fi
+[[ -x $build_dir/kernel/gatehouse && -f $build_dir/modules/compress.so ]] || {
+  echo "compress bench: no gatehouse build in $build_dir (use --build)" >&2; exit 1; }
+
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+exec "$python" "$here/compress_bench.py" --gatehouse "$build_dir/kernel/gatehouse" \
+  --module-dir "$build_dir/modules" "${args[@]}"
