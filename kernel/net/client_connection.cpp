@@ -353,7 +353,7 @@ void ClientConnection::next_request() {
     attempt_ = 0;
     last_failure_timeout_ = request_bytes_sent_ = request_body_started_ = false;
     stale_retried_ = false;
-    response_started_ = response_body_done_ = upstream_eof_ = false;
+    response_started_ = response_body_done_ = upstream_eof_ = upstream_more_ = false;
     request_held_ = false;
     request_body_out_.clear();
     response_mode_ = BodyMode::raw;

@@ -210,6 +210,7 @@ private:
     enum class BodyMode : uint8_t { raw, dechunk, rechunk } response_mode_ = BodyMode::raw;
     bool response_body_done_ = false;
     bool upstream_eof_ = false;
+    bool upstream_more_ = false; // bytes known to be waiting behind the buffer (GH_CHUNK_MORE)
     bool request_held_ = false;       // a filter HOLDs: the body is read whole, sent with a length
     std::string request_body_out_;    // the held body as it goes upstream
     std::string request_chunk_;       // a re-chunked piece of a filtered, streamed request body

@@ -239,7 +239,10 @@ bool ClientConnection::filter_body(uint32_t direction, std::string_view data, bo
             stream_.body_overflowed[direction] = over;
             current = held;
         }
-        gh_body_chunk_t chunk{sizeof(gh_body_chunk_t), last ? GH_CHUNK_LAST : 0u,
+        uint32_t flags = last                                                 ? GH_CHUNK_LAST
+                         : direction == GH_DIR_RESPONSE && upstream_more_ ? GH_CHUNK_MORE
+                                                                          : 0u;
+        gh_body_chunk_t chunk{sizeof(gh_body_chunk_t), flags,
                               {reinterpret_cast<const uint8_t*>(current.data()), current.size()}};
         std::string& next = body_stage_[stage];
         stream_.body_out.clear();

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include <span>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 namespace gatehouse::net {
@@ -58,18 +59,22 @@ bool listed(const std::vector<std::string_view>& names, std::string_view name) {
 
 // After a read completes, takes what else has arrived since, without waiting, so a body goes
 // out in few large writes rather than many small ones (each small write also wakes the client
-// once more). Plain TCP only: a TLS stream's records go through its own buffer. An error or
-// EOF here is left for the next read to report.
-void top_up(Transport& transport, Buffer& buf) {
+// once more). Returns whether more bytes are still waiting (the buffer filled up first): body
+// filters then need not flush (GH_CHUNK_MORE). Plain TCP only: a TLS stream's records go
+// through its own buffer, and "nothing known to be waiting" is the safe answer there. An error
+// or EOF here is left for the next read to report.
+bool top_up(Transport& transport, Buffer& buf) {
     if (transport.tls())
-        return;
+        return false;
     int fd = transport.socket().native_handle();
     while (buf.space_size() > 0) {
         ssize_t n = ::recv(fd, buf.space(), buf.space_size(), MSG_DONTWAIT);
         if (n <= 0)
-            return;
+            return false;
         buf.commit(static_cast<size_t>(n));
     }
+    int waiting = 0;
+    return ::ioctl(fd, FIONREAD, &waiting) == 0 && waiting > 0;
 }
 
 void append_field(std::string& out, std::string_view name, std::string_view value) {
@@ -503,8 +508,9 @@ void ClientConnection::parse_response() {
         response_store_.assign(buf.data(), n);
         http::rebase_views(response_, buf.data(), response_store_.data(), n);
         buf.consume(n);
-        if (response_.framing.has_content_length && response_.framing.content_length > buf.size())
-            top_up(upstream_->transport, buf);
+        upstream_more_ = response_.framing.has_content_length &&
+                         response_.framing.content_length > buf.size() &&
+                         top_up(upstream_->transport, buf);
         break;
     }
     watchdog_.disarm();
@@ -684,6 +690,7 @@ void ClientConnection::on_response_body_read(const error_code& ec, size_t n) {
     if (ec) {
         if (ec == asio::error::eof && response_.close_delimited) {
             upstream_eof_ = true;
+            upstream_more_ = false;
             error_code put_ec;
             response_parser_->put_eof(put_ec);
             return write_response_chunk();
@@ -696,8 +703,7 @@ void ClientConnection::on_response_body_read(const error_code& ec, size_t n) {
         return close();
     }
     upstream_->buffer.commit(n);
-    if (!response_.close_delimited)
-        top_up(upstream_->transport, upstream_->buffer);
+    upstream_more_ = !response_.close_delimited && top_up(upstream_->transport, upstream_->buffer);
     write_response_chunk();
 }
 

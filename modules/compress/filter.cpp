@@ -7,11 +7,6 @@ namespace compress_filter {
 
 namespace {
 
-// A body chunk this long is what a kernel read that filled its 16 KiB buffer delivers: more
-// upstream bytes are already waiting, so the encoder is not flushed after it. A shorter chunk
-// means the upstream had nothing more to give at that moment (a pause, or the end): flushed.
-constexpr size_t kFullRead = 16 * 1024;
-
 // All values of a header joined with ", " (empty when absent).
 std::string joined(gh::Stream &s, uint32_t which, std::string_view name) {
     std::string out;
@@ -201,8 +196,8 @@ int32_t CompressFilter::on_response_body(gh::Stream s, const gh::Chunk &chunk, c
     if (chunk.data.empty() && !chunk.last)
         return GH_BODY_CONSUMED;
     const EncodeOp op = chunk.last ? EncodeOp::finish
-                        : st->always_flush || chunk.data.size() < kFullRead ? EncodeOp::flush
-                                                                            : EncodeOp::process;
+                        : st->always_flush || !chunk.more ? EncodeOp::flush
+                                                           : EncodeOp::process;
     const std::string out = st->encoder->encode(chunk.data, op);
     const std::string_view codec = coding_name(st->coding);
     bytes_in_.add(static_cast<double>(chunk.data.size()), {codec});

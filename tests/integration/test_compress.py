@@ -224,23 +224,26 @@ def test_sse_event_decodes_before_the_next_is_sent(shared, coding):
     assert sent[2] - sent[0] > 1.5  # the backend did pause
 
 
-def test_streamed_chunks_are_flushed_promptly(shared):
-    """Chunks of a non-SSE stream that are followed by an upstream pause are decodable at once."""
+@pytest.mark.parametrize("total", [3000, 150_000])
+def test_streamed_chunks_are_flushed_promptly(shared, total):
+    """Chunks of a non-SSE stream that are followed by an upstream pause are decodable at once --
+    small pieces, and pieces larger than one encoder-friendly read (50 KB) alike."""
+    piece = total // 3
     with Client(shared.port, timeout=10.0) as c:
-        c.send(Client.build("GET", "/text/3000?chunks=3&pause_ms=1500",
+        c.send(Client.build("GET", f"/text/{total}?chunks=3&pause_ms=1500",
                             [("Accept-Encoding", "gzip")]))
         start = time.monotonic()
         head = c.read_head()
         assert head.header("content-encoding") == "gzip"
         decoder = zlib.decompressobj(16 + 15)
         text = b""
-        while len(text) < 1000 and time.monotonic() - start < 5:
+        while len(text) < piece and time.monotonic() - start < 5:
             size = int(c.readline().split(b";")[0], 16)
             while len(c.buf) < size + 2:
                 c._fill()
             text += decoder.decompress(bytes(c.buf[:size]))
             del c.buf[:size + 2]
-        assert text[:1000] == text_body(3000)[:1000]
+        assert text[:piece] == text_body(total)[:piece]
         assert time.monotonic() - start < 1.4  # before the backend's first pause ended
 
 

@@ -17,7 +17,7 @@ extern "C" {
 #endif
 
 #define GH_ABI_MAJOR 1
-#define GH_ABI_MINOR 0
+#define GH_ABI_MINOR 1
 
 /* The one symbol a module exports. A new major gets a new name (gatehouse_module_v2). */
 #define GH_ENTRY_SYMBOL "gatehouse_module_v1"
@@ -115,6 +115,11 @@ typedef int32_t gh_action_t;
 
 /* gh_body_chunk_t.flags */
 #define GH_CHUNK_LAST 0x1u /* no more data follows (data may be empty) */
+/* 1.1: more data was already waiting when the kernel cut this chunk, so a filter that flushes
+ * after each chunk (to let a paused stream through) may wait for the next one instead. Without
+ * it the upstream had nothing more to give at that moment: flush. Never set by 1.0 kernels, so
+ * a module treating its absence as "flush" works on both. */
+#define GH_CHUNK_MORE 0x2u
 
 typedef struct gh_body_chunk {
     uint32_t struct_size;

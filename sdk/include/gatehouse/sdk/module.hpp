@@ -299,7 +299,8 @@ struct Trampolines {
         if (route_config == nullptr || chunk == nullptr)
             return GH_BODY_ABORT;
         try {
-            Chunk c{sv(chunk->data), (chunk->flags & GH_CHUNK_LAST) != 0};
+            Chunk c{sv(chunk->data), (chunk->flags & GH_CHUNK_LAST) != 0,
+                    (chunk->flags & GH_CHUNK_MORE) != 0};
             if (direction == GH_DIR_REQUEST)
                 return self().on_request_body(Stream(s), c, cfg(route_config));
             return self().on_response_body(Stream(s), c, cfg(route_config));

@@ -25,6 +25,7 @@ namespace gh {
 struct Chunk {
     std::string_view data;
     bool last = false; /* no more data follows (data may be empty) */
+    bool more = false; /* GH_CHUNK_MORE (1.1): more bytes already waiting; no need to flush */
 };
 
 /* One header field as a pair of views. Ownership: borrowed (see Stream). */
