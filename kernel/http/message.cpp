@@ -45,29 +45,38 @@ void rebase_views(ResponseHead& head, const char* from, const char* to, size_t s
     rebase_view(head.reason, from, to, size);
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size())
-        return false;
-    for (size_t i = 0; i < a.size(); ++i) {
-        char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z')
-            x = static_cast<char>(x + 32);
-        if (y >= 'A' && y <= 'Z')
-            y = static_cast<char>(y + 32);
-        if (x != y)
-            return false;
+FieldKind classify(std::string_view name) {
+    auto is = [&](std::string_view lower) { return iequals(name, lower); };
+    switch (name.size()) {
+    case 2:
+        return is("te") ? FieldKind::hop_by_hop : FieldKind::other;
+    case 6:
+        return is("expect") ? FieldKind::expect : FieldKind::other;
+    case 7:
+        return is("trailer") || is("upgrade") ? FieldKind::hop_by_hop : FieldKind::other;
+    case 9:
+        return is("forwarded") ? FieldKind::forwarded : FieldKind::other;
+    case 10:
+        return is("connection") || is("keep-alive") ? FieldKind::hop_by_hop : FieldKind::other;
+    case 14:
+        return is("content-length") ? FieldKind::content_length : FieldKind::other;
+    case 15:
+        return is("x-forwarded-for") ? FieldKind::x_forwarded_for : FieldKind::other;
+    case 16:
+        return is("proxy-connection")   ? FieldKind::hop_by_hop
+               : is("x-forwarded-host") ? FieldKind::x_forwarded_host
+                                        : FieldKind::other;
+    case 17:
+        return is("transfer-encoding")   ? FieldKind::hop_by_hop
+               : is("x-forwarded-proto") ? FieldKind::x_forwarded_proto
+                                         : FieldKind::other;
+    case 18:
+        return is("proxy-authenticate") ? FieldKind::hop_by_hop : FieldKind::other;
+    case 19:
+        return is("proxy-authorization") ? FieldKind::hop_by_hop : FieldKind::other;
+    default:
+        return FieldKind::other;
     }
-    return true;
-}
-
-bool is_hop_by_hop(std::string_view name) {
-    static constexpr std::string_view names[] = {
-        "connection", "keep-alive", "proxy-connection", "te", "trailer",
-        "transfer-encoding", "upgrade", "proxy-authenticate", "proxy-authorization"};
-    for (auto n : names)
-        if (iequals(name, n))
-            return true;
-    return false;
 }
 
 } // namespace gatehouse::http

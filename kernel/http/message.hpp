@@ -51,7 +51,17 @@ struct ResponseHead {
 void rebase_views(RequestHead& head, const char* from, const char* to, size_t size);
 void rebase_views(ResponseHead& head, const char* from, const char* to, size_t size);
 
-bool iequals(std::string_view a, std::string_view b);
+// ASCII case-insensitive equality (header names, tokens). Inline: it is on every hot path.
+inline bool iequals(std::string_view a, std::string_view b) {
+    if (a.size() != b.size())
+        return false;
+    for (size_t i = 0; i < a.size(); ++i) {
+        unsigned char x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
+        if (x != y && ((x | 0x20u) != (y | 0x20u) || (x | 0x20u) < 'a' || (x | 0x20u) > 'z'))
+            return false;
+    }
+    return true;
+}
 // Calls fn(token) for each comma-separated element of a header value, trimmed of OWS.
 template <class Fn>
 void for_each_token(std::string_view value, Fn&& fn) {
@@ -71,7 +81,20 @@ void for_each_token(std::string_view value, Fn&& fn) {
     }
 }
 
-// RFC 9110 §7.6.1: fields that describe this connection only, never forwarded.
-bool is_hop_by_hop(std::string_view name);
+// The header names the proxy treats specially, found with one switch on the length and at
+// most two comparisons instead of a comparison per name.
+enum class FieldKind : uint8_t {
+    other,
+    hop_by_hop, // RFC 9110 §7.6.1: describes this connection only, never forwarded
+    expect,
+    content_length,
+    forwarded,
+    x_forwarded_for,
+    x_forwarded_proto,
+    x_forwarded_host,
+};
+FieldKind classify(std::string_view name);
+
+inline bool is_hop_by_hop(std::string_view name) { return classify(name) == FieldKind::hop_by_hop; }
 
 } // namespace gatehouse::http

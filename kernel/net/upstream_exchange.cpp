@@ -9,6 +9,8 @@
 #include <boost/asio/write.hpp>
 #include <fmt/format.h>
 
+#include <cstdint>
+#include <cstring>
 #include <span>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -78,11 +80,63 @@ bool top_up(Transport& transport, Buffer& buf) {
 }
 
 void append_field(std::string& out, std::string_view name, std::string_view value) {
-    out.append(name);
-    out.append(": ");
-    out.append(value);
-    out.append("\r\n");
+    size_t at = out.size();
+    out.resize(at + name.size() + value.size() + 4);
+    char* p = out.data() + at;
+    std::memcpy(p, name.data(), name.size());
+    p += name.size();
+    *p++ = ':';
+    *p++ = ' ';
+    std::memcpy(p, value.data(), value.size());
+    p += value.size();
+    *p++ = '\r';
+    *p = '\n';
 }
+
+// Appends header fields to a head being built. A field that is still its original
+// "name: value" CRLF line in the stored head is copied from there, and consecutive such lines
+// in one copy; any other (added or edited by a module, unusual whitespace) is formatted.
+class FieldWriter {
+public:
+    FieldWriter(std::string& out, std::string_view stored)
+        : out_(out), lo_(address(stored.data())), hi_(lo_ + stored.size()) {}
+    FieldWriter(const FieldWriter&) = delete;
+    FieldWriter& operator=(const FieldWriter&) = delete;
+    ~FieldWriter() { flush(); }
+
+    void add(const http::Field& f) {
+        uintptr_t line = address(f.name.data());
+        uintptr_t value = address(f.value.data());
+        uintptr_t end = value + f.value.size() + 2;
+        if (line >= lo_ && end <= hi_ && value == line + f.name.size() + 2) {
+            const char* l = f.name.data();
+            const char* e = f.value.data() + f.value.size();
+            if (l[f.name.size()] == ':' && l[f.name.size() + 1] == ' ' && e[0] == '\r' &&
+                e[1] == '\n') {
+                if (!run_begin_ || run_end_ != l) {
+                    flush();
+                    run_begin_ = l;
+                }
+                run_end_ = e + 2;
+                return;
+            }
+        }
+        flush();
+        append_field(out_, f.name, f.value);
+    }
+    void flush() {
+        if (run_begin_)
+            out_.append(run_begin_, run_end_);
+        run_begin_ = run_end_ = nullptr;
+    }
+
+private:
+    static uintptr_t address(const char* p) { return reinterpret_cast<uintptr_t>(p); }
+    std::string& out_;
+    uintptr_t lo_, hi_;
+    const char* run_begin_ = nullptr;
+    const char* run_end_ = nullptr;
+};
 
 } // namespace
 
@@ -275,33 +329,41 @@ void ClientConnection::build_request_head() {
     out.append(stream_.normalised_target);
     out.append(" HTTP/1.1\r\n");
     std::string xff, xfp, xfh, fwd;
+    bool drop_length = held || request_rechunked();
+    FieldWriter fields(out, request_store_);
     for (const auto& f : request_.fields) {
-        if (http::is_hop_by_hop(f.name) || listed(options, f.name) || http::iequals(f.name, "expect"))
+        switch (http::classify(f.name)) {
+        case http::FieldKind::hop_by_hop:
+        case http::FieldKind::expect:
             continue;
-        if (http::iequals(f.name, "x-forwarded-for")) {
+        case http::FieldKind::x_forwarded_for:
             if (trusted)
                 xff += xff.empty() ? std::string(f.value) : fmt::format(", {}", f.value);
             continue;
-        }
-        if (http::iequals(f.name, "x-forwarded-proto")) {
+        case http::FieldKind::x_forwarded_proto:
             if (trusted)
                 xfp = f.value;
             continue;
-        }
-        if (http::iequals(f.name, "x-forwarded-host")) {
+        case http::FieldKind::x_forwarded_host:
             if (trusted)
                 xfh = f.value;
             continue;
-        }
-        if (http::iequals(f.name, "forwarded")) {
+        case http::FieldKind::forwarded:
             if (trusted)
                 fwd += fwd.empty() ? std::string(f.value) : fmt::format(", {}", f.value);
             continue;
+        case http::FieldKind::content_length:
+            if (drop_length)
+                continue;
+            break;
+        case http::FieldKind::other:
+            break;
         }
-        if ((held || request_rechunked()) && http::iequals(f.name, "content-length"))
+        if (!options.empty() && listed(options, f.name))
             continue;
-        append_field(out, f.name, f.value);
+        fields.add(f);
     }
+    fields.flush();
     append_field(out, "X-Forwarded-For", xff.empty() ? std::string(client_ip)
                                                      : fmt::format("{}, {}", xff, client_ip));
     std::string_view scheme = stream_.tls ? "https" : "http";
@@ -557,15 +619,25 @@ void ClientConnection::build_response_head() {
     connection_options(response_.fields, options);
     std::string& out = out_head_;
     out.clear();
-    fmt::format_to(std::back_inserter(out), "HTTP/1.1 {} {}\r\n", response_.status,
-                   response_.reason.empty() ? http::reason(response_.status) : response_.reason);
+    // Upstream statuses are 100-599 (the parser refuses others).
+    char status[] = {'H', 'T', 'T', 'P', '/', '1', '.', '1', ' ',
+                     static_cast<char>('0' + response_.status / 100),
+                     static_cast<char>('0' + response_.status / 10 % 10),
+                     static_cast<char>('0' + response_.status % 10), ' '};
+    out.append(status, sizeof status);
+    out.append(response_.reason.empty() ? http::reason(response_.status) : response_.reason);
+    out.append("\r\n");
+    bool drop_length = response_mode_ != BodyMode::raw;
+    FieldWriter fields(out, response_store_);
     for (const auto& f : response_.fields) {
-        if (http::is_hop_by_hop(f.name) || listed(options, f.name))
+        http::FieldKind kind = http::classify(f.name);
+        if (kind == http::FieldKind::hop_by_hop ||
+            (drop_length && kind == http::FieldKind::content_length) ||
+            (!options.empty() && listed(options, f.name)))
             continue;
-        if (response_mode_ != BodyMode::raw && http::iequals(f.name, "content-length"))
-            continue;
-        append_field(out, f.name, f.value);
+        fields.add(f);
     }
+    fields.flush();
     if ((response_mode_ == BodyMode::raw && response_.framing.chunked && !response_.no_body) ||
         response_mode_ == BodyMode::rechunk)
         out.append("Transfer-Encoding: chunked\r\n");

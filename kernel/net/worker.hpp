@@ -58,7 +58,11 @@ private:
 
 class Worker {
 public:
-    explicit Worker(unsigned id) : id_(id), sweep_timer_(io_) {}
+    // Only this worker's thread starts, completes or cancels I/O on its sockets (other threads
+    // post() to it), so the reactor's per-socket locking is switched off; posting and timer
+    // registration stay locked.
+    explicit Worker(unsigned id)
+        : id_(id), io_(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO), sweep_timer_(io_) {}
 
     unsigned id() const { return id_; }
     boost::asio::io_context& io() { return io_; }

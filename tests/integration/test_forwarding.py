@@ -1,8 +1,11 @@
 """X-Forwarded-* / Forwarded with trusted-proxy CIDRs, and hop-by-hop stripping both ways."""
 
+import socket
+import threading
+
 import pytest
 
-from harness import get, proxy_config
+from harness import get, proxy_config, raw_request
 
 
 def seen(info, name):
@@ -135,3 +138,51 @@ def test_end_to_end_headers_keep_their_order_and_duplicates(proxy):
     info = get(gh.port, "/echo", headers=headers).json()
     relevant = [(n, v) for n, v in info["headers"] if n.lower() in ("x-a", "x-b", "cookie")]
     assert [(n.lower(), v) for n, v in relevant] == [(n.lower(), v) for n, v in headers]
+
+
+class OneShotUpstream:
+    """A listener that records the exact bytes of one request head and answers it with a canned
+    response, then closes."""
+
+    def __init__(self, response):
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(1)
+        self.address = "127.0.0.1:%d" % self.listener.getsockname()[1]
+        self.head = b""
+        self.thread = threading.Thread(target=self._serve, args=(response,), daemon=True)
+        self.thread.start()
+
+    def _serve(self, response):
+        conn, _ = self.listener.accept()
+        with conn:
+            conn.settimeout(5)
+            while b"\r\n\r\n" not in self.head:
+                data = conn.recv(4096)
+                if not data:
+                    return
+                self.head += data
+            conn.sendall(response)
+
+    def close(self):
+        self.listener.close()
+        self.thread.join(5)
+
+
+def test_header_lines_go_out_in_canonical_form(start_gatehouse):
+    """Original "name: value" lines are copied as they are; any other spacing is rewritten to
+    "name: value" both ways, and the field values arrive intact."""
+    upstream = OneShotUpstream(b"HTTP/1.1 200 OK\r\nX-R1:one\r\nX-R2:   two  \r\nX-R3: three\r\n"
+                               b"X-R4: four\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+    try:
+        gh = start_gatehouse(proxy_config([upstream.address]))
+        raw = raw_request(gh.port, b"GET /x HTTP/1.1\r\nHost: h\r\nX-A:1\r\nX-B: \t2 \t\r\n"
+                                   b"X-C: 3\r\nX-D: 4\r\nConnection: close\r\n\r\n")
+        upstream.thread.join(5)
+    finally:
+        upstream.close()
+    sent = upstream.head.decode()
+    assert "\r\nX-A: 1\r\nX-B: 2\r\nX-C: 3\r\nX-D: 4\r\n" in sent, sent
+    head = raw.split(b"\r\n\r\n")[0].decode()
+    assert "\r\nX-R1: one\r\nX-R2: two\r\nX-R3: three\r\nX-R4: four\r\n" in head + "\r\n", head
+    assert raw.endswith(b"\r\n\r\nok")
