@@ -290,7 +290,12 @@ http {{
 """
 
 
-def backend_conf(tmp, b1, b2, status, nofile, conns):
+# The backend's third listener closes keep-alive connections idle for this long: shorter than
+# every proxy's pool idle time, so the proxies meet connections closed under them.
+SHORT_KEEPALIVE_S = 1.0
+
+
+def backend_conf(tmp, b1, b2, b3, status, nofile, conns):
     return nginx_common(tmp, "backend", 1, nofile, conns) + f"""
     default_type application/octet-stream;
     sendfile on;
@@ -304,6 +309,11 @@ def backend_conf(tmp, b1, b2, status, nofile, conns):
         root {tmp}/www;
     }}
     server {{
+        listen 127.0.0.1:{b3} backlog=4096;
+        keepalive_timeout {SHORT_KEEPALIVE_S:g}s;
+        root {tmp}/www;
+    }}
+    server {{
         listen 127.0.0.1:{status};
         location / {{ stub_status; }}
     }}
@@ -311,8 +321,24 @@ def backend_conf(tmp, b1, b2, status, nofile, conns):
 """
 
 
-def nginx_proxy_conf(tmp, name, workers, port, b1, b2, nofile, conns):
+def nginx_proxy_conf(tmp, name, workers, port, b1, b2, b3, nofile, conns):
+    headers = """
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $host;
+            # 16 KiB buffers like HAProxy's tune.bufsize and gatehouse's connection buffers
+            # (nginx's default 4/8 KiB ones cost it ~2.5x the syscalls on 100 KiB bodies).
+            proxy_buffer_size 16k;
+            proxy_buffers 8 16k;"""
     return nginx_common(tmp, name, workers, nofile, conns) + f"""
+    upstream short {{
+        server 127.0.0.1:{b3};
+        keepalive 64;
+        keepalive_timeout 60s;
+    }}
     upstream backend {{
         server 127.0.0.1:{b1};
         server 127.0.0.1:{b2};
@@ -323,24 +349,17 @@ def nginx_proxy_conf(tmp, name, workers, port, b1, b2, nofile, conns):
     server {{
         listen 127.0.0.1:{port} backlog=4096;
         location / {{
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $http_host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto $scheme;
-            proxy_set_header X-Forwarded-Host $host;
-            # 16 KiB buffers like HAProxy's tune.bufsize and gatehouse's connection buffers
-            # (nginx's default 4/8 KiB ones cost it ~2.5x the syscalls on 100 KiB bodies).
-            proxy_buffer_size 16k;
-            proxy_buffers 8 16k;
+            proxy_pass http://backend;{headers}
+        }}
+        location /short/ {{
+            proxy_pass http://short;{headers}
         }}
     }}
 }}
 """
 
 
-def haproxy_conf(workers, port, b1, b2, maxconn):
+def haproxy_conf(workers, port, b1, b2, b3, maxconn):
     return f"""global
     nbthread {workers}
     maxconn {maxconn}
@@ -364,7 +383,11 @@ frontend fe
     bind 127.0.0.1:{port}
     http-request set-header X-Forwarded-Proto http
     http-request set-header X-Forwarded-Host %[req.hdr(host)]
+    use_backend short if {{ path_beg /short/ }}
     default_backend be
+
+backend short
+    server s3 127.0.0.1:{b3}
 
 backend be
     balance roundrobin
@@ -373,7 +396,7 @@ backend be
 """
 
 
-def gatehouse_conf(workers, port, b1, b2, module_dir, load, balancer):
+def gatehouse_conf(workers, port, b1, b2, b3, module_dir, load, balancer):
     loads = ", ".join(f'"{m}"' for m in load)
     return f"""# gatehouse benchmark config: defaults everywhere (strict framing, limits, timeouts on)
 [server]
@@ -393,10 +416,20 @@ balancer = "{balancer}"
 servers = [{{ address = "127.0.0.1:{b1}" }}, {{ address = "127.0.0.1:{b2}" }}]
 keepalive = 64
 
+[upstream.short]
+balancer = "{balancer}"
+servers = [{{ address = "127.0.0.1:{b3}" }}]
+keepalive = 64
+
 [[route]]
 name = "bench"
 path = "/"
 upstream = "backend"
+
+[[route]]
+name = "short"
+path = "/short/"
+upstream = "short"
 """
 
 
@@ -480,11 +513,13 @@ class Bench:
         www.mkdir(exist_ok=True)
         (www / "1k.bin").write_bytes(bytes((i * 7) % 251 for i in range(1024)))
         (www / "100k.bin").write_bytes(bytes((i * 13) % 251 for i in range(100 * 1024)))
+        (www / "short").mkdir(exist_ok=True)
+        (www / "short" / "1k.bin").write_bytes((www / "1k.bin").read_bytes())
 
-        b1, b2, st = self.ports.get(), self.ports.get(), self.ports.get()
-        self.b1, self.b2 = b1, b2
+        b1, b2, b3, st = self.ports.get(), self.ports.get(), self.ports.get(), self.ports.get()
+        self.b1, self.b2, self.b3 = b1, b2, b3
         conf = self.tmp / "backend.conf"
-        conf.write_text(backend_conf(self.tmp, b1, b2, st, nofile, wconns))
+        conf.write_text(backend_conf(self.tmp, b1, b2, b3, st, nofile, wconns))
         self.backend = self.spawn_nginx("backend", conf)
         wait_ready(b1, "/1k.bin", self.backend, "backend nginx")
         wait_ready(b2, "/1k.bin", self.backend, "backend nginx")
@@ -518,7 +553,7 @@ class Bench:
     def add_gatehouse(self, key, label, workers, load, balancer):
         port = self.ports.get()
         conf = self.tmp / f"{key}.toml"
-        conf.write_text(gatehouse_conf(workers, port, self.b1, self.b2,
+        conf.write_text(gatehouse_conf(workers, port, self.b1, self.b2, self.b3,
                                        Path(self.a.module_dir).resolve(), load, balancer))
         rc, out, err = self.reg.run([self.a.gatehouse, "check", "-c", str(conf)], "gatehouse check",
                                     20)
@@ -533,8 +568,8 @@ class Bench:
     def add_nginx(self, key, workers, nofile, wconns):
         port = self.ports.get()
         conf = self.tmp / f"{key}.conf"
-        conf.write_text(nginx_proxy_conf(self.tmp, key, workers, port, self.b1, self.b2, nofile,
-                                         wconns))
+        conf.write_text(nginx_proxy_conf(self.tmp, key, workers, port, self.b1, self.b2, self.b3,
+                                         nofile, wconns))
         p = self.spawn_nginx(key, conf)
         wait_ready(port, "/1k.bin", p, key)
         self.proxies[key] = Proxy(key, "nginx", "nginx", workers, port, p)
@@ -543,7 +578,7 @@ class Bench:
     def add_haproxy(self, key, workers):
         port = self.ports.get()
         conf = self.tmp / f"{key}.cfg"
-        conf.write_text(haproxy_conf(workers, port, self.b1, self.b2, self.idle_n + 1000))
+        conf.write_text(haproxy_conf(workers, port, self.b1, self.b2, self.b3, self.idle_n + 1000))
         rc, out, err = self.reg.run(["haproxy", "-c", "-q", "-f", str(conf)], "haproxy -c", 20)
         if rc:
             raise BenchError(f"{key}: haproxy -c failed:\n{out}{err}")
@@ -579,6 +614,22 @@ class Bench:
         r["upstream_new_pct"] = 100.0 * new_conns / max(1, upstream_requests)
         r["upstream_requests"] = upstream_requests
         return r
+
+    def idle_close(self, proxy):
+        """Bursts of requests to the backend listener that closes connections idle for
+        SHORT_KEEPALIVE_S, separated by pauses around that time, so pooled connections are
+        closed by the backend before, while and after the proxy reuses them. Counts errors."""
+        total = errors = 0
+        acc0, _ = self.stub.read()
+        for pause in IDLE_CLOSE_PAUSES:
+            r = self.wrk(proxy.port, "/short/1k.bin", 1, 16)
+            total += r["requests"]
+            errors += r["errors"]
+            time.sleep(pause)
+        r = self.wrk(proxy.port, "/short/1k.bin", 1, 16)
+        acc1, _ = self.stub.read()
+        return {"requests": total + r["requests"], "errors": errors + r["errors"],
+                "bursts": len(IDLE_CLOSE_PAUSES) + 1, "new_upstream": acc1 - acc0 - 1}
 
     def syscalls(self, proxy, path, conns):
         """strace -c -f on all the proxy's threads while wrk runs; ÷ requests at the backend."""
@@ -731,6 +782,9 @@ def resource_nofile():
 # --------------------------------------------------------------------------------------------
 # Scenarios, rounds, report
 
+# Pauses between the idle-close bursts, around the backend's keep-alive timeout.
+IDLE_CLOSE_PAUSES = [SHORT_KEEPALIVE_S + d for d in (-0.05, -0.02, -0.01, 0.0, 0.005, 0.01, 0.02, 0.05)]
+
 SCENARIOS = [
     # key, title, path, conns, proxies (rotated each round), strace?
     ("1k-1w", "1 KiB, 64 conns, 1 worker", "/1k.bin", 64, ["gh-rr-1", "nginx-1", "haproxy-1"], True),
@@ -776,7 +830,7 @@ def versions(gatehouse):
     }
 
 
-def build_report(b, rounds, sysc, idle, started, finished, command, prof):
+def build_report(b, rounds, sysc, idle, closes, started, finished, command, prof):
     a = b.a
     lines_txt, md = [], []
     v = versions(a.gatehouse)
@@ -854,6 +908,16 @@ def build_report(b, rounds, sysc, idle, started, finished, command, prof):
                           f"{r['per_conn']:.2f}", f"{r['open']}/{r['n']}"])
     md += md_table(["proxy", "RSS before MiB", "RSS after MiB", "KiB per connection",
                     "still open"], irows)
+    md.append("")
+    md.append(f"### Backend closing idle pooled connections (its keep-alive timeout "
+              f"{SHORT_KEEPALIVE_S:g} s, the proxies' 60 s; 1 worker)")
+    md.append("")
+    md.append(f"wrk -c16 -d1s bursts separated by pauses of "
+              f"{', '.join(f'{x:.3f}' for x in IDLE_CLOSE_PAUSES)} s")
+    md.append("")
+    crows = [[b.proxies[p].label, str(r["requests"]), str(r["errors"]), str(r["new_upstream"])]
+             for p, r in closes.items()]
+    md += md_table(["proxy", "requests", "errors", "new upstream connections"], crows)
     md.append("")
     md.append("### Syscalls per request by name (strace -c -f, separate run)")
     md.append("")
@@ -940,11 +1004,11 @@ def main():
     ap.add_argument("--time-limit", type=int, default=1500, help="abort the whole run after")
     ap.add_argument("--only", help="comma-separated parts to run (experiments; the report is then "
                     "partial): scenario keys (" + ", ".join(s[0] for s in SCENARIOS) +
-                    "), strace, idle")
+                    "), strace, idle, idle-close")
     a = ap.parse_args()
     parts = set(a.only.split(",")) if a.only else None
     if parts is not None:
-        unknown = parts - {s[0] for s in SCENARIOS} - {"strace", "idle"}
+        unknown = parts - {s[0] for s in SCENARIOS} - {"strace", "idle", "idle-close"}
         if unknown:
             ap.error(f"--only: unknown part(s) {', '.join(sorted(unknown))}")
         SCENARIOS[:] = [s for s in SCENARIOS if s[0] in parts]
@@ -1001,8 +1065,15 @@ def main():
             idle[p] = r
             log(f"[idle] {p:10} {r['before']} KiB -> {r['after']} KiB: {r['per_conn']:.2f} KiB/conn "
                 f"({r['open']}/{r['n']} still open)")
+        closes = {}
+        for p in ("gh-rr-1", "nginx-1", "haproxy-1") if wanted("idle-close") else ():
+            r = b.idle_close(b.proxies[p])
+            closes[p] = r
+            log(f"[idle-close] {p:10} {r['errors']} errors in {r['requests']} requests "
+                f"({r['bursts']} bursts, {r['new_upstream']} new upstream connections)")
         prof = b.profile(b.proxies["gh-rr-1"], "/1k.bin", 64) if a.profile else None
-        md, txt = build_report(b, rounds, sysc, idle, started, time.time(), a.command, prof)
+        md, txt = build_report(b, rounds, sysc, idle, closes, started, time.time(), a.command,
+                               prof)
         Path(a.out).write_text("<!-- written by tests/bench/run.sh; paste into the README's "
                                "Performance section -->\n" + md)
         print(txt)
