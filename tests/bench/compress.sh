@@ -3,15 +3,15 @@
 #
 #   tests/bench/compress.sh [--build] [--quick] [--rounds N] [--duration S] [--keep-tmp]
 #
-# Uses the gatehouse binary and modules in $GATEHOUSE_BUILD_DIR (default build-compress/;
-# --build builds it first with contrib/scripts/build.sh), nginx, wrk, gzip and brotli (run
+# Uses the Release gatehouse binary and modules in $GATEHOUSE_BUILD_DIR (default build-bench/,
+# shared with tests/bench/run.sh; --build builds it first), nginx, wrk, gzip and brotli (run
 # contrib/scripts/deps.sh for brotli; nginx-light and wrk as tests/bench/run.sh installs them).
 # Writes tests/bench/compress-results.md. Loopback only; every process started is killed on exit.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
-build_dir=${GATEHOUSE_BUILD_DIR:-$top/build-compress}
+build_dir=${GATEHOUSE_BUILD_DIR:-$top/build-bench}
 python=${PYTHON:-/usr/bin/python3}
 
 build=0
@@ -31,7 +31,8 @@ done
 "$python" -c 'import brotli' 2>/dev/null || { echo "compress bench: python3-brotli missing" >&2; exit 1; }
 
 if ((build)); then
-  GATEHOUSE_BUILD_DIR=$build_dir "$top/contrib/scripts/build.sh"
+  GATEHOUSE_BUILD_DIR=$build_dir CMAKE_BUILD_TYPE=Release GATEHOUSE_BUILD_TESTS=OFF \
+    "$top/contrib/scripts/build.sh" >&2
 fi
 [[ -x $build_dir/kernel/gatehouse && -f $build_dir/modules/compress.so ]] || {
   echo "compress bench: no gatehouse build in $build_dir (use --build)" >&2; exit 1; }
