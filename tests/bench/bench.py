@@ -842,7 +842,7 @@ def build_report(b, rounds, sysc, idle, closes, started, finished, command, prof
     md.append(f"- wrk -t{a.threads} -c64 -d{a.duration}s --latency after a {a.warmup} s warm-up, "
               f"{a.rounds} round(s), proxies alternated within each round; medians over rounds "
               f"(ratios: median of the per-round ratios)")
-    md.append(f"- backend: nginx, 1 worker, static files, two listeners (the pool's two servers)")
+    md.append(f"- backend: nginx, 1 worker, static files, two listeners (the pool's two servers) and a third that closes connections idle for 1 s (idle-close)")
     md.append("")
 
     head = ["scenario", "proxy", "req/s", "p50 ms", "p99 ms", "errors", "CPU µs/req",
