@@ -786,6 +786,10 @@ void ClientConnection::response_complete() {
                     upstream_->buffer.empty();
     if (reusable) {
         ++upstream_->requests;
+        // The buffer goes back to the worker's cache between responses: the next exchange, on
+        // whichever connection, takes the most recently used one, still in the CPU cache,
+        // instead of each pooled connection keeping 128 KiB of its own cold.
+        upstream_->buffer.release();
         worker_.connections().put(std::move(upstream_));
     }
     upstream_.reset();

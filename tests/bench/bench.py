@@ -713,8 +713,8 @@ class Bench:
             self.notes.append("--profile: perf not installed")
             return None
         data = self.tmp / "perf.data"
-        pid = proxy.pids(self.reg)[0]
-        pr = self.reg.popen(["perf", "record", "-F", "999", "-p", str(pid), "-o", str(data),
+        pids = ",".join(str(p) for p in proxy.pids(self.reg))
+        pr = self.reg.popen(["perf", "record", "-F", "999", "-p", pids, "-o", str(data),
                              "--", "sleep", str(self.a.duration)], "perf",
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(0.3)
@@ -736,8 +736,8 @@ class Bench:
                 continue
             line = re.sub(r"\s+-\s+-\s*$", "", line.rstrip())  # empty IPC columns
             lines.append(re.sub(r"\s{3,}", "  ", line)[:200])
-        dest = Path(self.a.out).with_name("profile-gatehouse.txt")
-        dest.write_text(f"# perf record -F 999 -p GATEHOUSE (1 worker, 1 KiB, wrk -c64) for "
+        dest = Path(self.a.out).with_name(f"profile-{proxy.kind}.txt")
+        dest.write_text(f"# perf record -F 999 -p {proxy.label} (1 worker, {path}, wrk -c64) for "
                         f"{self.a.duration} s; flat profile by DSO and symbol\n"
                         + "\n".join(l for l in lines if l.strip()) + "\n")
         return dest
@@ -928,7 +928,7 @@ def build_report(b, rounds, sysc, idle, closes, started, finished, command, prof
     md += md_table(["scenario", "proxy", "total", "requests", "top syscalls per request"], srows)
     if prof:
         md.append("")
-        md.append(f"perf profile of gatehouse (1 KiB, 1 worker): `{os.path.relpath(prof, TOP) if str(prof).startswith(str(TOP)) else prof}`")
+        md.append(f"perf profile ({a.profile_proxy}, {a.profile_path}, 1 worker): `{os.path.relpath(prof, TOP) if str(prof).startswith(str(TOP)) else prof}`")
     errs = [(k, p, i + 1, r["errors"]) for k, d in rounds.items() for p, res in d.items()
             for i, r in enumerate(res) if r["errors"]]
     if errs or b.notes:
@@ -1000,6 +1000,10 @@ def main():
                     help="seconds the idle connections stay idle before RSS is read (default 3; 1 quick)")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--profile-path", default="/1k.bin",
+                    help="what the --profile load requests (default /1k.bin; /100k.bin)")
+    ap.add_argument("--profile-proxy", default="gh-rr-1",
+                    help="whose profile --profile records (default gh-rr-1; nginx-1, haproxy-1)")
     ap.add_argument("--command", default="tests/bench/run.sh")
     ap.add_argument("--time-limit", type=int, default=1500, help="abort the whole run after")
     ap.add_argument("--only", help="comma-separated parts to run (experiments; the report is then "
@@ -1071,7 +1075,7 @@ def main():
             closes[p] = r
             log(f"[idle-close] {p:10} {r['errors']} errors in {r['requests']} requests "
                 f"({r['bursts']} bursts, {r['new_upstream']} new upstream connections)")
-        prof = b.profile(b.proxies["gh-rr-1"], "/1k.bin", 64) if a.profile else None
+        prof = b.profile(b.proxies[a.profile_proxy], a.profile_path, 64) if a.profile else None
         md, txt = build_report(b, rounds, sysc, idle, closes, started, time.time(), a.command,
                                prof)
         Path(a.out).write_text("<!-- written by tests/bench/run.sh; paste into the README's "
