@@ -201,6 +201,11 @@ gh_status_t stream_get(gh_stream_t* s, uint32_t fact, gh_str_t* out) {
         break;
     case GH_FACT_PEER_ADDR: v = s->peer_address; break;
     case GH_FACT_VERSION: v = s->request->version == 10 ? "HTTP/1.0" : "HTTP/1.1"; break;
+    case GH_FACT_RESPONSE_BODY:
+        if (s->phase < GH_PHASE_RESPONSE_HEADERS)
+            return GH_ERR_STATE;
+        v = s->response_body_complete ? "complete" : "partial";
+        break;
     default: return GH_ERR_INVALID;
     }
     *out = gs(v);
@@ -352,10 +357,16 @@ gh_status_t body_write(gh_stream_t* s, uint32_t direction, gh_bytes_t data) {
     return GH_OK;
 }
 
+gh_status_t body_peek(gh_stream_t* s, gh_module_t* self, uint32_t direction, uint64_t bytes) {
+    ClientConnection* c = conn(s);
+    return c ? c->peek_body(self, direction, bytes) : GH_ERR_INVALID;
+}
+
 gh_status_t body_held(gh_stream_t* s, uint32_t direction, gh_bytes_t* out) {
     if (!s || !out || direction > GH_DIR_RESPONSE)
         return GH_ERR_INVALID;
-    const std::string& held = s->held_body[direction];
+    const std::string& held =
+        direction == GH_DIR_RESPONSE && s->peek_done ? s->peeked : s->held_body[direction];
     *out = {reinterpret_cast<const uint8_t*>(held.data()), held.size()};
     return GH_OK;
 }
@@ -475,6 +486,7 @@ gh_host_api_v1 make_table() {
     t.body_subscribe = body_subscribe;
     t.body_write = body_write;
     t.body_held = body_held;
+    t.body_peek = body_peek;
     t.current_worker = current_worker;
     t.timer_start = timer_start;
     t.timer_cancel = timer_cancel;

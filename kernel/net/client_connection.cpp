@@ -466,6 +466,7 @@ void ClientConnection::on_watchdog() {
         if (!response_started_)
             return reply(408, {}, true);
         return close();
+    case Timeout::peek_pause:
     case Timeout::upstream_connect:
     case Timeout::upstream_first_byte:
         if (upstream_)
@@ -484,9 +485,16 @@ void ClientConnection::on_watchdog() {
         transport_.socket().cancel(ec);
         return;
     }
+    case Timeout::upstream_idle:
+        if (!response_started_ && upstream_) {
+            // A response peek (nothing sent yet): its handler answers 504.
+            upstream_->transport.socket().cancel(ec);
+            timeout_ = which;
+            return;
+        }
+        [[fallthrough]];
     case Timeout::keepalive:
     case Timeout::client_write:
-    case Timeout::upstream_idle:
     case Timeout::tunnel:
     case Timeout::none:
         if (which != Timeout::keepalive && which != Timeout::none)

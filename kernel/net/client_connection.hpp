@@ -35,6 +35,7 @@ enum class Timeout : uint8_t {
     upstream_idle,
     tunnel,
     idle, // keep-alive wait, before the buffers are released
+    peek_pause, // a response peek waiting to see whether the upstream paused
 };
 
 // Why a request ended, for the log (and later the access log).
@@ -75,6 +76,7 @@ public:
     gh_stream_t* stream() { return &stream_; }
     void resume(gh_action_t action);
     gh_status_t subscribe_body(gh_module_t* module, uint32_t direction, uint32_t mode);
+    gh_status_t peek_body(gh_module_t* module, uint32_t direction, uint64_t bytes);
     bool request_headers_editable() const;
     bool response_headers_editable() const;
 
@@ -137,6 +139,8 @@ private:
     void on_response_written(const boost::system::error_code& ec);
     void read_response_body();
     void on_response_body_read(const boost::system::error_code& ec, size_t n);
+    void peek_response(bool first, bool paused = false);
+    void on_peek_read(const boost::system::error_code& ec, size_t n);
     void response_complete();
     void attempt_failed(uint32_t outcome, bool may_retry, const char* why);
     bool retry_stale_connection();

@@ -66,6 +66,11 @@ void ClientConnection::phase_action(gh_action_t action) {
         held_by_ = static_cast<int>(filter_index_);
         return read_held_body();
     }
+    if (action == GH_HOLD && phase == GH_PHASE_RESPONSE_HEADERS && stream_.peek_bytes > 0 &&
+        !stream_.peek_done) {
+        held_by_ = static_cast<int>(filter_index_);
+        return peek_response(true);
+    }
     // GH_ERROR, GH_RESPOND without a reply, HOLD where it cannot apply, or an unknown value:
     // fail closed.
     log::warn("{} {}: filter failed in phase {} (action {})", request_.method, stream_.path,
@@ -291,6 +296,19 @@ gh_status_t ClientConnection::subscribe_body(gh_module_t* module, uint32_t direc
             return GH_OK;
         }
     stream_.subscriptions[direction].push_back({module, mode});
+    return GH_OK;
+}
+
+gh_status_t ClientConnection::peek_body(gh_module_t* module, uint32_t direction, uint64_t bytes) {
+    if (direction != GH_DIR_RESPONSE || bytes == 0)
+        return GH_ERR_INVALID;
+    bool subscribed = false;
+    for (const auto& s : stream_.subscriptions[GH_DIR_RESPONSE])
+        subscribed = subscribed || s.module == module;
+    if (stream_.phase != GH_PHASE_RESPONSE_HEADERS || response_started_ || stream_.has_reply ||
+        !subscribed || stream_.peek_done || response_.no_body)
+        return GH_ERR_STATE;
+    stream_.peek_bytes = std::max(stream_.peek_bytes, bytes);
     return GH_OK;
 }
 

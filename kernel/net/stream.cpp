@@ -19,13 +19,16 @@ void gh_stream::reset() {
         body_overflowed[d] = false;
     }
     body_out.clear();
+    peek_bytes = 0;
+    peeked.clear();
+    peek_done = response_body_complete = false;
     in_on_body = false;
     arena.clear();
 }
 
 void gh_stream::release_memory() {
     for (std::string* str : {&path, &host, &peer_address, &normalised_target, &reply_body,
-                             &held_body[0], &held_body[1], &body_out})
+                             &held_body[0], &held_body[1], &body_out, &peeked})
         std::string().swap(*str);
     std::vector<gatehouse::http::Field>().swap(reply_headers);
     std::vector<Slot>().swap(slots);

@@ -49,6 +49,13 @@ struct gh_stream {
     };
     std::vector<Subscription> subscriptions[2];
     std::string held_body[2];      // GH_BODY_BUFFER
+    // A response peek (body_peek): how much the filters asked to see, what the kernel read for
+    // them (decoded, not yet through the body filters), whether it ran, and whether the kernel
+    // has read the whole response body.
+    uint64_t peek_bytes = 0;
+    std::string peeked;
+    bool peek_done = false;
+    bool response_body_complete = false;
     bool body_overflowed[2] = {false, false};
     std::string body_out;          // what filters emitted with body_write during on_body
     uint32_t body_writer_direction = 0;

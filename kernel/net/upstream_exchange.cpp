@@ -665,9 +665,11 @@ void ClientConnection::write_response_chunk() {
     bool head_pending = !response_started_;
     if (head_pending)
         buffers[count++] = asio::buffer(out_head_);
-    if (!response_body_done_ && (!buf.empty() || response_parser_->is_done() || upstream_eof_)) {
+    if (!response_body_done_ && (!buf.empty() || response_parser_->is_done() || upstream_eof_ ||
+                                 !stream_.peeked.empty())) {
         error_code ec;
         decoded_.clear();
+        decoded_.swap(stream_.peeked); // bytes a peek read ahead go first
         size_t n = buf.empty() ? 0 : response_parser_->feed(buf.data(), buf.size(), ec);
         if (ec) {
             log::info("upstream {} {}: invalid response body: {}", pool_->name(),
@@ -678,6 +680,7 @@ void ClientConnection::write_response_chunk() {
             return close();
         }
         response_body_done_ = response_parser_->is_done();
+        stream_.response_body_complete = response_body_done_;
         pending_consume_ = n;
         if (response_mode_ == BodyMode::raw) {
             buffers[count++] = asio::const_buffer(buf.data(), n);
@@ -777,6 +780,80 @@ void ClientConnection::on_response_body_read(const error_code& ec, size_t n) {
     upstream_->buffer.commit(n);
     upstream_more_ = !response_.close_delimited && top_up(upstream_->transport, upstream_->buffer);
     write_response_chunk();
+}
+
+// A filter asked to see the first bytes of the response body before it decides (body_peek,
+// then GH_HOLD in RESPONSE_HEADERS). Decode what the buffer holds into stream_.peeked and read
+// on until the filter's target, the end of the body, or a pause: some body arrived and then
+// nothing for peek_pause. Then run the filter again. The peeked bytes go through the body
+// filters ahead of the rest (write_response_chunk), so the response is re-framed.
+void ClientConnection::peek_response(bool first, bool paused) {
+    // Long enough for the pieces of one burst written separately (a head, a chunk, the last
+    // chunk), short enough to be no delay for a stream that really pauses.
+    constexpr std::chrono::milliseconds peek_pause{10};
+    body_capture_ = true;
+    response_parser_->set_body_sink(this);
+    Buffer& buf = upstream_->buffer;
+    if (first && !response_.close_delimited)
+        upstream_more_ = top_up(upstream_->transport, buf); // what came with the head, and after
+    if (!buf.empty()) {
+        decoded_.clear();
+        error_code ec;
+        size_t n = response_parser_->feed(buf.data(), buf.size(), ec);
+        if (ec) {
+            log::info("upstream {} {}: invalid response body: {}", pool_->name(),
+                      stream_.peer_address, response_parser_->reject_reason());
+            return fail_upstream(502, "invalid upstream response body");
+        }
+        buf.consume(n);
+        stream_.peeked.append(decoded_);
+    }
+    stream_.response_body_complete = response_parser_->is_done();
+    if (stream_.response_body_complete || upstream_eof_ ||
+        stream_.peeked.size() >= stream_.peek_bytes || paused) {
+        stream_.peek_done = true;
+        filter_index_ = static_cast<size_t>(held_by_);
+        held_by_ = -1;
+        return run_filters();
+    }
+    if (buf.full())
+        return fail_upstream(502, "upstream chunk header too large");
+    buf.compact();
+    if (!stream_.peeked.empty() && !upstream_more_) {
+        timeout_ = Timeout::peek_pause;
+        watchdog_.arm(peek_pause, shared_from_this());
+    } else {
+        timeout_ = Timeout::upstream_idle;
+        watchdog_.arm(pool_->config().idle_timeout, shared_from_this());
+    }
+    upstream_->transport.async_read_some(
+        asio::buffer(buf.space(), buf.space_size()),
+        [self = shared_from_this()](const error_code& ec, size_t n) { self->on_peek_read(ec, n); });
+}
+
+void ClientConnection::on_peek_read(const error_code& ec, size_t n) {
+    watchdog_.disarm();
+    Timeout was = std::exchange(timeout_, Timeout::none);
+    if (closing_)
+        return;
+    if (ec) {
+        if (was == Timeout::peek_pause && ec == asio::error::operation_aborted)
+            return peek_response(false, true); // the upstream paused: decide with what is here
+        if (ec == asio::error::eof && response_.close_delimited) {
+            upstream_eof_ = true;
+            upstream_more_ = false;
+            error_code put_ec;
+            response_parser_->put_eof(put_ec);
+            return peek_response(false);
+        }
+        if (was == Timeout::upstream_idle && ec == asio::error::operation_aborted)
+            return fail_upstream(504, "upstream idle timeout before the response started");
+        termination_ = Termination::upstream_reset;
+        return fail_upstream(502, "upstream closed the connection mid-body");
+    }
+    upstream_->buffer.commit(n);
+    upstream_more_ = !response_.close_delimited && top_up(upstream_->transport, upstream_->buffer);
+    peek_response(false);
 }
 
 void ClientConnection::response_complete() {

@@ -21,6 +21,10 @@ std::string joined(gh::Stream &s, uint32_t which, std::string_view name) {
     return out;
 }
 
+bool is_event_stream(std::string_view content_type) {
+    return media_type(content_type) == "text/event-stream";
+}
+
 void add_vary(gh::Stream &s) {
     if (auto merged = merge_vary(joined(s, GH_HEADERS_RESPONSE, "vary")))
         s.set_header(GH_HEADERS_RESPONSE, "vary", *merged);
@@ -144,6 +148,25 @@ gh_action_t CompressFilter::on_response_headers(gh::Stream s, const Config &c) {
         auto length = parse_length(*cl);
         if (length && *length < c.min_length && n.identity_acceptable)
             return skip(SkipReason::too_small);
+    } else if (c.min_length > 0 && n.identity_acceptable && !(ct && is_event_stream(*ct))) {
+        // No length: look at the first bytes (the kernel holds the head until min_length bytes
+        // arrived, the body ended or the upstream paused), then this hook runs again.
+        StreamState *st = s.ctx<StreamState>();
+        if (st == nullptr)
+            st = &s.emplace_ctx<StreamState>();
+        if (!st->peeked) {
+            if (s.body_subscribe(GH_DIR_RESPONSE, GH_BODY_STREAM) == GH_OK &&
+                s.body_peek(GH_DIR_RESPONSE, c.min_length) == GH_OK) {
+                st->peeked = true;
+                return GH_HOLD;
+            }
+            // A kernel without peeks (ABI 1.0): compress, as nginx and Envoy do.
+        } else {
+            auto held = s.body_held(GH_DIR_RESPONSE);
+            if (s.response_body_complete() && held && held->size() < c.min_length)
+                return skip(SkipReason::too_small);
+            // Not complete: a stream that paused, or min_length bytes arrived: compress.
+        }
     }
     if (cpu_guard_tripped(c))
         return skip(SkipReason::cpu_guard);
@@ -179,8 +202,7 @@ gh_action_t CompressFilter::start_encoding(gh::Stream s, const Config &c, Coding
     st->encoder = std::move(encoder);
     st->coding = coding;
     auto ct = s.response_header("content-type");
-    st->always_flush = c.flush == FlushPolicy::always ||
-                       (ct && media_type(*ct) == "text/event-stream");
+    st->always_flush = c.flush == FlushPolicy::always || (ct && is_event_stream(*ct));
     s.set_header(GH_HEADERS_RESPONSE, "content-encoding", coding_name(coding));
     s.remove_header(GH_HEADERS_RESPONSE, "accept-ranges"); // ranges of the encoded bytes: none
     weaken_response_etag(s);

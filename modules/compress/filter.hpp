@@ -42,6 +42,7 @@ struct StreamState {
     bool always_flush = false;
     size_t reported_memory = 0;     // encoder bytes already added to the memory gauge
     std::string client_inm;         // the client's If-None-Match, when we added strong tags
+    bool peeked = false;            // asked the kernel for the first min_length body bytes
 };
 
 class CompressFilter : public gh::Filter<CompressFilter, Config> {

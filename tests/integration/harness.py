@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -485,6 +486,41 @@ def raw_request(port, data, timeout=3.0, shut_write=False):
     reply.status = int(m.group(1)) if m else None
     reply.closed = closed
     return reply
+
+
+class OneShotUpstream:
+    """A listener that records the exact bytes of one request head and answers it with canned
+    bytes; then closes the connection, or with `hold` keeps it open (silent) for that many
+    seconds first. `address` is for proxy_config; close() stops it."""
+
+    def __init__(self, response, hold=0.0):
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(1)
+        self.address = "127.0.0.1:%d" % self.listener.getsockname()[1]
+        self.head = b""
+        self.thread = threading.Thread(target=self._serve, args=(response, hold), daemon=True)
+        self.thread.start()
+
+    def _serve(self, response, hold):
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return  # closed before anyone connected
+        with conn:
+            conn.settimeout(5)
+            while b"\r\n\r\n" not in self.head:
+                data = conn.recv(4096)
+                if not data:
+                    return
+                self.head += data
+            conn.sendall(response)
+            if hold:
+                time.sleep(hold)
+
+    def close(self):
+        self.listener.close()
+        self.thread.join(10)
 
 
 class Blackhole:

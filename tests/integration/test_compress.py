@@ -78,16 +78,20 @@ def test_sizes_decode_to_backend_bytes(shared, accept, coding, framing):
         r = fetch(shared, "/text/%d%s" % (n, query), accept)
         assert r.status == 200
         assert decoded(r) == text_body(n), n
-        # min_length (256) is known from Content-Length only; a chunked body has none.
-        compressed = framing == "chunked" or n >= 256
+        # min_length (256): from Content-Length, or from the first bytes of a chunked body
+        # (the kernel holds the head until 256 bytes, the end or a pause).
+        compressed = n >= 256
         assert r.header("content-encoding") == (coding if compressed else None), n
         if compressed:
             assert r.header("content-length") is None
             assert r.header("transfer-encoding") == "chunked"
             assert r.header("etag") == 'W/"text-%d"' % n
             assert r.header("accept-ranges") is None
-        else:
+        elif framing == "length":
             assert r.header("content-length") == str(n)
+            assert r.header("etag") == '"text-%d"' % n
+        else:
+            assert r.header("transfer-encoding") == "chunked"
             assert r.header("etag") == '"text-%d"' % n
         assert vary_tokens(r).count("accept-encoding") == 1
         if n >= 100_000:
@@ -224,10 +228,11 @@ def test_sse_event_decodes_before_the_next_is_sent(shared, coding):
     assert sent[2] - sent[0] > 1.5  # the backend did pause
 
 
-@pytest.mark.parametrize("total", [3000, 150_000])
+@pytest.mark.parametrize("total", [600, 3000, 150_000])
 def test_streamed_chunks_are_flushed_promptly(shared, total):
     """Chunks of a non-SSE stream that are followed by an upstream pause are decodable at once --
-    small pieces, and pieces larger than one encoder-friendly read (50 KB) alike."""
+    pieces below min_length (the head does not wait for min_length bytes past a pause), small
+    pieces, and pieces larger than one encoder-friendly read (50 KB) alike."""
     piece = total // 3
     with Client(shared.port, timeout=10.0) as c:
         c.send(Client.build("GET", f"/text/{total}?chunks=3&pause_ms=1500",
@@ -410,3 +415,68 @@ def test_check_refuses_bad_route_values_and_accepts_good_ones(tmp_path):
             'cpu_window = "2s"\nenabled = true\n')
     rc, err = harness.run_check(tmp_path, compress_config("127.0.0.1:1", good))
     assert rc == 0, err
+
+
+# ---- bodies without a length: the head waits for the first min_length bytes --------------------
+
+def raw_upstream_gatehouse(start_gatehouse, response, hold=0.0, upstream=""):
+    up = harness.OneShotUpstream(response, hold=hold)
+    cfg = compress_config(up.address)
+    if upstream:
+        cfg = cfg.replace("[upstream.app]\n", "[upstream.app]\n" + upstream, 1)
+    return up, start_gatehouse(cfg)
+
+
+@pytest.mark.parametrize("size,compressed", [(100, False), (1000, True)])
+def test_close_delimited_body_decided_from_its_bytes(start_gatehouse, size, compressed):
+    body = text_body(size)
+    up, g = raw_upstream_gatehouse(
+        start_gatehouse, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n" + body)
+    try:
+        r = fetch(g, "/x", "gzip")
+    finally:
+        up.close()
+    assert r.status == 200
+    assert r.header("content-encoding") == ("gzip" if compressed else None)
+    assert decoded(r) == body
+    assert "accept-encoding" in vary_tokens(r)
+
+
+def test_chunked_body_in_one_piece_below_min_length_is_not_compressed(start_gatehouse):
+    body = text_body(200)
+    up, g = raw_upstream_gatehouse(
+        start_gatehouse, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n" + b"64\r\n" + body[:100] + b"\r\n64\r\n" +
+        body[100:] + b"\r\n0\r\n\r\n")
+    try:
+        r = fetch(g, "/x", "gzip")
+    finally:
+        up.close()
+    assert r.status == 200 and r.header("content-encoding") is None
+    assert r.body == body and r.header("transfer-encoding") == "chunked"
+
+
+def test_upstream_silent_after_the_head_is_a_504(start_gatehouse):
+    """The head waits for the first body bytes; an upstream that sends none within its idle
+    timeout gets the client a 504, not a hang or a reset."""
+    up, g = raw_upstream_gatehouse(
+        start_gatehouse, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n", hold=3.0, upstream='idle_timeout = "500ms"\n')
+    try:
+        start = time.monotonic()
+        r = fetch(g, "/x", "gzip")
+        assert r.status == 504
+        assert time.monotonic() - start < 2.5
+    finally:
+        up.close()
+
+
+def test_invalid_chunk_while_peeking_is_a_502(start_gatehouse):
+    up, g = raw_upstream_gatehouse(
+        start_gatehouse, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n")
+    try:
+        r = fetch(g, "/x", "gzip")
+    finally:
+        up.close()
+    assert r.status == 502

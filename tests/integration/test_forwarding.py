@@ -1,11 +1,8 @@
 """X-Forwarded-* / Forwarded with trusted-proxy CIDRs, and hop-by-hop stripping both ways."""
 
-import socket
-import threading
-
 import pytest
 
-from harness import get, proxy_config, raw_request
+from harness import OneShotUpstream, get, proxy_config, raw_request
 
 
 def seen(info, name):
@@ -138,35 +135,6 @@ def test_end_to_end_headers_keep_their_order_and_duplicates(proxy):
     info = get(gh.port, "/echo", headers=headers).json()
     relevant = [(n, v) for n, v in info["headers"] if n.lower() in ("x-a", "x-b", "cookie")]
     assert [(n.lower(), v) for n, v in relevant] == [(n.lower(), v) for n, v in headers]
-
-
-class OneShotUpstream:
-    """A listener that records the exact bytes of one request head and answers it with a canned
-    response, then closes."""
-
-    def __init__(self, response):
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(1)
-        self.address = "127.0.0.1:%d" % self.listener.getsockname()[1]
-        self.head = b""
-        self.thread = threading.Thread(target=self._serve, args=(response,), daemon=True)
-        self.thread.start()
-
-    def _serve(self, response):
-        conn, _ = self.listener.accept()
-        with conn:
-            conn.settimeout(5)
-            while b"\r\n\r\n" not in self.head:
-                data = conn.recv(4096)
-                if not data:
-                    return
-                self.head += data
-            conn.sendall(response)
-
-    def close(self):
-        self.listener.close()
-        self.thread.join(5)
 
 
 def test_header_lines_go_out_in_canonical_form(start_gatehouse):

@@ -144,6 +144,9 @@ typedef struct gh_body_chunk {
 #define GH_FACT_UPSTREAM 8u    /* upstream pool name */
 #define GH_FACT_PEER_ADDR 9u   /* address of the selected upstream server, once chosen */
 #define GH_FACT_VERSION 10u    /* "HTTP/1.1" or "HTTP/1.0" */
+/* 1.1: "complete" once the kernel has read the whole response body (a peek can tell), else
+ * "partial"; GH_ERR_STATE before the response head. */
+#define GH_FACT_RESPONSE_BODY 11u
 
 /* Which header block header functions act on. */
 #define GH_HEADERS_REQUEST 0u  /* the client request (as forwarded upstream) */

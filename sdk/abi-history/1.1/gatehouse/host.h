@@ -137,6 +137,19 @@ typedef struct gh_host_api_v1 {
     /* Fills the prefix of *out its struct_size covers; GH_ERR_NOT_FOUND past the end. */
     gh_status_t (*pool_peer)(const gh_pool_t *pool, uint32_t index, gh_peer_info_t *out);
     gh_str_t (*pool_name)(const gh_pool_t *pool);
+
+    /* ---- 1.1 (check with GH_HOST_HAS) ---- */
+    /* RESPONSE_HEADERS, after body_subscribe(GH_DIR_RESPONSE), before returning GH_HOLD: the
+     * kernel then reads the response body without sending anything until it holds `bytes`
+     * decoded bytes, the body ends, or the upstream pauses (nothing more waiting once some body
+     * arrived), and calls this hook again. There body_held(GH_DIR_RESPONSE) shows the bytes
+     * held and GH_FACT_RESPONSE_BODY tells whether that is the whole body; the bytes then go
+     * through on_body as usual. The response head waits meanwhile, so ask only for what a
+     * decision needs. Only GH_DIR_RESPONSE (GH_ERR_INVALID otherwise, or for 0 bytes);
+     * GH_ERR_STATE outside RESPONSE_HEADERS, without the subscription, or when the response has
+     * no body. Worker thread. */
+    gh_status_t (*body_peek)(gh_stream_t *s, gh_module_t *self, uint32_t direction,
+                             uint64_t bytes);
 } gh_host_api_v1;
 
 /* True if the kernel's table has `field` (it is no newer than the kernel). */

@@ -146,7 +146,17 @@ class Stream {
     gh_status_t body_write(uint32_t direction, std::string_view data) noexcept {
         return host().body_write(s_, direction, gh::bytes(data));
     }
-    /* The body held so far (GH_BODY_BUFFER); valid until the phase ends. */
+    /* 1.1: in RESPONSE_HEADERS, ask to see up to `bytes` of the response body before deciding;
+     * then return GH_HOLD and the hook runs again with body_held(GH_DIR_RESPONSE) (see
+     * gh_host_api_v1::body_peek). GH_ERR_UNSUPPORTED on a 1.0 kernel. */
+    gh_status_t body_peek(uint32_t direction, uint64_t bytes) noexcept {
+        if (!GH_HOST_HAS(&host(), body_peek))
+            return GH_ERR_UNSUPPORTED;
+        return host().body_peek(s_, detail::g_self, direction, bytes);
+    }
+    /* 1.1: true once the kernel holds the whole response body (GH_FACT_RESPONSE_BODY). */
+    bool response_body_complete() const noexcept { return fact(GH_FACT_RESPONSE_BODY) == "complete"; }
+    /* The body held so far (GH_BODY_BUFFER, or a response peek); valid until the phase ends. */
     std::optional<std::string_view> body_held(uint32_t direction) const noexcept {
         gh_bytes_t out{nullptr, 0};
         if (host().body_held(s_, direction, &out) != GH_OK)
