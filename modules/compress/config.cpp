@@ -103,6 +103,13 @@ std::unique_ptr<Config> parse_config(gh::ConfigNode table, const Config &base) {
     read_int(table, "gzip_mem_level", 1, 9, c->gzip_params.mem_level);
     read_int(table, "brotli_level", 0, 11, c->brotli_params.quality);
     read_int(table, "brotli_window", 10, 20, c->brotli_params.window);
+    gh::ConfigNode block = table.get("brotli_block");
+    if (auto v = block.bytes()) {
+        if (*v < 1024 || *v > 16 * 1024 * 1024)
+            block.error("must be between 1k and 16m");
+        else
+            c->brotli_params.block = *v;
+    }
     read_prefer(table, *c);
     if (auto v = table.get("min_length").bytes())
         c->min_length = *v;

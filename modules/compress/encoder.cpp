@@ -74,7 +74,7 @@ class GzipEncoder final : public Encoder {
 class BrotliEncoder final : public Encoder {
   public:
     explicit BrotliEncoder(const BrotliParams &p)
-        : st_(BrotliEncoderCreateInstance(brotli_alloc, brotli_free, this)) {
+        : st_(BrotliEncoderCreateInstance(brotli_alloc, brotli_free, this)), block_(p.block) {
         if (st_ == nullptr)
             throw std::bad_alloc();
         BrotliEncoderSetParameter(st_, BROTLI_PARAM_QUALITY, static_cast<uint32_t>(p.quality));
@@ -84,8 +84,22 @@ class BrotliEncoder final : public Encoder {
 
     std::string encode(std::string_view in, EncodeOp op) override {
         std::string out;
+        // Flush every block_ input bytes, across calls: that bounds the stream's memory.
+        while (!in.empty() && since_flush_ + in.size() > block_) {
+            const size_t take = block_ - since_flush_;
+            run(in.substr(0, take), EncodeOp::flush, out);
+            in.remove_prefix(take);
+            since_flush_ = 0;
+        }
         if (in.empty() && op == EncodeOp::process)
             return out;
+        run(in, op, out);
+        since_flush_ = op == EncodeOp::process ? since_flush_ + in.size() : 0;
+        return out;
+    }
+
+  private:
+    void run(std::string_view in, EncodeOp op, std::string &out) {
         size_t avail_in = in.size();
         const uint8_t *next_in = reinterpret_cast<const uint8_t *>(in.data());
         const BrotliEncoderOperation bop = op == EncodeOp::finish  ? BROTLI_OPERATION_FINISH
@@ -105,11 +119,11 @@ class BrotliEncoder final : public Encoder {
                 (op != EncodeOp::finish || BrotliEncoderIsFinished(st_)))
                 break;
         }
-        return out;
     }
 
-  private:
     BrotliEncoderState *st_;
+    size_t block_;
+    size_t since_flush_ = 0;
 };
 
 } // namespace

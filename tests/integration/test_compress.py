@@ -377,6 +377,8 @@ BAD_VALUES = [
     ("gzip_level = \"6\"", "filter.compress.gzip_level", ""),
     ("brotli_level = -1", "filter.compress.brotli_level", "between 0 and 11"),
     ("brotli_window = 24", "filter.compress.brotli_window", "between 10 and 20"),
+    ("brotli_block = \"512\"", "filter.compress.brotli_block", "between 1k and 16m"),
+    ("brotli_block = true", "filter.compress.brotli_block", ""),
     ("gzip_window = 8", "filter.compress.gzip_window", "between 9 and 15"),
     ("gzip_mem_level = 9", "filter.compress.gzip_mem_level", "256 KiB"),
     ("gzip = \"yes\"", "filter.compress.gzip", ""),
@@ -412,7 +414,7 @@ def test_check_refuses_bad_route_values_and_accepts_good_ones(tmp_path):
     good = ('gzip = true\nbrotli = true\ngzip_level = 9\nbrotli_level = 4\ngzip_window = 15\n'
             'gzip_mem_level = 7\nbrotli_window = 20\nprefer = ["gzip"]\nmin_length = "1k"\n'
             'types = ["text/*", "*/*"]\nflush = "always"\nmax_cpu_percent = 80\n'
-            'cpu_window = "2s"\nenabled = true\n')
+            'cpu_window = "2s"\nenabled = true\nbrotli_block = "64k"\n')
     rc, err = harness.run_check(tmp_path, compress_config("127.0.0.1:1", good))
     assert rc == 0, err
 
