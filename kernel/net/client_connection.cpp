@@ -123,7 +123,7 @@ void ClientConnection::read_request() {
         watchdog_.arm(config_->timeouts.header, shared_from_this());
     } else if (!transport_.tls() && keepalive > idle_release) {
         timeout_ = Timeout::idle;
-        idle_deadline_ = std::chrono::steady_clock::now() + keepalive;
+        idle_deadline_ = Watchdog::Clock::now() + keepalive;
         watchdog_.arm(idle_release, shared_from_this());
     } else {
         timeout_ = Timeout::keepalive;
@@ -480,7 +480,7 @@ void ClientConnection::on_watchdog() {
         idle_parked_ = true;
         timeout_ = Timeout::keepalive;
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            idle_deadline_ - std::chrono::steady_clock::now());
+            idle_deadline_ - Watchdog::Clock::now());
         watchdog_.arm(std::max(left, std::chrono::milliseconds(1)), shared_from_this());
         transport_.socket().cancel(ec);
         return;

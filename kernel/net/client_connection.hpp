@@ -174,7 +174,7 @@ private:
     bool closing_ = false;
     bool trusted_peer_ = false; // peer address is in forwarding.trusted_proxies
     bool idle_parked_ = false;  // waiting for readability without buffers
-    std::chrono::steady_clock::time_point idle_deadline_; // keep-alive expiry while idle
+    Watchdog::Clock::time_point idle_deadline_;    // keep-alive expiry while idle
 
     gh_stream stream_;
     size_t filter_index_ = 0; // next filter to run in the current phase

@@ -6,7 +6,10 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/stream.hpp>
 
+#include <cerrno>
 #include <memory>
+#include <span>
+#include <sys/socket.h>
 #include <utility>
 
 namespace gatehouse::net {
@@ -43,6 +46,43 @@ public:
             tls_->async_write_some(buffers, std::forward<Handler>(handler));
         else
             socket_.async_write_some(buffers, std::forward<Handler>(handler));
+    }
+
+    // Plain TCP: writes what the socket takes right now (one sendmsg, never waiting) and moves
+    // `buffers` past it; returns the bytes written. The caller completes inline when that was
+    // everything, and hands the rest to async_write otherwise -- so a write that fits costs no
+    // trip through the event loop. TLS: writes nothing (its records need the stream).
+    size_t try_write(std::span<boost::asio::const_buffer> buffers, boost::system::error_code& ec) {
+        ec = {};
+        if (tls_)
+            return 0;
+        constexpr size_t max_iov = 8;
+        iovec iov[max_iov];
+        size_t count = 0;
+        for (const auto& b : buffers)
+            if (b.size() && count < max_iov)
+                iov[count++] = {const_cast<void*>(b.data()), b.size()};
+        if (count == 0)
+            return 0;
+        msghdr msg{};
+        msg.msg_iov = iov;
+        msg.msg_iovlen = count;
+        ssize_t n;
+        do
+            n = ::sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        while (n < 0 && errno == EINTR);
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                ec = boost::system::error_code(errno, boost::system::system_category());
+            return 0;
+        }
+        size_t left = static_cast<size_t>(n);
+        for (auto& b : buffers) {
+            size_t take = std::min(left, b.size());
+            b += take;
+            left -= take;
+        }
+        return static_cast<size_t>(n);
     }
 
 private:

@@ -406,6 +406,10 @@ void ClientConnection::send_request_head() {
         pending_consume_ = n;
     }
     request_bytes_sent_ = true;
+    size_t total = asio::buffer_size(buffers);
+    error_code wec;
+    if (upstream_->transport.try_write(buffers, wec) == total || wec)
+        return on_upstream_written(wec);
     timeout_ = Timeout::upstream_idle;
     watchdog_.arm(pool_->config().idle_timeout, shared_from_this());
     asio::async_write(upstream_->transport, buffers,
@@ -577,8 +581,8 @@ void ClientConnection::parse_response() {
     }
     watchdog_.disarm();
     timeout_ = Timeout::none;
-    auto latency = std::chrono::duration_cast<std::chrono::microseconds>(
-        std::chrono::steady_clock::now() - attempt_start_);
+    auto latency = std::chrono::duration_cast<std::chrono::microseconds>(timing_.first_byte -
+                                                                         attempt_start_);
     pool_->report(*inflight_.peer(), response_.status >= 500 ? GH_OUTCOME_HTTP_5XX : GH_OUTCOME_SUCCESS,
                   response_.status, static_cast<uint64_t>(latency.count()));
     on_response_head();
@@ -713,9 +717,16 @@ void ClientConnection::write_response_chunk() {
     if (response_.no_body)
         response_body_done_ = true;
     response_started_ = true;
+    std::span<asio::const_buffer> pending(buffers.data(), count);
+    size_t total = asio::buffer_size(pending);
+    error_code wec;
+    size_t sent = transport_.try_write(pending, wec);
+    timing_.bytes_out += sent;
+    if (wec || (sent == total && total > 0))
+        return on_response_written(wec);
     timeout_ = Timeout::client_write;
     watchdog_.arm(config_->timeouts.client_write, shared_from_this());
-    asio::async_write(transport_, std::span<const asio::const_buffer>(buffers.data(), count),
+    asio::async_write(transport_, std::span<const asio::const_buffer>(pending),
                       [self = shared_from_this()](const error_code& ec, size_t n) {
                           self->timing_.bytes_out += n;
                           self->on_response_written(ec);

@@ -6,13 +6,30 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
+#include <ctime>
 #include <memory>
 
 namespace gatehouse::net {
 
+// CLOCK_MONOTONIC_COARSE: the kernel's last tick (a few ms of resolution), read without the
+// TSC. Deadlines are re-armed several times per request; timeouts are whole milliseconds to
+// minutes, so a tick of lateness does not matter and the precise clock is not worth its cost.
+struct CoarseClock {
+    using duration = std::chrono::nanoseconds;
+    using rep = duration::rep;
+    using period = duration::period;
+    using time_point = std::chrono::time_point<CoarseClock>;
+    static constexpr bool is_steady = true;
+    static time_point now() noexcept {
+        timespec ts;
+        ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+        return time_point(duration(static_cast<rep>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec));
+    }
+};
+
 class Watchdog {
 public:
-    using Clock = std::chrono::steady_clock;
+    using Clock = CoarseClock;
 
     explicit Watchdog(boost::asio::any_io_executor executor) : timer_(executor) {}
 
@@ -40,7 +57,9 @@ private:
         armed_at_ = deadline_;
         waiting_ = true;
         ++generation_;
-        timer_.expires_at(deadline_);
+        // The timer runs on the precise clock: wait for what is left by the coarse one (it may
+        // fire up to a tick early; the handler then waits again for the rest).
+        timer_.expires_after(deadline_ - Clock::now());
         timer_.async_wait([this, owner, generation = generation_](
                               const boost::system::error_code& ec) {
             if (ec || generation != generation_)
