@@ -20,6 +20,9 @@ struct Framing {
     uint64_t content_length = 0;
     bool keep_alive = true;   // after this message, per version and Connection
     bool upgrade = false;     // Connection: upgrade + Upgrade
+    // Connection lists names other than close/keep-alive/upgrade: fields that are hop-by-hop
+    // for this message only (RFC 9110 §7.6.1).
+    bool connection_options = false;
 };
 
 struct RequestHead {

@@ -146,6 +146,8 @@ bool HeadParser<isRequest>::check_field(std::string_view name, std::string_view 
                 connection_keep_alive_ = true;
             else if (iequals(option, "upgrade"))
                 connection_upgrade_ = true;
+            else
+                connection_other_ = true;
         });
     } else if (iequals(name, "upgrade")) {
         has_upgrade_ = true;
@@ -214,6 +216,7 @@ bool HeadParser<isRequest>::check_framing(error_code& ec) {
     f.content_length = length ? *length : 0;
     f.keep_alive = head_.version == 11 ? !connection_close_ : connection_keep_alive_;
     f.upgrade = connection_upgrade_ && has_upgrade_;
+    f.connection_options = connection_other_;
     if constexpr (isRequest) {
         if (head_.version == 11 && host_fields_ == 0) {
             fail(ec, Reject::bad_request, "missing Host");

@@ -106,6 +106,8 @@ private:
     bool connection_close_ = false;
     bool connection_keep_alive_ = false;
     bool connection_upgrade_ = false;
+    bool connection_other_ = false; // Connection lists other field names
+
     bool has_upgrade_ = false;
     bool header_done_ = false;
     bool trailers_ = false;

@@ -92,6 +92,15 @@ bool normalise_target(std::string_view target, std::string& out_path, std::strin
     size_t hash = path.find('#');
     if (hash != std::string_view::npos)
         return false;
+    // Most paths need nothing done: no escapes, no empty or dot segments.
+    bool plain = true;
+    for (size_t i = 0; i < path.size() && plain; ++i)
+        plain = path[i] != '%' &&
+                !(path[i] == '/' && i + 1 < path.size() && (path[i + 1] == '/' || path[i + 1] == '.'));
+    if (plain) {
+        out_path.assign(path);
+        return true;
+    }
     thread_local std::string decoded;
     if (!decode_unreserved(path, decoded))
         return false;

@@ -284,6 +284,11 @@ gh_status_t header_set(gh_stream_t* s, uint32_t which, gh_str_t name, gh_str_t v
     if (http::iequals(n, "content-length") || http::iequals(n, "transfer-encoding") ||
         (which == GH_HEADERS_REQUEST && http::iequals(n, "host") && mode == GH_HEADER_REMOVE))
         return GH_ERR_INVALID;
+    if (http::iequals(n, "connection") && !s->has_reply) {
+        // The head builders look for listed options only when told to.
+        (which == GH_HEADERS_REQUEST ? s->request->framing : s->response->framing)
+            .connection_options = true;
+    }
     if (mode != GH_HEADER_ADD)
         std::erase_if(*fields, [&](const http::Field& f) { return http::iequals(f.name, n); });
     if (mode != GH_HEADER_REMOVE)

@@ -320,7 +320,9 @@ void ClientConnection::build_request_head() {
     std::string_view client_ip = stream_.client_address;
     client_ip = client_ip.substr(0, client_ip.rfind(':'));
     thread_local std::vector<std::string_view> options;
-    connection_options(request_.fields, options);
+    options.clear();
+    if (request_.framing.connection_options)
+        connection_options(request_.fields, options);
     bool held = request_held_;
     std::string& out = out_head_;
     out.clear();
@@ -620,7 +622,9 @@ void ClientConnection::build_response_head() {
     }
 
     thread_local std::vector<std::string_view> options;
-    connection_options(response_.fields, options);
+    options.clear();
+    if (response_.framing.connection_options)
+        connection_options(response_.fields, options);
     std::string& out = out_head_;
     out.clear();
     // Upstream statuses are 100-599 (the parser refuses others).
