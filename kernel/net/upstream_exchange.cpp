@@ -5,6 +5,7 @@
 #include "http/status.hpp"
 #include "log.hpp"
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/write.hpp>
 #include <fmt/format.h>
@@ -411,7 +412,8 @@ void ClientConnection::send_request_head() {
     size_t total = asio::buffer_size(buffers);
     error_code wec;
     if (upstream_->transport.try_write(buffers, wec) == total || wec)
-        return on_upstream_written(wec);
+        return asio::post(transport_.get_executor(),
+                          [self = shared_from_this(), wec] { self->on_upstream_written(wec); });
     timeout_ = Timeout::upstream_idle;
     watchdog_.arm(pool_->config().idle_timeout, shared_from_this());
     asio::async_write(upstream_->transport, buffers,
@@ -726,8 +728,13 @@ void ClientConnection::write_response_chunk() {
     error_code wec;
     size_t sent = transport_.try_write(pending, wec);
     timing_.bytes_out += sent;
-    if (wec || (sent == total && total > 0))
-        return on_response_written(wec);
+    if (wec || (sent == total && total > 0)) {
+        // Continue from the event loop, as a completion would: by then the client has often
+        // sent its next request (and the upstream its next bytes), so the next read finds
+        // data instead of costing a recv that says EAGAIN.
+        return asio::post(transport_.get_executor(),
+                          [self = shared_from_this(), wec] { self->on_response_written(wec); });
+    }
     timeout_ = Timeout::client_write;
     watchdog_.arm(config_->timeouts.client_write, shared_from_this());
     asio::async_write(transport_, std::span<const asio::const_buffer>(pending),
