@@ -370,8 +370,9 @@ gh_status_t body_peek(gh_stream_t* s, gh_module_t* self, uint32_t direction, uin
 gh_status_t body_held(gh_stream_t* s, uint32_t direction, gh_bytes_t* out) {
     if (!s || !out || direction > GH_DIR_RESPONSE)
         return GH_ERR_INVALID;
+    // What a response peek read, until those bytes move on into the body filters.
     const std::string& held =
-        direction == GH_DIR_RESPONSE && s->peek_done ? s->peeked : s->held_body[direction];
+        direction == GH_DIR_RESPONSE && !s->peeked.empty() ? s->peeked : s->held_body[direction];
     *out = {reinterpret_cast<const uint8_t*>(held.data()), held.size()};
     return GH_OK;
 }

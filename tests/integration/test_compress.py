@@ -482,3 +482,25 @@ def test_invalid_chunk_while_peeking_is_a_502(start_gatehouse):
     finally:
         up.close()
     assert r.status == 502
+
+
+@pytest.mark.parametrize("size,compressed", [(100, False), (1000, True)])
+def test_peeked_body_to_an_http10_client(start_gatehouse, size, compressed):
+    """HTTP/1.0 client, chunked upstream: the held first bytes and the rest go out unchunked,
+    ended by the close."""
+    body = text_body(size)
+    half = size // 2
+    up, g = raw_upstream_gatehouse(
+        start_gatehouse, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n" % half + body[:half] + b"\r\n" +
+        b"%x\r\n" % (size - half) + body[half:] + b"\r\n0\r\n\r\n")
+    try:
+        raw = harness.raw_request(g.port, Client.build("GET", "/x", [("Accept-Encoding", "gzip")],
+                                                       version="HTTP/1.0"))
+    finally:
+        up.close()
+    head, _, payload = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    assert b"transfer-encoding" not in head.lower()
+    assert (b"content-encoding: gzip" in head.lower()) == compressed
+    assert (gzip.decompress(payload) if compressed else payload) == body

@@ -88,6 +88,7 @@ struct StreamState {
     bool responded_locally = false; // /abi/respond answered with host->respond
     bool transform_upper = false;   // request header x-abi-transform: upper
     bool header_written = false; // x-abi-conformance set; later failures are "late"
+    bool peek_asked = false;     // RESPONSE_HEADERS asked for a body peek and returned GH_HOLD
     uint64_t request_body_bytes = 0;
     uint64_t response_body_bytes = 0;
     std::vector<std::string> failures;

@@ -164,6 +164,9 @@ gh_action_t request_headers(gh_stream_t *s) noexcept {
 
 gh_action_t access(gh_stream_t *s, StreamState *st, const Config *cfg) noexcept {
     st->config = cfg;
+    gh_str_t body_fact{nullptr, 0};
+    st->check(g_host->stream_get(s, GH_FACT_RESPONSE_BODY, &body_fact) == GH_ERR_STATE,
+              "fact_response_body_early");
     st->worker = g_host->current_worker();
     st->check(st->worker != nullptr, "current_worker");
     st->check(fact_nonempty(s, GH_FACT_ROUTE) && fact_nonempty(s, GH_FACT_UPSTREAM),
@@ -241,6 +244,40 @@ gh_action_t response_headers(gh_stream_t *s, StreamState *st, const Config *cfg)
                                  GH_PHASE_BIT(GH_PHASE_UPSTREAM_REQUEST);
     if (st->responded_locally)
         return GH_CONTINUE; // our own 299: nothing upstream-related to check
+    // 1.1 body_peek: refused without a subscription, for the request, for 0 bytes; then the
+    // first 16 bytes (or the whole body), and this hook runs again to see them.
+    gh_str_t method{nullptr, 0};
+    g_host->stream_get(s, GH_FACT_METHOD, &method);
+    const bool bodiless = sv(method) == "HEAD" || g_host->response_status(s) == 204 ||
+                          g_host->response_status(s) == 304;
+    if (!st->peek_asked && !bodiless) {
+        gh_str_t fact{nullptr, 0};
+        st->check(g_host->stream_get(s, GH_FACT_RESPONSE_BODY, &fact) == GH_OK &&
+                      sv(fact) == "partial",
+                  "fact_response_body_partial");
+        st->check(g_host->body_peek(s, g_self, GH_DIR_RESPONSE, 16) == GH_ERR_STATE,
+                  "body_peek_unsubscribed");
+        st->check(g_host->body_subscribe(s, g_self, GH_DIR_RESPONSE, GH_BODY_STREAM) == GH_OK,
+                  "body_subscribe_for_peek");
+        st->check(g_host->body_peek(s, g_self, GH_DIR_REQUEST, 16) == GH_ERR_INVALID &&
+                      g_host->body_peek(s, g_self, GH_DIR_RESPONSE, 0) == GH_ERR_INVALID,
+                  "body_peek_refusals");
+        if (g_host->body_peek(s, g_self, GH_DIR_RESPONSE, 16) == GH_OK) {
+            st->peek_asked = true;
+            return GH_HOLD;
+        }
+        st->check(false, "body_peek");
+    } else if (st->peek_asked) {
+        gh_bytes_t held{nullptr, 0};
+        gh_str_t fact{nullptr, 0};
+        bool complete = g_host->stream_get(s, GH_FACT_RESPONSE_BODY, &fact) == GH_OK &&
+                        sv(fact) == "complete";
+        st->check(g_host->body_held(s, GH_DIR_RESPONSE, &held) == GH_OK &&
+                      (held.len >= 16 || complete) && (held.len == 0 || held.ptr != nullptr),
+                  "body_peek_held");
+        st->check(g_host->body_peek(s, g_self, GH_DIR_RESPONSE, 16) == GH_ERR_STATE,
+                  "body_peek_once");
+    }
     st->check((st->phases_seen & kNeeded) == kNeeded, "phases_called");
     st->check(st->balancer_ran, "balancer_select_for_stream");
     st->check(g_host->response_status(s) == 200, "response_status");
