@@ -467,11 +467,13 @@ void ClientConnection::on_watchdog() {
             return reply(408, {}, true);
         return close();
     case Timeout::peek_pause:
+    case Timeout::peek_idle:
     case Timeout::upstream_connect:
     case Timeout::upstream_first_byte:
         if (upstream_)
             upstream_->transport.socket().cancel(ec);
-        last_failure_timeout_ = true;
+        if (which == Timeout::upstream_connect || which == Timeout::upstream_first_byte)
+            last_failure_timeout_ = true; // a peek's timeouts are not a failed attempt
         timeout_ = which; // the pending upstream handler sees operation_aborted and this
         return;
     case Timeout::idle: {
@@ -485,16 +487,9 @@ void ClientConnection::on_watchdog() {
         transport_.socket().cancel(ec);
         return;
     }
-    case Timeout::upstream_idle:
-        if (!response_started_ && upstream_) {
-            // A response peek (nothing sent yet): its handler answers 504.
-            upstream_->transport.socket().cancel(ec);
-            timeout_ = which;
-            return;
-        }
-        [[fallthrough]];
     case Timeout::keepalive:
     case Timeout::client_write:
+    case Timeout::upstream_idle:
     case Timeout::tunnel:
     case Timeout::none:
         if (which != Timeout::keepalive && which != Timeout::none)

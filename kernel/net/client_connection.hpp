@@ -36,6 +36,7 @@ enum class Timeout : uint8_t {
     tunnel,
     idle, // keep-alive wait, before the buffers are released
     peek_pause, // a response peek waiting to see whether the upstream paused
+    peek_idle,  // a response peek waiting for body bytes (the upstream's idle_timeout)
 };
 
 // Why a request ended, for the log (and later the access log).
@@ -139,6 +140,7 @@ private:
     void on_response_written(const boost::system::error_code& ec);
     void read_response_body();
     void on_response_body_read(const boost::system::error_code& ec, size_t n);
+    void body_ended_by_close();
     void peek_response(bool first, bool paused = false);
     void on_peek_read(const boost::system::error_code& ec, size_t n);
     void response_complete();
