@@ -1,6 +1,8 @@
 // compress: negotiation, media-type matching and the header rules.
 #include "compress.hpp"
 
+#include <gatehouse/sdk/http.hpp>
+
 #include <cctype>
 #include <charconv>
 #include <cstdlib>
@@ -9,95 +11,12 @@ namespace compress_filter {
 
 namespace {
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-        s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-        s.remove_suffix(1);
-    return s;
-}
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char &c : out)
-        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return out;
-}
-
-// Splits a comma-separated list into trimmed, non-empty elements (RFC 9110 §5.6.1).
-std::vector<std::string_view> split_list(std::string_view s) {
-    std::vector<std::string_view> out;
-    while (!s.empty()) {
-        const size_t comma = s.find(',');
-        std::string_view item = trim(s.substr(0, comma));
-        if (!item.empty())
-            out.push_back(item);
-        if (comma == std::string_view::npos)
-            break;
-        s.remove_prefix(comma + 1);
-    }
-    return out;
-}
-
-// q-value of a parameter list ("q=0.5"); 1 when absent, 0 when malformed (fail safe).
-double parse_q(std::string_view params) {
-    while (!params.empty()) {
-        const size_t semi = params.find(';');
-        std::string_view p = trim(params.substr(0, semi));
-        if (p.size() >= 2 && (p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
-            std::string v(trim(p.substr(2)));
-            char *end = nullptr;
-            const double q = std::strtod(v.c_str(), &end);
-            if (v.empty() || end != v.c_str() + v.size() || q < 0 || q > 1)
-                return 0;
-            return q;
-        }
-        if (semi == std::string_view::npos)
-            break;
-        params.remove_prefix(semi + 1);
-    }
-    return 1;
-}
-
-// One entity tag of a list (RFC 9110 §8.8.3): weak flag and opaque-tag with its quotes.
-struct EntityTag {
-    bool weak = false;
-    std::string_view opaque; // "\"...\"" (quotes included), or "*"
-};
-
-// The entity tags of an If-None-Match value; commas inside quotes belong to the tag. Stops at
-// the first malformed element (what follows it cannot be trusted).
-std::vector<EntityTag> entity_tags(std::string_view s) {
-    std::vector<EntityTag> out;
-    size_t i = 0;
-    while (i < s.size()) {
-        const char c = s[i];
-        if (c == ' ' || c == '\t' || c == ',') {
-            ++i;
-            continue;
-        }
-        EntityTag tag;
-        if (c == '*') {
-            tag.opaque = s.substr(i, 1);
-            out.push_back(tag);
-            ++i;
-            continue;
-        }
-        if (s.compare(i, 2, "W/") == 0) {
-            tag.weak = true;
-            i += 2;
-        }
-        if (i >= s.size() || s[i] != '"')
-            break;
-        const size_t close = s.find('"', i + 1);
-        if (close == std::string_view::npos)
-            break;
-        tag.opaque = s.substr(i, close - i + 1);
-        out.push_back(tag);
-        i = close + 1;
-    }
-    return out;
-}
+using gh::http::EntityTag;
+using gh::http::entity_tags;
+using gh::http::lower;
+using gh::http::parse_q;
+using gh::http::split_list;
+using gh::http::trim;
 
 bool is_strong_tag(std::string_view etag) {
     return etag.size() >= 2 && etag.front() == '"' && etag.back() == '"';
@@ -241,12 +160,7 @@ bool lists_weak_form(std::string_view if_none_match, std::string_view etag) {
 }
 
 std::optional<uint64_t> parse_length(std::string_view value) noexcept {
-    value = trim(value);
-    uint64_t n = 0;
-    auto r = std::from_chars(value.data(), value.data() + value.size(), n);
-    if (value.empty() || r.ec != std::errc() || r.ptr != value.data() + value.size())
-        return std::nullopt;
-    return n;
+    return gh::http::parse_uint(value);
 }
 
 } // namespace compress_filter

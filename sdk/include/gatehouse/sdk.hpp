@@ -15,6 +15,7 @@
 #include "gatehouse/gatehouse.h"
 #include "gatehouse/sdk/async.hpp"
 #include "gatehouse/sdk/config.hpp"
+#include "gatehouse/sdk/http.hpp"
 #include "gatehouse/sdk/core.hpp"
 #include "gatehouse/sdk/metrics.hpp"
 #include "gatehouse/sdk/module.hpp"
