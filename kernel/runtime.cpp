@@ -107,6 +107,11 @@ bool Generation::build_routes(modules::ModuleSet& modules, config::Diagnostics& 
                                                                 node, &out);
                 if (status != GH_OK && !session.failed() && node)
                     session.error(node, "the module refused this route's config");
+                if (status != GH_OK && !node) // no table of its own: point at the filters list
+                    diag.error(rc.filters_line, fmt::format("route[{}].filters", i),
+                               fmt::format("module '{}' refused this route (see its message "
+                                           "above)",
+                                           name));
                 if (!session.finish() || status != GH_OK) {
                     ok = false;
                     continue;

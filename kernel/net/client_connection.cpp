@@ -295,12 +295,16 @@ void ClientConnection::send_reply() {
     for (const auto& f : stream_.reply_headers)
         fmt::format_to(std::back_inserter(out_head_), "{}: {}\r\n", f.name, f.value);
     bool head_request = request_.method == "HEAD";
-    fmt::format_to(std::back_inserter(out_head_), "Content-Length: {}\r\n",
-                   stream_.reply_body.size());
+    // 304 and 204 carry no body and no Content-Length (a 304's would describe the selected
+    // representation, which a local reply does not know).
+    bool bodiless = stream_.reply_status == 304 || stream_.reply_status == 204;
+    if (!bodiless)
+        fmt::format_to(std::back_inserter(out_head_), "Content-Length: {}\r\n",
+                       stream_.reply_body.size());
     if (!keep_alive_)
         out_head_ += "Connection: close\r\n";
     out_head_ += "\r\n";
-    if (!head_request)
+    if (!head_request && !bodiless)
         out_head_ += stream_.reply_body;
     response_started_ = true;
     response_.status = stream_.reply_status;
@@ -357,6 +361,7 @@ void ClientConnection::next_request() {
     request_held_ = false;
     request_body_out_.clear();
     response_mode_ = BodyMode::raw;
+    observe_only_ = false;
     upstream_request_done_ = false;
     // A reload happened: the next request uses the new generation, so the old one drains.
     if (generation_->number() != current_generation_number.load(std::memory_order_relaxed)) {

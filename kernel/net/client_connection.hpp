@@ -103,6 +103,7 @@ private:
     void send_continue_then_upstream();
     void reply(unsigned status, std::string_view body = {}, bool close = false);
     void send_reply();
+    bool only_observers() const;
     void finish_request();
     void next_request();
     void close();
@@ -215,6 +216,7 @@ private:
     bool response_started_ = false; // a byte of the response went to the client
     enum class BodyMode : uint8_t { raw, dechunk, rechunk } response_mode_ = BodyMode::raw;
     bool response_body_done_ = false;
+    bool observe_only_ = false; // every response-body subscriber is an observer: body sent raw
     bool upstream_eof_ = false;
     bool upstream_more_ = false; // bytes known to be waiting behind the buffer (GH_CHUNK_MORE)
     bool request_held_ = false;       // a filter HOLDs: the body is read whole, sent with a length

@@ -164,6 +164,12 @@ void ClientConnection::on_response_head() {
 void ClientConnection::build_response_head() {
     bool client_10 = request_.version == 10;
     bool filtered = stream_.subscribed(GH_DIR_RESPONSE);
+    // Observers (a cache storing the body) see every byte but change none: the body keeps its
+    // framing and Content-Length, and goes out exactly as it came.
+    observe_only_ = filtered && !response_.no_body && stream_.peek_bytes == 0 &&
+                    !(client_10 && response_.framing.chunked) && only_observers();
+    if (observe_only_)
+        filtered = false;
     if (response_.no_body)
         response_mode_ = BodyMode::raw;
     else if (client_10 && (response_.framing.chunked || filtered))
@@ -179,7 +185,7 @@ void ClientConnection::build_response_head() {
         keep_alive_ = false; // the body ends when we close
     if (draining.load(std::memory_order_relaxed))
         keep_alive_ = false; // shutting down: tell the client not to reuse the connection
-    if (response_mode_ != BodyMode::raw) {
+    if (response_mode_ != BodyMode::raw || observe_only_) {
         body_capture_ = true;
         response_parser_->set_body_sink(this);
     }
@@ -223,6 +229,18 @@ void ClientConnection::build_response_head() {
     out.append("\r\n");
 }
 
+bool ClientConnection::only_observers() const {
+    for (const auto& sub : stream_.subscriptions[GH_DIR_RESPONSE]) {
+        bool observer = false;
+        for (const auto& f : stream_.route->response_body_order)
+            if (&f.module->handle == sub.module)
+                observer = f.module->filter.response_body_class == GH_BODY_CLASS_OBSERVE;
+        if (!observer)
+            return false;
+    }
+    return true;
+}
+
 void ClientConnection::write_response_chunk() {
     Buffer& buf = upstream_->buffer;
     // A member, not a local: async_write keeps referring to the sequence across partial writes.
@@ -252,6 +270,12 @@ void ClientConnection::write_response_chunk() {
         pending_consume_ = n;
         if (response_mode_ == BodyMode::raw) {
             buffers[count++] = asio::const_buffer(buf.data(), n);
+            std::string_view ignored;
+            if (observe_only_ && !filter_body(GH_DIR_RESPONSE, decoded_, response_body_done_,
+                                              ignored)) {
+                termination_ = Termination::upstream_error;
+                return close();
+            }
         } else {
             std::string_view data = decoded_;
             if (stream_.subscribed(GH_DIR_RESPONSE) &&
