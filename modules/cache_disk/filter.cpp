@@ -1,0 +1,514 @@
+// cache_disk: the filter's hooks -- lookup, serving, revalidation, storing, invalidation.
+#include "filter.hpp"
+
+#include <gatehouse/sdk/http.hpp>
+
+#include <algorithm>
+
+namespace cache_disk {
+
+namespace {
+
+using gh::http::iequals;
+
+// The stream's state lives in a shared_ptr so offload completions can outlive the stream: the
+// stream context slot holds a Holder, STREAM_END marks the state ended and drops the holder; a
+// completion that finds it ended never touches the stream.
+struct Holder {
+    std::shared_ptr<StreamState> state;
+};
+
+std::shared_ptr<StreamState> state_of(gh::Stream s) {
+    auto *h = s.ctx<Holder>();
+    return h ? h->state : nullptr;
+}
+
+Fields request_fields(gh::Stream s) {
+    Fields out;
+    const size_t n = s.header_count(GH_HEADERS_REQUEST);
+    out.reserve(n);
+    for (size_t i = 0; i < n; ++i)
+        if (auto f = s.header_at(GH_HEADERS_REQUEST, i))
+            out.push_back({std::string(f->first), std::string(f->second)});
+    return out;
+}
+
+Fields response_fields(gh::Stream s) {
+    Fields out;
+    const size_t n = s.header_count(GH_HEADERS_RESPONSE);
+    out.reserve(n);
+    for (size_t i = 0; i < n; ++i)
+        if (auto f = s.header_at(GH_HEADERS_RESPONSE, i))
+            out.push_back({std::string(f->first), std::string(f->second)});
+    return out;
+}
+
+gh_status_t respond(gh::Stream s, unsigned status, const Fields &fields, std::string_view body) {
+    std::vector<gh_header_t> raw;
+    raw.reserve(fields.size());
+    for (const Field &f : fields)
+        raw.push_back(gh_header_t{gh::str(f.name), gh::str(f.value)});
+    return gh::host().respond(s.raw(), status, raw.data(), raw.size(), gh::bytes(body));
+}
+
+// A single satisfiable "bytes=first-last" / "bytes=first-" / "bytes=-suffix" range of a body of
+// `size` bytes; nullopt for anything else (multiple ranges, other units, unsatisfiable), which
+// is then answered with the whole representation (RFC 9110 §14.2 lets a server ignore Range).
+std::optional<std::pair<uint64_t, uint64_t>> single_range(std::string_view range, uint64_t size) {
+    range = gh::http::trim(range);
+    if (range.substr(0, 6) != "bytes=" || size == 0)
+        return std::nullopt;
+    std::string_view spec = gh::http::trim(range.substr(6));
+    if (spec.find(',') != std::string_view::npos)
+        return std::nullopt;
+    const size_t dash = spec.find('-');
+    if (dash == std::string_view::npos)
+        return std::nullopt;
+    auto a = gh::http::parse_uint(spec.substr(0, dash));
+    auto b = gh::http::parse_uint(spec.substr(dash + 1));
+    if (dash == 0) { // suffix
+        if (!b || *b == 0)
+            return std::nullopt;
+        const uint64_t n = std::min(*b, size);
+        return std::make_pair(size - n, size - 1);
+    }
+    if (!a || *a >= size || (b && *b < *a))
+        return std::nullopt;
+    return std::make_pair(*a, b ? std::min(*b, size - 1) : size - 1);
+}
+
+// If-Range (RFC 9110 §13.1.5): the range applies only if the validator matches strongly.
+bool if_range_allows(const Fields &request, const Fields &stored) {
+    auto ir = first(request, "if-range");
+    if (!ir)
+        return true;
+    auto etag = first(stored, "etag");
+    auto tag = gh::http::entity_tag(*ir);
+    if (tag)
+        return !tag->weak && etag && gh::http::trim(*etag) == gh::http::trim(*ir);
+    auto lm = first(stored, "last-modified");
+    return lm && gh::http::trim(*lm) == gh::http::trim(*ir);
+}
+
+// The head as the client gets it, after every filter's edits (compress's Content-Encoding,
+// Vary and weak ETag); our own Cache-Status is not stored. False (and storing off) if a filter
+// made it Vary: *.
+bool capture_head(gh::Stream s, StreamState &st) {
+    st.captured = true;
+    st.headers = storable_fields(response_fields(s));
+    remove(st.headers, "cache-status");
+    remove(st.headers, "content-length");
+    auto names = vary_names(st.headers);
+    if (!names) {
+        st.storing = false;
+        return false;
+    }
+    st.vary_names = std::move(*names);
+    return true;
+}
+
+std::string ttl_param(int64_t lifetime, int64_t age) {
+    return "; ttl=" + std::to_string(lifetime - age);
+}
+
+} // namespace
+
+CacheFilter::CacheFilter() = default;
+
+std::unique_ptr<Config> CacheFilter::parse_config(gh::ConfigNode table, const Config &base) {
+    return cache_disk::parse_config(table, base);
+}
+
+void CacheFilter::activate(Config &c) {
+    if (c.path.empty())
+        return;
+    std::shared_ptr<Store> store = stores_[c.path].lock();
+    if (!store) {
+        store = std::make_shared<Store>(c.path, c.limits);
+        if (auto err = store->open()) {
+            gh::log_error("cache_disk: " + *err + "; caching is off for this configuration");
+            return;
+        }
+        const std::string path = c.path;
+        StoreEvents events;
+        events.usage = [this, path](uint64_t b, uint64_t n) {
+            bytes_.set(static_cast<double>(b), {path});
+            objects_.set(static_cast<double>(n), {path});
+        };
+        events.evicted = [this](std::string_view reason, uint64_t n) {
+            evictions_.add(static_cast<double>(n), {reason});
+        };
+        store->set_events(std::move(events));
+        stores_[c.path] = store;
+    } else {
+        store->set_limits(c.limits);
+    }
+    c.store = std::move(store);
+}
+
+void CacheFilter::set_status_header(gh::Stream s, const Config &c, std::string_view detail) {
+    if (!c.cache_status)
+        return;
+    std::string v = c.cache_status_name;
+    v += "; ";
+    v += detail;
+    s.add_header(GH_HEADERS_RESPONSE, "Cache-Status", v);
+}
+
+gh_action_t CacheFilter::only_if_cached(gh::Stream s, const Config &c) {
+    requests_.inc({"only_if_cached_miss"});
+    Fields fields;
+    if (c.cache_status)
+        fields.push_back({"Cache-Status", c.cache_status_name + "; fwd=miss; detail=only-if-cached"});
+    respond(s, 504, fields, {});
+    return GH_RESPOND;
+}
+
+gh_action_t CacheFilter::on_pre_upstream(gh::Stream s, const Config &c) {
+    Store *active = c.active_store();
+    if (!c.enabled || !active)
+        return GH_CONTINUE;
+    const std::string_view method = s.method();
+    const bool readable = method == "GET" || method == "HEAD";
+    if (!readable && !unsafe_method(method))
+        return GH_CONTINUE;
+    auto st = std::make_shared<StreamState>();
+    st->store = active->shared_from_this();
+    st->key = cache_key(c.key, s.scheme(), s.host_name(), s.path(), s.query());
+    s.emplace_ctx<Holder>(Holder{st});
+    if (!readable) {
+        st->invalidate = true;
+        return GH_CONTINUE;
+    }
+    st->request = request_fields(s);
+    const CacheControl req_cc = request_cache_control(st->request);
+    const std::vector<ObjectPtr> variants = st->store->lookup(st->key);
+    ObjectPtr chosen;
+    for (const ObjectPtr &o : variants) {
+        if (vary_values(st->request, o->vary_names) != o->vary_values ||
+            !coding_acceptable(st->request, o->headers))
+            continue;
+        if (!chosen || o->timing.response_ms > chosen->timing.response_ms)
+            chosen = o; // the most recent matching variant (RFC 9111 §4.1)
+    }
+    st->request_ms = wall_ms();
+    if (!chosen) {
+        if (req_cc.only_if_cached)
+            return only_if_cached(s, c);
+        requests_.inc({"miss"});
+        st->status_detail = variants.empty() ? "fwd=uri-miss" : "fwd=vary-miss";
+        return GH_CONTINUE;
+    }
+    const CacheControl res_cc = response_cache_control(chosen->headers, c.store_rules.targeted);
+    Freshness f;
+    f.lifetime = freshness_lifetime(chosen->status, chosen->headers, chosen->timing, c.heuristic);
+    f.age = current_age(chosen->headers, chosen->timing, st->request_ms);
+    const Use use = usable(f, req_cc, res_cc);
+    if (use != Use::revalidate)
+        return serve(s, c, *st, chosen, use == Use::fresh ? "hit" : "stale");
+    if (req_cc.only_if_cached)
+        return only_if_cached(s, c);
+    // Revalidate: our validators replace the client's (we answer its conditionals ourselves).
+    st->candidate = chosen;
+    st->status_detail = req_cc.no_cache ? "fwd=request" : "fwd=stale";
+    s.remove_header(GH_HEADERS_REQUEST, "if-none-match");
+    s.remove_header(GH_HEADERS_REQUEST, "if-modified-since");
+    s.remove_header(GH_HEADERS_REQUEST, "if-range");
+    s.remove_header(GH_HEADERS_REQUEST, "range");
+    if (auto etag = first(chosen->headers, "etag"))
+        s.set_header(GH_HEADERS_REQUEST, "if-none-match", *etag);
+    if (auto lm = first(chosen->headers, "last-modified"))
+        s.set_header(GH_HEADERS_REQUEST, "if-modified-since", *lm);
+    return GH_CONTINUE;
+}
+
+// The body of a stored object: from memory while its file is being written, else read from
+// disk through the offload pool. `done(body)` runs on this worker; body is null if the file
+// is gone or fails its checksum (the object is then dropped from the index).
+template <class Done>
+gh_status_t CacheFilter::load_body(std::shared_ptr<Store> store, ObjectPtr o, Done done) {
+    if (o->pending_body) {
+        auto body = o->pending_body;
+        return gh::post(gh::current_worker(), [o, body, done = std::move(done)]() mutable {
+            done(std::make_shared<const Object>(*o), body);
+        });
+    }
+    auto body = std::make_shared<std::string>();
+    auto read = std::make_shared<std::optional<Object>>();
+    return gh::offload([store, o, body, read] { *read = store->read_object(*o, body.get()); },
+                       [this, store, o, body, read, done = std::move(done)]() mutable {
+                           if (!*read || (*read)->key != o->key) {
+                               read_errors_.inc();
+                               store->erase_object(o);
+                               store->remove_file(o->file);
+                               return done(nullptr, nullptr);
+                           }
+                           done(std::make_shared<const Object>(std::move(**read)), body);
+                       });
+}
+
+// Answers the client from a stored object: 200 (or its stored status), 304 for a conditional
+// request its copy satisfies, 206/416 for a single byte range.
+void CacheFilter::answer(gh::Stream s, const Config &c, const StreamState &st, const Object &obj,
+                         std::string_view body, const std::string &status_value) {
+    Fields fields = obj.headers;
+    const int64_t age = current_age(obj.headers, obj.timing, wall_ms());
+    set(fields, "Age", std::to_string(age));
+    unsigned code = obj.status;
+    std::string_view out = body;
+    if (code == 200 && client_copy_current(st.request, fields)) {
+        code = 304;
+        fields = not_modified_fields(fields);
+        out = {};
+    } else if (code == 200 && s.method() == "GET") {
+        auto range = first(st.request, "range");
+        if (range && if_range_allows(st.request, fields)) {
+            if (auto r = single_range(*range, body.size())) {
+                code = 206;
+                set(fields, "Content-Range",
+                    "bytes " + std::to_string(r->first) + "-" + std::to_string(r->second) + "/" +
+                        std::to_string(body.size()));
+                out = out.substr(r->first, r->second - r->first + 1);
+            } else if (gh::http::trim(*range).substr(0, 6) == "bytes=" &&
+                       range->find(',') == std::string_view::npos) {
+                code = 416;
+                fields = {{"Content-Range", "bytes */" + std::to_string(body.size())}};
+                out = {};
+            }
+        }
+    }
+    if (c.cache_status)
+        fields.push_back({"Cache-Status", c.cache_status_name + "; " + status_value});
+    respond(s, code, fields, out);
+}
+
+gh_action_t CacheFilter::serve(gh::Stream s, const Config &c, StreamState &st, ObjectPtr o,
+                               const char *result) {
+    if (o->pending_body) { // still in memory: answer now, no pause
+        const int64_t age = current_age(o->headers, o->timing, wall_ms());
+        const int64_t lifetime = freshness_lifetime(o->status, o->headers, o->timing, c.heuristic);
+        requests_.inc({result});
+        answer(s, c, st, *o, *o->pending_body, "hit" + ttl_param(lifetime, age));
+        return GH_RESPOND;
+    }
+    auto state = state_of(s);
+    gh_stream_t *raw = s.raw();
+    const Config *cfg = &c; // the route config outlives its streams
+    std::string res(result);
+    gh_status_t rc = load_body(
+        st.store, o,
+        [this, state, raw, cfg, res](std::shared_ptr<const Object> obj,
+                                     std::shared_ptr<const std::string> body) {
+            if (state->ended)
+                return; // the client went away while we read
+            gh::Stream s(raw);
+            if (!obj) {
+                requests_.inc({"miss"});
+                state->status_detail = "fwd=miss; detail=unreadable";
+                return s.resume(GH_CONTINUE);
+            }
+            const int64_t age = current_age(obj->headers, obj->timing, wall_ms());
+            const int64_t lifetime =
+                freshness_lifetime(obj->status, obj->headers, obj->timing, cfg->heuristic);
+            requests_.inc({res});
+            answer(s, *cfg, *state, *obj, *body, "hit" + ttl_param(lifetime, age));
+            s.resume(GH_RESPOND);
+        });
+    if (rc != GH_OK) {
+        requests_.inc({"miss"});
+        st.status_detail = "fwd=miss; detail=offload-failed";
+        return GH_CONTINUE;
+    }
+    return GH_PAUSE;
+}
+
+gh_action_t CacheFilter::on_response_headers(gh::Stream s, const Config &c) {
+    auto st = state_of(s);
+    if (!st)
+        return GH_CONTINUE;
+    if (st->invalidate) {
+        invalidate(s, c, *st);
+        return GH_CONTINUE;
+    }
+    st->response_ms = wall_ms();
+    const unsigned status = s.response_status();
+    if (st->candidate && status == 304) {
+        Fields nm = response_fields(s);
+        if (validates(st->candidate->headers, nm))
+            return revalidated(s, c, *st);
+        revalidations_.inc({"mismatch"});
+    } else if (st->candidate) {
+        revalidations_.inc({status >= 500 ? "error" : "modified"});
+    }
+    const Fields response = response_fields(s);
+    Verdict v = storability(s.method(), status, st->request, response, c.store_rules);
+    if (v == Verdict::stored) {
+        if (auto cl = first(response, "content-length"))
+            if (auto n = gh::http::parse_uint(*cl); n && *n > c.limits.max_object_size)
+                v = Verdict::too_large;
+    }
+    std::string detail = st->status_detail.empty() ? "fwd=miss" : st->status_detail;
+    if (status != 0)
+        detail += "; fwd-status=" + std::to_string(status);
+    if (v == Verdict::stored && status == 204) {
+        // No body, so no body chunk to wait for: store the head now.
+        st->status = status;
+        detail += "; stored";
+        if (capture_head(s, *st))
+            finish_store(*st, c);
+    } else if (v == Verdict::stored && s.body_subscribe(GH_DIR_RESPONSE) == GH_OK) {
+        st->storing = true;
+        st->status = status;
+        detail += "; stored";
+    } else {
+        stores_total_.inc({verdict_name(v)});
+        if (v != Verdict::method)
+            detail += "; detail=" + std::string(verdict_name(v));
+    }
+    set_status_header(s, c, detail);
+    return GH_CONTINUE;
+}
+
+gh_action_t CacheFilter::revalidated(gh::Stream s, const Config &c, StreamState &st) {
+    revalidations_.inc({"not_modified"});
+    auto state = state_of(s);
+    gh_stream_t *raw = s.raw();
+    const Config *cfg = &c;
+    const Fields nm = response_fields(s);
+    const Timing timing{st.request_ms, st.response_ms};
+    std::shared_ptr<Store> store = st.store;
+    gh_status_t rc = load_body(
+        store, st.candidate,
+        [this, state, raw, cfg, nm, timing, store](std::shared_ptr<const Object> stored,
+                                                   std::shared_ptr<const std::string> body) {
+            if (!stored) {
+                // The stored body is gone: the 304 cannot be completed from it.
+                if (state->ended)
+                    return;
+                gh::Stream s(raw);
+                requests_.inc({"miss"});
+                respond(s, 502, {}, {});
+                return s.resume(GH_RESPOND);
+            }
+            // RFC 9111 §4.3.4: the 304's fields update the stored ones, and its arrival makes
+            // the object fresh again.
+            auto updated = std::make_shared<Object>(*stored);
+            update_stored(updated->headers, nm);
+            updated->timing = timing;
+            persist(store, updated, body);
+            if (state->ended)
+                return;
+            gh::Stream s(raw);
+            requests_.inc({"revalidated"});
+            answer(s, *cfg, *state, *updated, *body,
+                   state->status_detail + "; fwd-status=304");
+            s.resume(GH_RESPOND);
+        });
+    if (rc != GH_OK)
+        return GH_CONTINUE; // the 304 goes to the client as it is
+    return GH_PAUSE;
+}
+
+void CacheFilter::invalidate(gh::Stream s, const Config &c, StreamState &st) {
+    const unsigned status = s.response_status();
+    if (status < 200 || status >= 400)
+        return;
+    std::vector<std::string> keys{st.key};
+    const Fields response = response_fields(s);
+    for (const std::string &path : invalidation_targets(response, s.scheme(), s.host_name())) {
+        const size_t q = path.find('?');
+        keys.push_back(cache_key(c.key, s.scheme(), s.host_name(), path.substr(0, q),
+                                 q == std::string::npos ? std::string_view()
+                                                        : std::string_view(path).substr(q + 1)));
+    }
+    std::vector<ObjectPtr> gone;
+    for (const std::string &k : keys)
+        for (ObjectPtr &o : st.store->erase_key(k))
+            gone.push_back(std::move(o));
+    if (gone.empty())
+        return;
+    invalidations_.add(static_cast<double>(gone.size()));
+    std::shared_ptr<Store> store = st.store;
+    gh::offload(
+        [store, gone] {
+            for (const auto &o : gone)
+                store->remove_file(o->file);
+        },
+        [] {});
+}
+
+int32_t CacheFilter::on_response_body(gh::Stream s, const gh::Chunk &chunk, const Config &c) {
+    auto st = state_of(s);
+    if (!st || !st->storing)
+        return GH_BODY_PASS;
+    if (!st->captured && !capture_head(s, *st)) {
+        stores_total_.inc({verdict_name(Verdict::vary_star)});
+        return GH_BODY_PASS;
+    }
+    if (st->body.size() + chunk.data.size() > c.limits.max_object_size) {
+        st->storing = false;
+        st->body = std::string();
+        stores_total_.inc({verdict_name(Verdict::too_large)});
+        return GH_BODY_PASS;
+    }
+    st->body.append(chunk.data);
+    if (chunk.last)
+        finish_store(*st, c);
+    return GH_BODY_PASS;
+}
+
+void CacheFilter::finish_store(StreamState &st, const Config &) {
+    st.storing = false;
+    auto o = std::make_shared<Object>();
+    o->key = st.key;
+    o->vary_names = st.vary_names;
+    o->vary_values = vary_values(st.request, st.vary_names);
+    o->status = st.status;
+    o->headers = std::move(st.headers);
+    o->timing = Timing{st.request_ms, st.response_ms};
+    o->file = object_file(o->key, o->vary_values);
+    stores_total_.inc({"stored"});
+    persist(st.store, o, std::make_shared<const std::string>(std::move(st.body)));
+}
+
+void CacheFilter::persist(std::shared_ptr<Store> store, std::shared_ptr<Object> o,
+                          std::shared_ptr<const std::string> body) {
+    o->body_size = body->size();
+    o->file_size = encode_object(*o, {}).size() + body->size();
+    o->pending_body = nullptr;
+    std::vector<ObjectPtr> evicted;
+    if (!store->reserve(o->file_size, evicted)) {
+        stores_total_.inc({verdict_name(Verdict::too_large)});
+        return;
+    }
+    // Indexed (and served from memory) at once; the file follows.
+    auto pending = std::make_shared<Object>(*o);
+    pending->pending_body = body;
+    ObjectPtr indexed = pending;
+    store->insert(indexed, o->file_size);
+    auto ok = std::make_shared<bool>(false);
+    gh_status_t rc = gh::offload(
+        [store, o, body, evicted, ok] {
+            for (const auto &e : evicted)
+                store->remove_file(e->file);
+            *ok = !store->write_object(*o, *body);
+        },
+        [this, store, o, indexed, ok] {
+            if (*ok)
+                bytes_written_.add(static_cast<double>(o->file_size));
+            else
+                write_errors_.inc();
+            store->settle(indexed, *ok ? ObjectPtr(o) : nullptr);
+        });
+    if (rc != GH_OK) {
+        write_errors_.inc();
+        store->settle(indexed, nullptr);
+    }
+}
+
+void CacheFilter::on_stream_end(gh::Stream s, const Config &) {
+    if (auto holder = s.take_ctx<Holder>())
+        holder->state->ended = true;
+}
+
+} // namespace cache_disk

@@ -1,0 +1,90 @@
+// cache_disk: the filter's hooks (registered by module.cpp). The RFC rules are in policy.hpp,
+// the files and index in store.hpp, the configuration in config.hpp.
+//
+// Phases: PRE_UPSTREAM (look up; serve a hit, or add validators to revalidate a stale object),
+// RESPONSE_HEADERS (304 -> update and serve the stored object; decide storability; invalidate
+// after unsafe methods), RESPONSE_BODY (observe class: collect the body as the client gets it,
+// i.e. after compress), STREAM_END (free).
+#pragma once
+
+#include "config.hpp"
+#include "policy.hpp"
+#include "store.hpp"
+
+#include <gatehouse/sdk.hpp>
+
+#include <map>
+#include <memory>
+#include <string>
+
+namespace cache_disk {
+
+// Per-stream state; only for streams on a cache route with a cacheable method.
+struct StreamState {
+    std::shared_ptr<Store> store;
+    std::string key;
+    Fields request;            // the client's request fields
+    ObjectPtr candidate;       // the stored variant being revalidated
+    int64_t request_ms = 0;    // when the request went upstream
+    int64_t response_ms = 0;   // when the response head arrived
+    bool invalidate = false;   // an unsafe method: invalidate on success
+    bool ended = false;        // STREAM_END ran: completions must not touch the stream
+    std::string status_detail; // Cache-Status after the cache name ("fwd=miss", ...)
+    // Storing the response:
+    bool storing = false;
+    bool captured = false; // headers taken (at the first body chunk, after every filter)
+    unsigned status = 0;
+    Fields headers;
+    std::vector<std::string> vary_names;
+    std::string body;
+};
+
+class CacheFilter : public gh::Filter<CacheFilter, Config> {
+  public:
+    static constexpr uint32_t response_body_class = GH_BODY_CLASS_OBSERVE;
+
+    CacheFilter();
+    std::unique_ptr<Config> parse_config(gh::ConfigNode table, const Config &base);
+    void activate(Config &c);
+    gh_action_t on_pre_upstream(gh::Stream s, const Config &c);
+    gh_action_t on_response_headers(gh::Stream s, const Config &c);
+    int32_t on_response_body(gh::Stream s, const gh::Chunk &chunk, const Config &c);
+    void on_stream_end(gh::Stream s, const Config &c);
+
+  private:
+    gh_action_t serve(gh::Stream s, const Config &c, StreamState &st, ObjectPtr o,
+                      const char *result);
+    gh_action_t revalidated(gh::Stream s, const Config &c, StreamState &st);
+    template <class Done>
+    gh_status_t load_body(std::shared_ptr<Store> store, ObjectPtr o, Done done);
+    void answer(gh::Stream s, const Config &c, const StreamState &st, const Object &obj,
+                std::string_view body, const std::string &status_value);
+    void persist(std::shared_ptr<Store> store, std::shared_ptr<Object> o,
+                 std::shared_ptr<const std::string> body);
+    void invalidate(gh::Stream s, const Config &c, StreamState &st);
+    void finish_store(StreamState &st, const Config &c);
+    void set_status_header(gh::Stream s, const Config &c, std::string_view detail);
+    gh_action_t only_if_cached(gh::Stream s, const Config &c);
+
+    std::map<std::string, std::weak_ptr<Store>> stores_; // by path; main thread only
+
+    gh::Counter requests_{"cache_disk_requests_total",
+                          "GET/HEAD requests on cache routes, by result", {"result"}};
+    gh::Counter stores_total_{"cache_disk_store_decisions_total",
+                              "responses considered for storing, by verdict", {"verdict"}};
+    gh::Counter revalidations_{"cache_disk_revalidations_total",
+                               "conditional requests sent for stale objects, by outcome",
+                               {"outcome"}};
+    gh::Counter invalidations_{"cache_disk_invalidations_total",
+                               "objects removed after unsafe methods"};
+    gh::Counter evictions_{"cache_disk_evictions_total", "objects evicted, by reason",
+                           {"reason"}};
+    gh::Counter write_errors_{"cache_disk_write_errors_total", "objects that failed to write"};
+    gh::Counter read_errors_{"cache_disk_read_errors_total",
+                             "stored objects unreadable or failing their checksum"};
+    gh::Counter bytes_written_{"cache_disk_bytes_written_total", "bytes of objects written"};
+    gh::Gauge bytes_{"cache_disk_bytes", "bytes of stored objects", {"path"}};
+    gh::Gauge objects_{"cache_disk_objects", "stored objects", {"path"}};
+};
+
+} // namespace cache_disk

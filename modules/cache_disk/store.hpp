@@ -1,0 +1,162 @@
+// cache_disk: objects on disk and their in-memory index.
+//
+// One file per stored variant, named by the SHA-256 of its primary key and Vary values, under
+// `<path>/<2 hex>/`. A file is written whole to `<path>/tmp/` and renamed into place, so a crash
+// leaves either the old file, the new one, or a temporary that the loader deletes. Its layout:
+//
+//   "GHCACHE1" | u32 meta_len | u64 body_len | u32 crc32(meta + body) | meta | body
+//   meta = key, Vary names and values, status, request/response times, header fields
+//          (each string as u32 length + bytes, integers little-endian)
+//
+// The checksum is verified on every read: a torn or corrupted file is never served (it is
+// deleted and the request goes to the origin).
+//
+// Threads: the index is shared by all workers behind one mutex (lookups copy a shared_ptr).
+// The blocking file functions (write_object, read_object, remove_file, the loader) never run
+// on an event loop: workers call them through the SDK's offload, the loader and the inactive
+// sweep run on the store's own manager thread.
+#pragma once
+
+#include "policy.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace cache_disk {
+
+// A stored response's metadata (everything but the body). Immutable once indexed.
+struct Object {
+    std::string key;                      // primary cache key
+    std::vector<std::string> vary_names;  // lower-case, sorted
+    std::vector<std::string> vary_values; // normalised request values, same order
+    unsigned status = 200;
+    Fields headers;
+    Timing timing;
+    uint64_t body_size = 0;
+    uint64_t file_size = 0;
+    std::string file; // "<2 hex>/<64 hex>", relative to the store's path
+    // Set while the file is being written: the object is indexed (and served from memory) from
+    // the moment its body is complete, not from when the disk has it.
+    std::shared_ptr<const std::string> pending_body;
+};
+using ObjectPtr = std::shared_ptr<const Object>;
+
+// The file name of a variant: hex SHA-256 of key and Vary values.
+std::string object_file(const std::string &key, const std::vector<std::string> &vary_values);
+
+// Serialises an object and its body (the file's bytes).
+std::string encode_object(const Object &o, std::string_view body);
+// Parses a file's bytes; nullopt if the layout or checksum is wrong. `body` receives the body.
+std::optional<Object> decode_object(std::string_view bytes, std::string *body);
+
+struct StoreLimits {
+    uint64_t max_size = 1ull << 30;       // bytes of files
+    uint64_t max_object_size = 16u << 20; // body bytes
+    int64_t inactive_ms = 10 * 60 * 1000; // unused this long: removed
+};
+
+struct StoreStats {
+    std::atomic<uint64_t> evicted_lru{0};
+    std::atomic<uint64_t> evicted_inactive{0};
+    std::atomic<uint64_t> write_errors{0};
+    std::atomic<uint64_t> read_errors{0}; // unreadable or checksum failures
+    std::atomic<uint64_t> loaded{0};      // objects found on disk at start
+    std::atomic<bool> loading{true};
+};
+
+// Callbacks for metrics; called on any thread (a worker or the manager thread), never with
+// the index locked.
+struct StoreEvents {
+    std::function<void(uint64_t bytes, uint64_t objects)> usage; // after the totals changed
+    std::function<void(std::string_view reason, uint64_t n)> evicted; // "lru" / "inactive"
+};
+
+class Store : public std::enable_shared_from_this<Store> {
+  public:
+
+    Store(std::string path, StoreLimits limits);
+    ~Store(); // stops the manager thread
+
+    const std::string &path() const { return path_; }
+    void set_limits(const StoreLimits &limits);
+    StoreLimits limits() const;
+    StoreStats &stats() { return stats_; }
+    void set_events(StoreEvents e);
+
+    // Creates the directory layout (blocking: call at activation) and starts the manager thread
+    // (rebuilds the index from the files, then sweeps inactive objects). Returns an error text.
+    std::optional<std::string> open();
+
+    // The variants stored under `key`; marks them used.
+    std::vector<ObjectPtr> lookup(const std::string &key);
+
+    // Reserves room for an object of `file_size` bytes, evicting least recently used objects
+    // (returned: delete their files). False if it can never fit.
+    bool reserve(uint64_t file_size, std::vector<ObjectPtr> &evicted);
+    // Gives back a reservation that was not used (a failed write).
+    void unreserve(uint64_t file_size);
+    // Indexes an object; `reserved` is the reservation it uses up (its file_size is counted
+    // instead). An older object of the same file is replaced (same file: nothing to delete);
+    // other variants of the key are kept.
+    void insert(ObjectPtr o, uint64_t reserved);
+    // After a pending object's file was written (`final`, same file, no pending body) or failed
+    // (null): replaces or removes it, unless another object took its place meanwhile.
+    void settle(const ObjectPtr &pending, ObjectPtr final);
+    // Removes every variant of `key` from the index (returned: delete their files).
+    std::vector<ObjectPtr> erase_key(const std::string &key);
+    // Removes one object if it is still the indexed one for its file (an unreadable file).
+    void erase_object(const ObjectPtr &o);
+
+    uint64_t bytes() const;
+    uint64_t objects() const;
+
+    // ---- blocking file I/O: offload or the manager thread only ----
+    // Writes the object's file (temporary + rename). Sets o.file_size. Error text on failure.
+    std::optional<std::string> write_object(Object &o, std::string_view body) const;
+    // Reads and verifies a file; nullopt if missing, torn or corrupted.
+    std::optional<Object> read_object(const Object &o, std::string *body) const;
+    void remove_file(const std::string &file) const;
+
+  private:
+    struct Entry {
+        ObjectPtr object;
+        std::list<std::string>::iterator lru; // position in lru_ (front = most recent)
+        int64_t used_ms = 0;
+    };
+    void manager();
+    void load_all();
+    void sweep_inactive();
+    void evict_locked(uint64_t need, std::vector<ObjectPtr> &evicted);
+    void erase_locked(const std::string &file);
+    void notify();
+    void count_evictions(std::string_view reason, uint64_t n);
+
+    const std::string path_;
+    mutable std::mutex mu_;
+    StoreLimits limits_;
+    std::unordered_map<std::string, Entry> by_file_;                    // file -> entry
+    std::unordered_map<std::string, std::vector<std::string>> by_key_; // key -> files
+    std::list<std::string> lru_;
+    uint64_t bytes_ = 0; // indexed files + reservations
+    StoreStats stats_;
+    StoreEvents events_;
+
+    std::thread thread_;
+    std::condition_variable cv_;
+    bool stop_ = false;
+};
+
+// Wall-clock milliseconds (stored times survive restarts, so they are not monotonic).
+int64_t wall_ms();
+
+} // namespace cache_disk

@@ -1,0 +1,608 @@
+"""cache_disk through the real binary: one test per RFC 9111 rule, against a scripted origin that
+counts requests (script_origin.py); restart survival, crash safety (kill -9 while writing),
+eviction under the byte cap, compress variants, metrics and `gatehouse check`.
+
+"From cache" is always asserted on the origin's request count, never on our own header alone."""
+
+import hashlib
+import itertools
+import os
+import re
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import harness
+from admin_helpers import admin_port, parse_metrics, scrape
+from harness import Client, wait_until
+from script_origin import Reply, ScriptOrigin, http_date
+
+MODULES = ("round_robin", "cache_disk")
+_ids = itertools.count()
+
+
+def cache_config(origin, path, module_table="", route_extra="", filters=("cache_disk",),
+                 modules=MODULES, admin=False, workers=2, extra=""):
+    route = "filters = [%s]\n" % ", ".join('"%s"' % f for f in filters) + route_extra
+    text = harness.proxy_config([origin.address], route=route, workers=workers,
+                                extra='[filter.cache_disk]\npath = "%s"\n%s\n%s'
+                                % (path, module_table, extra))
+    if admin:
+        text = text.replace("[[listener]]", "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[listener]]", 1)
+    return text.replace(harness.modules_toml(), harness.modules_toml(modules))
+
+
+class Cache:
+    """A gatehouse with cache_disk in front of a ScriptOrigin."""
+
+    def __init__(self, g, origin, path):
+        self.g, self.origin, self.path = g, origin, path
+
+    def get(self, target, headers=(), method="GET", body=b"", host="test.local"):
+        with Client(self.g.port, timeout=10.0) as c:
+            r = c.request(method, target, list(headers), body=body, host=host)
+        assert r.complete, r
+        return r
+
+    def metrics(self):
+        return parse_metrics(scrape(admin_port(self.g)))
+
+
+@pytest.fixture(scope="module")
+def cache(module_processes):
+    origin = ScriptOrigin()
+    path = module_processes.tmp_path / "cache"
+    g = harness.Gatehouse(module_processes.tmp_path, cache_config(origin, path, admin=True))
+    module_processes.gatehouses.append(g)
+    yield Cache(g, origin, path)
+    origin.close()
+
+
+def fresh_path(origin, *replies):
+    p = "/t%d" % next(_ids)
+    origin.script(p, *replies)
+    return p
+
+
+def ok(headers=(), body=b"body", status=200, **kw):
+    return Reply(status, [("Date", http_date())] + list(headers), body, **kw)
+
+
+def status_of(r):
+    return r.header("cache-status") or ""
+
+
+# ---- storing and reuse ---------------------------------------------------------------------
+
+
+def test_fresh_response_is_served_from_cache_with_age_and_original_date(cache):
+    p = fresh_path(cache.origin, ok([("Cache-Control", "max-age=3600"), ("X-A", "1")], b"hello"))
+    first = cache.get(p)
+    assert first.status == 200 and first.body == b"hello"
+    assert "fwd=uri-miss" in status_of(first) and "stored" in status_of(first)
+    assert first.header("content-length") == "5", "an observed body keeps its framing"
+    time.sleep(1.1)
+    second = cache.get(p)
+    assert cache.origin.count(p) == 1
+    assert second.status == 200 and second.body == b"hello"
+    assert second.header("x-a") == "1"
+    assert second.header("date") == first.header("date"), "Date is never regenerated"
+    assert int(second.header("age")) >= 1
+    assert re.match(r"gatehouse; hit; ttl=\d+", status_of(second)), status_of(second)
+
+
+def test_age_counts_upstream_age_and_resident_time(cache):
+    p = fresh_path(cache.origin, ok([("Cache-Control", "max-age=3600"), ("Age", "30")]))
+    assert cache.get(p).header("age") == "30", "a miss passes the origin's Age through"
+    time.sleep(2.1)
+    r = cache.get(p)
+    assert cache.origin.count(p) == 1
+    assert int(r.header("age")) >= 32
+
+
+@pytest.mark.parametrize("headers,request_headers,reason", [
+    ([("Cache-Control", "no-store")], [], "no_store"),
+    ([("Cache-Control", "No-StOrE, max-age=100")], [], "no_store"),
+    ([("Cache-Control", "max-age=100")], [("Cache-Control", "no-store")], "no_store"),
+    ([("Cache-Control", "private, max-age=100")], [], "private"),
+    ([("Cache-Control", "max-age=100")], [("Authorization", "Basic eDp5")], "authorization"),
+    ([("Cache-Control", "max-age=100"), ("Set-Cookie", "s=1")], [], "set_cookie"),
+    ([("Cache-Control", "max-age=100"), ("Vary", "*")], [], "vary_star"),
+    ([("Cache-Control", "max-age=100"), ("Vary", "Foo, *")], [], "vary_star"),
+    ([("Last-Modified", http_date(-86400))], [], None),  # 201: not heuristically cacheable
+])
+def test_unstorable_responses_go_to_the_origin_every_time(cache, headers, request_headers, reason):
+    status = 201 if reason is None else 200
+    p = fresh_path(cache.origin, ok(headers, status=status))
+    first = cache.get(p, request_headers)
+    assert first.status == status
+    if reason:
+        assert "detail=" + reason in status_of(first), status_of(first)
+    cache.get(p, request_headers)
+    assert cache.origin.count(p) == 2
+
+
+def test_authorization_may_be_shared_with_public_or_s_maxage(cache):
+    for cc in ("public, max-age=100", "s-maxage=100", "must-revalidate, max-age=100"):
+        p = fresh_path(cache.origin, ok([("Cache-Control", cc)]))
+        cache.get(p, [("Authorization", "Basic eDp5")])
+        assert cache.get(p).status == 200
+        assert cache.origin.count(p) == 1, cc
+
+
+FRESHNESS_CASES = [
+    ([("Cache-Control", "max-age=0")], False),
+    ([("Cache-Control", "max-age=-3600")], False),
+    ([("Cache-Control", "max-age=003600")], True),
+    ([("Cache-Control", "max-age='3600'")], False),
+    ([("Cache-Control", 'extension="max-age=3600", max-age=1')], False),
+    ([("Cache-Control", "max-age=3600, s-maxage=1")], False),
+    ([("Cache-Control", "max-age=3600"), ("Cache-Control", "s-maxage=1")], False),
+    ([("Cache-Control", "s-maxage=3600")], True),
+    ([("Cache-Control", "max-age=3600"), ("Age", "7200")], False),
+    ([("Cache-Control", "max-age=3600"), ("Age", "0, 7200")], True),
+    ([("Cache-Control", "max-age=3600"), ("Age", "7200"), ("Age", "0")], False),
+    ([("Cache-Control", "max-age=3600"), ("Age", "2147483648")], False),
+    ([("Cache-Control", "max-age=3600"), ("Age", "7200.0")], True),
+    ([("Expires", http_date(3600))], True),
+    ([("Expires", http_date(-3600))], False),
+    ([("Expires", "0")], False),
+    ([("Expires", "Thu, 18 Aug 2050 02:01:18 UTC")], False),
+    ([("Expires", "Thu, 18 Aug 2050 02:01:18 GMT"), ("Expires", "Thu, 18 Aug 2050 02:01:19 GMT")],
+     False),
+    ([("Expires", http_date(3600)), ("Cache-Control", "max-age=0")], False),
+    ([("Last-Modified", http_date(-864000))], True),  # heuristic: 10 % of 10 days
+    ([("CDN-Cache-Control", "max-age=1"), ("Cache-Control", "max-age=3600")], False),
+    ([("CDN-Cache-Control", "max-age=3600"), ("Cache-Control", "no-store")], True),
+    ([("CDN-Cache-Control", "no-store"), ("Cache-Control", "max-age=3600")], False),
+    ([("CDN-Cache-Control", "max-age=3600, &&&"), ("Cache-Control", "no-store")], False),
+]
+
+
+def test_freshness(cache):
+    """For each response, the second request 1.5 s later is served from cache exactly when the
+    response is still fresh by RFC 9111 §4.2 (shared-cache rules, RFC 9213 targeted field).
+    All first requests go out, then one pause, then all second requests."""
+    paths = [fresh_path(cache.origin, ok(headers)) for headers, _ in FRESHNESS_CASES]
+    for p in paths:
+        cache.get(p)
+    time.sleep(1.5)
+    failures = []
+    for p, (headers, cached) in zip(paths, FRESHNESS_CASES):
+        second = cache.get(p)
+        assert second.status == 200
+        if cache.origin.count(p) != (1 if cached else 2):
+            failures.append((headers, cached, status_of(second)))
+    assert not failures, failures
+
+
+def test_stale_expires_beats_the_heuristic_for_every_status(cache):
+    for status in (200, 301, 404, 410, 500):
+        p = fresh_path(cache.origin, ok([("Expires", http_date(-5000)),
+                                         ("Last-Modified", http_date(-100000))], status=status),
+                       ok([("Cache-Control", "max-age=100")]))
+        cache.get(p)
+        assert cache.get(p).status == 200
+        assert cache.origin.count(p) == 2, status
+
+
+def test_query_is_part_of_the_key(cache):
+    p = fresh_path(cache.origin, ok([("Cache-Control", "max-age=100")]))
+    cache.get(p + "?a=1")
+    cache.get(p + "?a=2")
+    cache.get(p + "?a=1")
+    assert cache.origin.count(p) == 2
+
+
+def test_head_is_served_from_a_stored_get(cache):
+    p = fresh_path(cache.origin, ok([("Cache-Control", "max-age=100")], b"0123456789"))
+    cache.get(p)
+    r = cache.get(p, method="HEAD")
+    assert r.status == 200 and r.body == b""
+    assert r.header("content-length") == "10"
+    assert cache.origin.count(p) == 1
+
+
+def test_hop_by_hop_and_connection_listed_fields_are_not_stored(cache):
+    p = fresh_path(cache.origin, ok([("Cache-Control", "max-age=100"), ("Connection", "a, b"),
+                                     ("A", "1"), ("B", "2"), ("C", "3")]))
+    cache.get(p)
+    r = cache.get(p)
+    assert cache.origin.count(p) == 1
+    assert r.header("c") == "3" and r.header("a") is None and r.header("b") is None
+
+
+def test_empty_204_is_stored(cache):
+    p = fresh_path(cache.origin, ok([("Cache-Control", "max-age=100")], b"", status=204))
+    assert cache.get(p).status == 204
+    r = cache.get(p)
+    assert r.status == 204 and r.header("content-length") is None
+    assert cache.origin.count(p) == 1
+
+
+# ---- request directives ----------------------------------------------------------------------
+
+
+def test_request_no_cache_and_max_age_0_revalidate(cache):
+    p = fresh_path(cache.origin, ok([("Cache-Control", "max-age=100"), ("ETag", '"v1"')], b"v1"),
+                   Reply(304, [("ETag", '"v1"'), ("Date", http_date())]))
+    cache.get(p)
+    for h in ([("Cache-Control", "no-cache")], [("Cache-Control", "max-age=0")],
+              [("Pragma", "no-cache")]):
+        r = cache.get(p, h)
+        assert r.status == 200 and r.body == b"v1"
+    assert cache.origin.count(p) == 4
+    assert all(rq.header("if-none-match") == '"v1"' for rq in cache.origin.requests(p)[1:])
+    # Pragma is ignored when Cache-Control is present.
+    cache.get(p, [("Pragma", "no-cache"), ("Cache-Control", "nothing-to-see-here")])
+    assert cache.origin.count(p) == 4
+
+
+def test_max_stale_min_fresh_and_only_if_cached(cache):
+    p = fresh_path(cache.origin, ok([("Cache-Control", "max-age=1")], b"x"))
+    cache.get(p)
+    assert cache.get(p, [("Cache-Control", "min-fresh=30")]).status == 200
+    assert cache.origin.count(p) == 2, "min-fresh beyond the lifetime goes to the origin"
+    time.sleep(1.6)
+    r = cache.get(p, [("Cache-Control", "max-stale=60")])
+    assert r.status == 200 and cache.origin.count(p) == 2, "max-stale accepts the stale copy"
+    assert re.search(r"; hit; ttl=(0|-\d+)$", status_of(r)), status_of(r)
+    r = cache.get(p, [("Cache-Control", "only-if-cached")])
+    assert r.status == 504 and cache.origin.count(p) == 2
+    q = fresh_path(cache.origin, ok([("Cache-Control", "max-age=100")]))
+    assert cache.get(q, [("Cache-Control", "only-if-cached")]).status == 504
+    assert cache.origin.count(q) == 0
+
+
+def test_must_revalidate_is_never_served_stale(cache):
+    for cc in ("max-age=1, must-revalidate", "max-age=1, proxy-revalidate", "s-maxage=1"):
+        p = fresh_path(cache.origin, ok([("Cache-Control", cc)]))
+        cache.get(p)
+        time.sleep(1.2)
+        cache.get(p, [("Cache-Control", "max-stale=100")])
+        assert cache.origin.count(p) == 2, cc
+
+
+# ---- validation ------------------------------------------------------------------------------
+
+
+def test_no_cache_response_is_revalidated_every_time(cache):
+    p = fresh_path(cache.origin,
+                   ok([("Cache-Control", "max-age=100, no-cache"), ("ETag", '"e"')], b"stored"),
+                   Reply(304, [("ETag", '"e"'), ("Date", http_date())]))
+    cache.get(p)
+    for _ in range(2):
+        r = cache.get(p)
+        assert r.status == 200 and r.body == b"stored"
+        assert "fwd-status=304" in status_of(r)
+    assert cache.origin.count(p) == 3
+
+
+def test_304_updates_stored_headers_and_freshness_but_not_content_length(cache):
+    body = b"x" * 36
+    p = fresh_path(cache.origin,
+                   ok([("Cache-Control", "max-age=1"), ("ETag", '"u1"'), ("Test-Header", "A"),
+                       ("Content-Length", "36")], body),
+                   Reply(304, [("Date", http_date()), ("ETag", '"u1"'), ("Test-Header", "B"),
+                               ("Cache-Control", "max-age=3600"), ("Content-Length", "10")]))
+    cache.get(p)
+    time.sleep(1.5)
+    r = cache.get(p)
+    assert cache.origin.requests(p)[1].header("if-none-match") == '"u1"'
+    assert r.status == 200 and r.body == body
+    assert r.header("test-header") == "B" and r.header("content-length") == "36"
+    r = cache.get(p)
+    assert cache.origin.count(p) == 2, "the 304 made the stored response fresh again"
+    assert r.header("test-header") == "B" and r.header("cache-control") == "max-age=3600"
+
+
+def test_last_modified_is_sent_back_byte_for_byte(cache):
+    lm = "Wed, 01 Jan 2020 00:00:00 GMT"
+    p = fresh_path(cache.origin,
+                   ok([("Cache-Control", "max-age=1"), ("Last-Modified", lm), ("T", "A")], b"lm"),
+                   Reply(304, [("Date", http_date()), ("Last-Modified", lm)]))
+    cache.get(p)
+    time.sleep(1.5)
+    r = cache.get(p)
+    assert cache.origin.requests(p)[1].header("if-modified-since") == lm
+    assert r.status == 200 and r.body == b"lm" and r.header("t") == "A"
+
+
+def test_a_full_response_to_revalidation_replaces_the_stored_one(cache):
+    p = fresh_path(cache.origin, ok([("Cache-Control", "max-age=1"), ("ETag", '"a"')], b"old"),
+                   ok([("Cache-Control", "max-age=100"), ("ETag", '"b"')], b"new"))
+    cache.get(p)
+    time.sleep(1.5)
+    assert cache.get(p).body == b"new"
+    r = cache.get(p)
+    assert r.body == b"new" and r.header("etag") == '"b"'
+    assert cache.origin.count(p) == 2
+
+
+def test_client_conditionals_are_answered_from_cache(cache):
+    lm = http_date(-1000)()
+    p = fresh_path(cache.origin, ok([("Cache-Control", "max-age=100"), ("ETag", '"abc"'),
+                                     ("Last-Modified", lm)]))
+    cache.get(p)
+    r = cache.get(p, [("If-None-Match", '"abc"')])
+    assert r.status == 304 and r.header("etag") == '"abc"' and r.body == b""
+    assert r.header("content-length") is None
+    assert cache.get(p, [("If-None-Match", 'W/"abc", "zz"')]).status == 304
+    assert cache.get(p, [("If-None-Match", '"other"')]).status == 200
+    assert cache.get(p, [("If-Modified-Since", lm)]).status == 304
+    assert cache.get(p, [("If-None-Match", '"abc"'),
+                         ("If-Modified-Since", http_date(-100000)())]).status == 304
+    assert cache.get(p, [("If-None-Match", '"x"'), ("If-Modified-Since", lm)]).status == 200
+    assert cache.origin.count(p) == 1
+
+
+# ---- Vary ----------------------------------------------------------------------------------------
+
+
+def test_vary_selects_variants(cache):
+    p = fresh_path(cache.origin, ok([("Cache-Control", "max-age=100"), ("Vary", "Foo"),
+                                     ("Vary", "Bar")]))
+    cache.get(p, [("Foo", "1"), ("Bar", "a")])
+    cache.get(p, [("Foo", "1"), ("Bar", "a")])
+    assert cache.origin.count(p) == 1
+    cache.get(p, [("Foo", "2"), ("Bar", "a")])
+    assert cache.origin.count(p) == 2, "a different value is another variant"
+    cache.get(p, [("Foo", "1")])
+    assert cache.origin.count(p) == 3, "an omitted header does not match a stored value"
+    cache.get(p, [("Foo", "2"), ("Bar", "a")])
+    cache.get(p, [("Foo", "1"), ("Bar", "a")])
+    assert cache.origin.count(p) == 3, "both variants are kept"
+    r = cache.get(p, [("Foo", "1"), ("Bar", "b")])
+    assert "fwd=vary-miss" in status_of(r)
+
+
+def test_vary_header_omitted_when_stored(cache):
+    p = fresh_path(cache.origin, ok([("Cache-Control", "max-age=100"), ("Vary", "Foo")]))
+    cache.get(p)
+    cache.get(p, [("Foo", "1")])
+    assert cache.origin.count(p) == 2
+
+
+def test_vary_accept_encoding_is_normalised_to_the_preferred_coding(cache):
+    p = fresh_path(cache.origin, ok([("Cache-Control", "max-age=100"),
+                                     ("Vary", "Accept-Encoding")]))
+    cache.get(p, [("Accept-Encoding", "gzip, deflate, br")])
+    cache.get(p, [("Accept-Encoding", "br, gzip")])
+    assert cache.origin.count(p) == 1
+    cache.get(p, [("Accept-Encoding", "gzip")])
+    assert cache.origin.count(p) == 2
+
+
+# ---- invalidation --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "M-SEARCH"])
+def test_unsafe_methods_invalidate(cache, method):
+    p = fresh_path(cache.origin, ok([("Cache-Control", "max-age=100")]))
+    cache.get(p)
+    cache.get(p, method=method, body=b"abc")
+    cache.get(p)
+    assert cache.origin.count(p) == 3
+
+
+def test_failed_unsafe_method_does_not_invalidate(cache):
+    p = fresh_path(cache.origin, ok([("Cache-Control", "max-age=100")]))
+    cache.get(p)
+    cache.origin.script(p, ok(status=500))
+    cache.get(p, method="POST", body=b"abc")
+    assert cache.get(p).status == 200
+    assert cache.origin.count(p) == 2
+
+
+def test_location_and_content_location_of_the_same_origin_are_invalidated(cache):
+    a = fresh_path(cache.origin, ok([("Cache-Control", "max-age=100")]))
+    b = fresh_path(cache.origin, ok([("Cache-Control", "max-age=100")]))
+    c = fresh_path(cache.origin, ok([("Cache-Control", "max-age=100")]))
+    for x in (a, b, c):
+        cache.get(x)
+    post = fresh_path(cache.origin, ok([("Location", a),
+                                        ("Content-Location", "http://test.local" + b)]))
+    cache.get(post, method="POST", body=b"x")
+    other = fresh_path(cache.origin, ok([("Location", "http://elsewhere.example" + c)]))
+    cache.get(other, method="POST", body=b"x")
+    for x in (a, b, c):
+        cache.get(x)
+    assert (cache.origin.count(a), cache.origin.count(b), cache.origin.count(c)) == (2, 2, 1)
+
+
+# ---- ranges --------------------------------------------------------------------------------------
+
+
+def test_ranges_are_served_from_a_complete_stored_response(cache):
+    p = fresh_path(cache.origin, ok([("Cache-Control", "max-age=100"), ("ETag", '"r"'),
+                                     ("A", "1")], b"01234567890"))
+    cache.get(p)
+    r = cache.get(p, [("Range", "bytes=0-1")])
+    assert r.status == 206 and r.body == b"01" and r.header("a") == "1"
+    assert r.header("content-range") == "bytes 0-1/11"
+    assert cache.get(p, [("Range", "bytes=-3")]).body == b"890"
+    assert cache.get(p, [("Range", "bytes=9-")]).body == b"90"
+    r = cache.get(p, [("Range", "bytes=50-60")])
+    assert r.status == 416 and r.header("content-range") == "bytes */11"
+    assert cache.get(p, [("Range", "bytes=0-1"), ("If-Range", '"other"')]).status == 200
+    assert cache.get(p, [("Range", "bytes=0-1"), ("If-Range", '"r"')]).status == 206
+    assert cache.get(p, [("Range", "bytes=0-1,3-4")]).status == 200
+    assert cache.origin.count(p) == 1
+
+
+# ---- operations ------------------------------------------------------------------------------
+
+
+def test_metrics_count_hits_misses_and_bytes(cache):
+    p = fresh_path(cache.origin, ok([("Cache-Control", "max-age=100")], b"m" * 1000))
+    before = cache.metrics()
+    cache.get(p)
+    cache.get(p)
+    after = cache.metrics()
+
+    def delta(name, **labels):
+        return (after.value(name, **labels) or 0) - (before.value(name, **labels) or 0)
+
+    assert delta("gatehouse_cache_disk_requests_total", result="hit") >= 1
+    assert delta("gatehouse_cache_disk_requests_total", result="miss") >= 1
+    assert delta("gatehouse_cache_disk_bytes_written_total") >= 1000
+    assert after.value("gatehouse_cache_disk_objects", path=str(cache.path)) >= 1
+
+
+def test_restart_serves_existing_objects(start_gatehouse, tmp_path):
+    origin = ScriptOrigin()
+    try:
+        path = tmp_path / "cache"
+        p = fresh_path(origin, ok([("Cache-Control", "max-age=3600"), ("ETag", '"s"')],
+                                  b"survives" * 100))
+        g = start_gatehouse(cache_config(origin, path))
+        Cache(g, origin, path).get(p)
+        wait_until(lambda: any(f.is_file() for f in path.glob("??/*")), 5)
+        g.stop()
+        g2 = start_gatehouse(cache_config(origin, path), name="again")
+        c = Cache(g2, origin, path)
+        assert wait_until(lambda: c.get(p).status == 200 and origin.count(p) == 1
+                          and "hit" in status_of(c.get(p)), 5)
+        assert c.get(p).body == b"survives" * 100
+        assert origin.count(p) == 1
+    finally:
+        origin.close()
+
+
+def test_kill_9_while_writing_never_serves_a_corrupt_object(start_gatehouse, tmp_path):
+    """Concurrent clients store many 64-200 KiB objects; gatehouse is killed with SIGKILL in
+    the middle; after a restart every object served from cache matches the checksum the
+    origin put in its headers, and the rest are clean misses."""
+    origin = ScriptOrigin()
+    try:
+        path = tmp_path / "cache"
+        paths = []
+        for i in range(120):
+            body = hashlib.sha256(b"%d" % i).digest() * (2048 + 37 * i)
+            paths.append(fresh_path(origin, ok([("Cache-Control", "max-age=3600"),
+                                                ("X-Sha256", hashlib.sha256(body).hexdigest())],
+                                               body)))
+        g = start_gatehouse(cache_config(origin, path))
+        c = Cache(g, origin, path)
+        stop = threading.Event()
+
+        def client(mine):
+            for p in mine:
+                if stop.is_set():
+                    return
+                try:
+                    c.get(p)
+                except Exception:  # the kill cuts requests short
+                    return
+
+        threads = [threading.Thread(target=client, args=(paths[k::4],)) for k in range(4)]
+        for t in threads:
+            t.start()
+        wait_until(lambda: sum(1 for _ in path.glob("??/*")) >= 20, 10)
+        g.stopping = True  # the kill below is the test, not a crash
+        os.kill(g.pid, signal.SIGKILL)
+        stop.set()
+        for t in threads:
+            t.join(10)
+        g.proc.wait(5)
+        g2 = start_gatehouse(cache_config(origin, path), name="after-kill")
+        c2 = Cache(g2, origin, path)
+        time.sleep(0.5)  # let the loader index what survived
+        served = 0
+        for p in paths:
+            r = c2.get(p, [("Cache-Control", "only-if-cached")])
+            if r.status == 200:
+                served += 1
+                assert hashlib.sha256(r.body).hexdigest() == r.header("x-sha256"), p
+            else:
+                assert r.status == 504
+        assert served >= 10, "objects written before the kill are served after it"
+    finally:
+        origin.close()
+
+
+def test_byte_cap_evicts_least_recently_used(start_gatehouse, tmp_path):
+    origin = ScriptOrigin()
+    try:
+        path = tmp_path / "cache"
+        g = start_gatehouse(cache_config(origin, path, admin=True,
+                                         module_table='max_size = "1m"\n'
+                                                      'max_object_size = "128k"\n'))
+        c = Cache(g, origin, path)
+        body = b"e" * 100_000
+        ps = [fresh_path(origin, ok([("Cache-Control", "max-age=100")], body)) for _ in range(25)]
+        for p in ps:
+            c.get(p)
+            c.get(ps[0])  # keep the first one hot
+        wait_until(lambda: c.metrics().value("gatehouse_cache_disk_evictions_total",
+                                             reason="lru"), 5)
+        on_disk = sum(f.stat().st_size for f in path.glob("??/*"))
+        assert on_disk <= (1 << 20) + (128 << 10)
+        assert c.metrics().value("gatehouse_cache_disk_evictions_total", reason="lru") >= 10
+        before = origin.count(ps[0])
+        c.get(ps[0])
+        assert origin.count(ps[0]) == before, "the hot object survived"
+        big = fresh_path(origin, ok([("Cache-Control", "max-age=100")], b"b" * 200_000))
+        assert "detail=too_large" in status_of(c.get(big))
+    finally:
+        origin.close()
+
+
+def test_compress_variants_are_stored_once_each(start_gatehouse, tmp_path):
+    brotli = pytest.importorskip("brotli")
+    import gzip
+    origin = ScriptOrigin()
+    try:
+        path = tmp_path / "cache"
+        text = b"<p>hello cache</p>\n" * 500
+        p = fresh_path(origin, ok([("Cache-Control", "max-age=100"), ("ETag", '"c1"'),
+                                   ("Content-Type", "text/html")], text))
+        g = start_gatehouse(cache_config(origin, path, filters=("cache_disk", "compress"),
+                                         modules=MODULES + ("compress",)))
+        c = Cache(g, origin, path)
+        seen = {}
+        for ae in ("br, gzip", "gzip", "identity", "gzip, deflate, br", "gzip"):
+            r = c.get(p, [("Accept-Encoding", ae)])
+            ce = r.header("content-encoding")
+            body = (brotli.decompress(r.body) if ce == "br" else
+                    gzip.decompress(r.body) if ce == "gzip" else r.body)
+            assert body == text
+            assert "accept-encoding" in r.header("vary").lower()
+            seen.setdefault(ce, set()).add((r.header("etag"), r.header("vary")))
+        assert set(seen) == {"br", "gzip", None}
+        assert all(len(v) == 1 for v in seen.values()), seen  # hits match misses
+        assert seen["br"] == {('W/"c1"', seen["br"].copy().pop()[1])}
+        assert origin.count(p) == 3, "one origin request per encoding"
+        assert sum(1 for _ in path.glob("??/*")) == 3
+    finally:
+        origin.close()
+
+
+@pytest.mark.parametrize("table,route,message", [
+    ('path = "relative/dir"', "", "[filter.cache_disk.path] must be an absolute directory"),
+    ('path = "/tmp/x"\nmax_size = "10k"', "", "max_size] must be at least 1m"),
+    ('path = "/tmp/x"\nmax_size = "2m"\nmax_object_size = "3m"', "",
+     "max_object_size cannot exceed max_size"),
+    ('path = "/tmp/x"\ninactive = "10ms"', "", "inactive] must be at least 1s"),
+    ('path = "/tmp/x"\nkey = ["host", "cookie"]', "", "parts are"),
+    ('path = "/tmp/x"\nkey = ["host"]', "", 'must include "path"'),
+    ('path = "/tmp/x"\nquery_allow = ["a"]\nquery_deny = ["b"]', "", "cannot both be set"),
+    ('path = "/tmp/x"\nheuristic_percent = 200', "", "heuristic_percent"),
+    ('path = "/tmp/x"\ncache_status_name = "a b"', "", "must be a token"),
+    ('path = "/tmp/x"\ntargeted_cache_control = "a:b"', "", "header field name"),
+    ('path = "/tmp/x"\nmax_sise = "1g"', "", "max_sise"),
+    ('path = "/tmp/x"', 'filter_config.cache_disk = { max_size = "2g" }',
+     "is a module-level key"),
+    ("", "", "has no `path`"),
+])
+def test_check_refuses_bad_values(tmp_path, table, route, message):
+    text = harness.proxy_config(["127.0.0.1:1"], route='filters = ["cache_disk"]\n' + route,
+                                extra="[filter.cache_disk]\n" + table + "\n")
+    text = text.replace(harness.modules_toml(), harness.modules_toml(MODULES))
+    code, out = harness.run_check(tmp_path, text)
+    assert code != 0
+    assert message in out, out
+    assert re.search(r"gatehouse\.toml:\d+", out), out
