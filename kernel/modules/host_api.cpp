@@ -201,6 +201,7 @@ gh_status_t stream_get(gh_stream_t* s, uint32_t fact, gh_str_t* out) {
         break;
     case GH_FACT_PEER_ADDR: v = s->peer_address; break;
     case GH_FACT_VERSION: v = s->request->version == 10 ? "HTTP/1.0" : "HTTP/1.1"; break;
+    case GH_FACT_UPSTREAM_ERROR: v = s->upstream_error; break;
     case GH_FACT_RESPONSE_BODY:
         if (s->phase < GH_PHASE_RESPONSE_HEADERS)
             return GH_ERR_STATE;
@@ -299,6 +300,8 @@ gh_status_t header_set(gh_stream_t* s, uint32_t which, gh_str_t name, gh_str_t v
 uint32_t response_status(gh_stream_t* s) {
     if (!s)
         return 0;
+    if (!s->has_reply && s->phase == GH_PHASE_UPSTREAM_ERROR)
+        return s->upstream_error_status;
     return s->has_reply ? s->reply_status : s->response->status;
 }
 
@@ -307,7 +310,8 @@ gh_status_t respond(gh_stream_t* s, uint32_t status, const gh_header_t* headers,
     if (!s || status < 200 || status > 599 || (count && !headers))
         return GH_ERR_INVALID;
     uint32_t phase = s->phase;
-    if (!(phase <= GH_PHASE_PRE_UPSTREAM || phase == GH_PHASE_RESPONSE_HEADERS))
+    if (!(phase <= GH_PHASE_PRE_UPSTREAM || phase == GH_PHASE_RESPONSE_HEADERS ||
+          phase == GH_PHASE_UPSTREAM_ERROR))
         return GH_ERR_STATE;
     for (size_t i = 0; i < count; ++i)
         if (!valid_token(sv(headers[i].name)) || !valid_value(sv(headers[i].value)) ||
@@ -320,7 +324,29 @@ gh_status_t respond(gh_stream_t* s, uint32_t status, const gh_header_t* headers,
     for (size_t i = 0; i < count; ++i)
         s->reply_headers.push_back({s->keep(sv(headers[i].name)), s->keep(sv(headers[i].value))});
     s->reply_body.assign(reinterpret_cast<const char*>(body.ptr), body.ptr ? body.len : 0);
+    s->reply_streamed = false;
     return GH_OK;
+}
+
+gh_status_t respond_stream(gh_stream_t* s, uint32_t status, const gh_header_t* headers,
+                           size_t count, uint64_t length) {
+    gh_status_t rc = respond(s, status, headers, count, gh_bytes_t{nullptr, 0});
+    if (rc != GH_OK)
+        return rc;
+    s->reply_streamed = true;
+    s->reply_length = length;
+    return GH_OK;
+}
+
+gh_status_t reply_write(gh_stream_t* s, gh_bytes_t data, uint32_t flags) {
+    if (!s || (data.len && !data.ptr))
+        return GH_ERR_INVALID;
+    ClientConnection* c = conn(s);
+    if (!c || !s->reply_streamed)
+        return GH_ERR_STATE;
+    return c->reply_write({reinterpret_cast<const char*>(data.ptr), data.len},
+                          (flags & (GH_CHUNK_LAST | GH_CHUNK_ABORT)) != 0,
+                          (flags & GH_CHUNK_ABORT) != 0);
 }
 
 void* stream_ctx(gh_stream_t* s, gh_module_t* self) {
@@ -493,6 +519,8 @@ gh_host_api_v1 make_table() {
     t.body_write = body_write;
     t.body_held = body_held;
     t.body_peek = body_peek;
+    t.respond_stream = respond_stream;
+    t.reply_write = reply_write;
     t.current_worker = current_worker;
     t.timer_start = timer_start;
     t.timer_cancel = timer_cancel;

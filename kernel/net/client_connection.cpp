@@ -298,6 +298,28 @@ void ClientConnection::send_reply() {
     // 304 and 204 carry no body and no Content-Length (a 304's would describe the selected
     // representation, which a local reply does not know).
     bool bodiless = stream_.reply_status == 304 || stream_.reply_status == 204;
+    if (stream_.reply_streamed) {
+        bool known = stream_.reply_length != GH_LENGTH_UNKNOWN;
+        streamed_ = {};
+        streamed_.active = true;
+        streamed_.discard = bodiless || head_request;
+        streamed_.chunked = !known && !streamed_.discard && request_.version == 11;
+        if (known && !bodiless)
+            fmt::format_to(std::back_inserter(out_head_), "Content-Length: {}\r\n",
+                           stream_.reply_length);
+        else if (streamed_.chunked)
+            out_head_ += "Transfer-Encoding: chunked\r\n";
+        else if (!known && !streamed_.discard)
+            keep_alive_ = false; // HTTP/1.0 client: the body ends when we close
+        if (!keep_alive_)
+            out_head_ += "Connection: close\r\n";
+        out_head_ += "\r\n";
+        response_started_ = true;
+        response_.status = stream_.reply_status;
+        streamed_.pending = std::move(out_head_);
+        out_head_.clear();
+        return flush_streamed_reply();
+    }
     if (!bodiless)
         fmt::format_to(std::back_inserter(out_head_), "Content-Length: {}\r\n",
                        stream_.reply_body.size());
@@ -319,6 +341,73 @@ void ClientConnection::send_reply() {
                               return self->on_client_write_error(ec);
                           self->finish_request();
                       });
+}
+
+void ClientConnection::flush_streamed_reply() {
+    StreamedReply& r = streamed_;
+    if (r.writing || closing_)
+        return;
+    if (r.pending.empty()) {
+        if (!r.last) {
+            module_hold_ = shared_from_this(); // waiting for the module's next piece
+            return;
+        }
+        module_hold_.reset();
+        r.active = false;
+        response_body_done_ = true;
+        if (r.broken) {
+            termination_ = Termination::upstream_error;
+            return close();
+        }
+        return finish_request();
+    }
+    r.in_flight.clear();
+    r.in_flight.swap(r.pending);
+    r.writing = true;
+    timeout_ = Timeout::client_write;
+    watchdog_.arm(config_->timeouts.client_write, shared_from_this());
+    asio::async_write(transport_, asio::buffer(r.in_flight),
+                      [self = shared_from_this()](const error_code& ec, size_t n) {
+                          self->watchdog_.disarm();
+                          self->timeout_ = Timeout::none;
+                          self->timing_.bytes_out += n;
+                          self->streamed_.writing = false;
+                          if (ec)
+                              return self->on_client_write_error(ec);
+                          self->flush_streamed_reply();
+                      });
+}
+
+gh_status_t ClientConnection::reply_write(std::string_view data, bool last, bool abort) {
+    StreamedReply& r = streamed_;
+    if (!r.active || r.last || closing_)
+        return GH_ERR_STATE;
+    if (abort && !r.discard) {
+        r.broken = true; // close after what was already accepted: no terminator
+        data = {};
+    }
+    if (!r.discard && !r.broken) {
+        const uint64_t length = stream_.reply_length;
+        if (length != GH_LENGTH_UNKNOWN && r.body_bytes + data.size() > length) {
+            data = data.substr(0, length - r.body_bytes); // never more than declared
+            r.broken = true;
+        }
+        r.body_bytes += data.size();
+        if (r.chunked && !data.empty())
+            fmt::format_to(std::back_inserter(r.pending), "{:x}\r\n", data.size());
+        r.pending.append(data);
+        if (r.chunked && !data.empty())
+            r.pending.append("\r\n");
+        if (last && r.chunked)
+            r.pending.append("0\r\n\r\n");
+        if (last && length != GH_LENGTH_UNKNOWN && r.body_bytes < length)
+            r.broken = true; // short: the client must not take it for the whole body
+    }
+    r.last = last;
+    if (r.broken)
+        r.last = true; // nothing more is accepted
+    flush_streamed_reply();
+    return GH_OK;
 }
 
 void ClientConnection::on_client_write_error(const error_code& ec) {
@@ -356,12 +445,14 @@ void ClientConnection::next_request() {
     tried_.clear();
     attempt_ = 0;
     last_failure_timeout_ = request_bytes_sent_ = request_body_started_ = false;
+    last_failure_ = nullptr;
     stale_retried_ = false;
     response_started_ = response_body_done_ = upstream_eof_ = upstream_more_ = false;
     request_held_ = false;
     request_body_out_.clear();
     response_mode_ = BodyMode::raw;
     observe_only_ = false;
+    streamed_ = {};
     upstream_request_done_ = false;
     // A reload happened: the next request uses the new generation, so the old one drains.
     if (generation_->number() != current_generation_number.load(std::memory_order_relaxed)) {
@@ -409,9 +500,11 @@ void ClientConnection::close_if_idle() {
 }
 
 void ClientConnection::close() {
+    // Whoever called us holds a reference or is a handler of ours; the module's hold goes.
+    auto hold = std::move(module_hold_);
     if (closing_ && !transport_.socket().is_open())
         return;
-    if (!closing_ && (stream_.phase < GH_PHASE_LOG)) {
+    if (!closing_ && (stream_.phase < GH_PHASE_LOG || stream_.phase == GH_PHASE_UPSTREAM_ERROR)) {
         closing_ = true;
         if (termination_ == Termination::completed && !response_body_done_ && response_started_)
             termination_ = Termination::client_abort;

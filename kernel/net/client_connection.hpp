@@ -80,6 +80,8 @@ public:
     gh_status_t peek_body(gh_module_t* module, uint32_t direction, uint64_t bytes);
     bool request_headers_editable() const;
     bool response_headers_editable() const;
+    // respond_stream's body (SDK 1.2).
+    gh_status_t reply_write(std::string_view data, bool last, bool abort = false);
 
 private:
     // ---- client side (client_connection.cpp) ----
@@ -103,6 +105,7 @@ private:
     void send_continue_then_upstream();
     void reply(unsigned status, std::string_view body = {}, bool close = false);
     void send_reply();
+    void flush_streamed_reply();
     bool only_observers() const;
     void finish_request();
     void next_request();
@@ -182,6 +185,10 @@ private:
     gh_stream stream_;
     size_t filter_index_ = 0; // next filter to run in the current phase
     bool paused_ = false;
+    // Held while a module has the stream (a PAUSE, or a streamed reply waiting for its next
+    // piece): no socket operation may be pending then, and the connection must outlive it.
+    // Dropped on resume, when the reply completes, and in close().
+    std::shared_ptr<ClientConnection> module_hold_;
     int held_by_ = -1;        // filter index that returned HOLD
     bool body_capture_ = false;
     std::string decoded_;     // decoded body bytes of the current feed (filters, de-chunking)
@@ -202,6 +209,7 @@ private:
     std::vector<uint8_t> tried_;
     uint32_t attempt_ = 0;
     bool last_failure_timeout_ = false;
+    const char* last_failure_ = nullptr; // "connect", "timeout", "reset": the last attempt's
     bool stale_retried_ = false;
     bool request_bytes_sent_ = false; // any byte of this request written on this attempt
     bool request_body_started_ = false; // body bytes taken from the client (cannot replay)
@@ -223,6 +231,19 @@ private:
     std::string request_body_out_;    // the held body as it goes upstream
     std::string request_chunk_;       // a re-chunked piece of a filtered, streamed request body
     bool upstream_request_done_ = false; // UPSTREAM_REQUEST filters ran (once per request)
+
+    // A streamed local reply (respond_stream + reply_write).
+    struct StreamedReply {
+        bool active = false;   // the head went out; the body comes from reply_write
+        bool chunked = false;  // length unknown, HTTP/1.1 client
+        bool discard = false;  // HEAD, 204, 304: the body is not sent
+        bool last = false;     // the module gave the last piece
+        bool broken = false;   // short or over its length: close after what was written
+        bool writing = false;  // a write is in flight
+        uint64_t body_bytes = 0;
+        std::string pending;   // framed bytes not yet handed to the socket
+        std::string in_flight; // the bytes of the write in flight
+    } streamed_;
 };
 
 } // namespace gatehouse::net

@@ -27,6 +27,7 @@ void ClientConnection::run_filters() {
         gh_action_t action = f.module->filter.on_phase(&stream_, phase, f.route_config);
         if (action == GH_PAUSE) {
             paused_ = true;
+            module_hold_ = shared_from_this();
             return;
         }
         if (action != GH_CONTINUE)
@@ -43,6 +44,7 @@ void ClientConnection::resume(gh_action_t action) {
     // Never re-enter the module from inside its own call: continue from a fresh stack.
     asio::post(transport_.socket().get_executor(), [self = shared_from_this(), action] {
         self->paused_ = false;
+        self->module_hold_.reset();
         if (self->closing_)
             return;
         if (action == GH_CONTINUE) {
@@ -104,6 +106,8 @@ void ClientConnection::continue_after(uint32_t phase) {
         return send_request_head();
     case GH_PHASE_RESPONSE_HEADERS:
         return build_response_head(), write_response_chunk();
+    case GH_PHASE_UPSTREAM_ERROR:
+        return reply(stream_.upstream_error_status, {}, !request_body_done_);
     default:
         return;
     }

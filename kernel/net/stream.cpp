@@ -12,6 +12,10 @@ void gh_stream::reset() {
     reply_status = 0;
     reply_headers.clear();
     reply_body.clear();
+    reply_streamed = false;
+    reply_length = UINT64_MAX;
+    upstream_error = {};
+    upstream_error_status = 0;
     slots.clear();
     for (int d = 0; d < 2; ++d) {
         subscriptions[d].clear();

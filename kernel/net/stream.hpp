@@ -34,6 +34,12 @@ struct gh_stream {
     uint32_t reply_status = 0;
     std::vector<gatehouse::http::Field> reply_headers;
     std::string reply_body;
+    bool reply_streamed = false;          // respond_stream: the body follows via reply_write
+    uint64_t reply_length = UINT64_MAX;   // its declared length (GH_LENGTH_UNKNOWN)
+
+    // GH_PHASE_UPSTREAM_ERROR: why the upstream failed and the status the kernel would send.
+    std::string_view upstream_error;
+    uint32_t upstream_error_status = 0;
 
     // Per-filter context slots, in route filter order (early filters first).
     struct Slot {

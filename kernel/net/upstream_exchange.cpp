@@ -187,6 +187,9 @@ void ClientConnection::attempt_failed(uint32_t outcome, bool may_retry, const ch
         pool_->report(*peer, outcome, 0, static_cast<uint64_t>(latency.count()));
     if (outcome == GH_OUTCOME_TIMEOUT)
         last_failure_timeout_ = true;
+    last_failure_ = outcome == GH_OUTCOME_TIMEOUT           ? "timeout"
+                    : outcome == GH_OUTCOME_CONNECT_FAILURE ? "connect"
+                                                            : "reset";
     upstream_.reset();
     inflight_.release();
     if (may_retry && request_replayable() && !closing_)
@@ -203,6 +206,24 @@ void ClientConnection::fail_upstream(unsigned status, const char* why) {
     abort_upstream();
     if (response_started_)
         return close();
+    if (stream_.route && (stream_.route->phase_mask & GH_PHASE_BIT(GH_PHASE_UPSTREAM_ERROR)) &&
+        stream_.phase != GH_PHASE_UPSTREAM_ERROR && !stream_.has_reply) {
+        // Filters may answer instead (a cache serving its stale copy).
+        // The last attempt's failure; "unavailable" when no server could even be tried.
+        const std::string_view reason(why);
+        stream_.upstream_error = reason.find("invalid") != std::string_view::npos ||
+                                         reason.find("too large") != std::string_view::npos
+                                     ? "invalid"
+                                 : status == 504 && reason.find("idle") != std::string_view::npos
+                                     ? "timeout"
+                                 : last_failure_ ? std::string_view(last_failure_)
+                                 : reason.find("closed") != std::string_view::npos ? "reset"
+                                                                                  : "unavailable";
+        stream_.upstream_error_status = status;
+        stream_.phase = GH_PHASE_UPSTREAM_ERROR;
+        filter_index_ = 0;
+        return run_filters();
+    }
     reply(status, {}, !request_body_done_);
 }
 

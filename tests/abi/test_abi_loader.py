@@ -146,12 +146,21 @@ listen = "127.0.0.1:0"
 servers = [{{ address = "127.0.0.1:{backend_port}" }}]
 balancer = "abi_conformance"
 
+[upstream.dead]
+servers = [{{ address = "127.0.0.1:1" }}]
+balancer = "abi_conformance"
+
 [[route]]
 name = "tagged"
 path = "/tagged/"
 upstream = "backend"
 filters = ["abi_conformance"]
 filter_config = {{ abi_conformance = {{ tag = "r2" }} }}
+
+[[route]]
+path = "/abi/dead/"
+upstream = "dead"
+filters = ["abi_conformance"]
 
 [[route]]
 path = "/"
@@ -388,6 +397,29 @@ def test_local_reply_with_respond(proxy):
     assert resp.status == 299
     assert body == b"conformance"
     assert resp.getheader("x-abi-local") == "1"
+
+
+def test_streamed_local_reply_with_respond_stream(proxy):
+    # SDK 1.2: respond_stream + reply_write from timers after the hook returned.
+    resp, body = proxy.request("GET", "/abi/stream")
+    assert resp.status == 200
+    assert resp.getheader("transfer-encoding") == "chunked"
+    assert body == b"part1part2"
+
+
+def test_streamed_reply_short_of_its_length_is_cut(proxy):
+    import http.client
+    with pytest.raises(http.client.IncompleteRead):
+        proxy.request("GET", "/abi/stream-short")
+
+
+def test_upstream_error_phase_may_answer_instead_of_the_kernel(proxy):
+    # SDK 1.2: GH_PHASE_UPSTREAM_ERROR with GH_FACT_UPSTREAM_ERROR and the kernel's status.
+    resp, body = proxy.request("GET", "/abi/dead/answer")
+    assert resp.status == 299, body
+    assert body == b"upstream-error:connect:ok", body
+    resp, body = proxy.request("GET", "/abi/dead/kernel")
+    assert resp.status == 502
 
 
 def test_concurrent_requests_are_all_ok(proxy):

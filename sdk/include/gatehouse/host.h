@@ -150,6 +150,26 @@ typedef struct gh_host_api_v1 {
      * no body. Worker thread. */
     gh_status_t (*body_peek)(gh_stream_t *s, gh_module_t *self, uint32_t direction,
                              uint64_t bytes);
+
+    /* ---- 1.2 (check with GH_HOST_HAS) ---- */
+    /* A local reply whose body the module supplies later, piece by piece (a cache streaming an
+     * object that is still arriving, a large file): like respond() -- same phases, same header
+     * rules, the hook then returns GH_RESPOND -- but without the body. `length` is the body's
+     * size, sent as Content-Length, or GH_LENGTH_UNKNOWN (chunked; close-delimited for HTTP/1.0
+     * clients). The kernel sends the head, then whatever reply_write gives it. For HEAD
+     * requests, 204 and 304 nothing of the body is sent (reply_write accepts and drops it).
+     * Worker thread. */
+    gh_status_t (*respond_stream)(gh_stream_t *s, uint32_t status, const gh_header_t *headers,
+                                  size_t header_count, uint64_t length);
+    /* Body bytes for a respond_stream reply, copied; GH_CHUNK_LAST in `flags` ends it (data may
+     * be empty). Call from any callback on the stream's worker after the hook returned
+     * GH_RESPOND, until the last piece -- never from inside another stream's hook for this one
+     * before that. GH_ERR_STATE when the stream has no streamed reply, it already ended, or the
+     * client went away (STREAM_END runs; stop writing). A body that ends short of, or runs past,
+     * a declared `length` makes the kernel close the connection (the client sees a truncated
+     * response, never a wrong one). The kernel buffers what the client has not taken yet:
+     * bound what you write ahead. Worker thread. */
+    gh_status_t (*reply_write)(gh_stream_t *s, gh_bytes_t data, uint32_t flags);
 } gh_host_api_v1;
 
 /* True if the kernel's table has `field` (it is no newer than the kernel). */

@@ -17,7 +17,7 @@ extern "C" {
 #endif
 
 #define GH_ABI_MAJOR 1
-#define GH_ABI_MINOR 1
+#define GH_ABI_MINOR 2
 
 /* The one symbol a module exports. A new major gets a new name (gatehouse_module_v2). */
 #define GH_ENTRY_SYMBOL "gatehouse_module_v1"
@@ -84,7 +84,15 @@ typedef struct gh_timer gh_timer_t;             /* a pending timer */
 #define GH_PHASE_RESPONSE_BODY 7u    /* body chunks (only if subscribed), see on_body */
 #define GH_PHASE_LOG 8u              /* after the response is complete; read-only */
 #define GH_PHASE_STREAM_END 9u       /* always runs exactly once, also on abort; free state here */
-#define GH_PHASE_COUNT 10u
+#define GH_PHASE_COUNT 10u /* the phases of 1.0; later minors number new ones after it */
+/* 1.2: the kernel is about to answer 502/503/504 itself because the upstream failed before a
+ * response head (connect failure, timeout, reset, invalid response, no server left). Runs only
+ * for filters that ask for it, before any byte went to the client; a filter may answer instead
+ * (host->respond / respond_stream, then GH_RESPOND -- e.g. serve a stale cached copy), or
+ * GH_CONTINUE to let the kernel's error reply go. GH_FACT_UPSTREAM_ERROR says why;
+ * response_status() is the status the kernel would send. Numbered after STREAM_END because
+ * numbers are append-only; it runs between UPSTREAM_REQUEST and LOG. */
+#define GH_PHASE_UPSTREAM_ERROR 10u
 #define GH_PHASE_BIT(p) (1u << (p))
 
 /* ---- what a phase hook returns --------------------------------------------------------------- */
@@ -120,6 +128,10 @@ typedef int32_t gh_action_t;
  * it the upstream had nothing more to give at that moment: flush. Never set by 1.0 kernels, so
  * a module treating its absence as "flush" works on both. */
 #define GH_CHUNK_MORE 0x2u
+/* 1.2, reply_write only: the body cannot be completed (its source failed). The kernel ends the
+ * response so the client cannot mistake it for a whole body: it closes the connection without
+ * the chunked terminator (or short of the declared length). */
+#define GH_CHUNK_ABORT 0x4u
 
 typedef struct gh_body_chunk {
     uint32_t struct_size;
@@ -147,6 +159,12 @@ typedef struct gh_body_chunk {
 /* 1.1: "complete" once the kernel has read the whole response body (a peek can tell), else
  * "partial"; GH_ERR_STATE before the response head. */
 #define GH_FACT_RESPONSE_BODY 11u
+/* 1.2: in GH_PHASE_UPSTREAM_ERROR, why the upstream failed ("connect", "timeout", "reset",
+ * "invalid", "unavailable"); empty in every other phase. */
+#define GH_FACT_UPSTREAM_ERROR 12u
+
+/* 1.2: respond_stream's `length` when the body size is not known in advance. */
+#define GH_LENGTH_UNKNOWN UINT64_MAX
 
 /* Which header block header functions act on. */
 #define GH_HEADERS_REQUEST 0u  /* the client request (as forwarded upstream) */

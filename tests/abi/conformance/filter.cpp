@@ -10,9 +10,10 @@ namespace abi_conformance {
 
 namespace {
 
-const char *const kPhaseNames[GH_PHASE_COUNT] = {
-    "request_headers", "access",           "request_body", "pre_upstream", "balancer",
-    "upstream_request", "response_headers", "response_body", "log",         "stream_end"};
+const char *const kPhaseNames[GH_PHASE_UPSTREAM_ERROR + 1] = {
+    "request_headers", "access",           "request_body",  "pre_upstream", "balancer",
+    "upstream_request", "response_headers", "response_body", "log",          "stream_end",
+    "upstream_error"};
 
 std::atomic<bool> g_cancelled_timer_fired{false};
 
@@ -208,8 +209,97 @@ gh_action_t access(gh_stream_t *s, StreamState *st, const Config *cfg) noexcept 
     return GH_PAUSE;
 }
 
+std::string verdict(const StreamState *st) {
+    std::string failed = global_failures();
+    for (const std::string &f : st->failures)
+        failed += (failed.empty() ? "" : ",") + f;
+    return failed.empty() ? "ok" : "fail:" + failed;
+}
+
+std::string verdict_text(const StreamState *st) { return verdict(st); }
+
+// ---- 1.2: a streamed local reply, written from timers after the hook returned ----------------
+struct StreamedReply {
+    gh_stream_t *stream;
+    StreamState *st;
+    int step = 0;
+};
+
+void on_stream_piece(void *arg) noexcept {
+    auto *r = static_cast<StreamedReply *>(arg);
+    if (r->st->ended) { // the client went away: STREAM_END ran and left the state to us
+        delete r->st;
+        g_live_streams.fetch_sub(1);
+        delete r;
+        return;
+    }
+    const std::string_view piece = r->step == 0 ? "part1" : "part2";
+    const bool last = r->step == 1;
+    const gh_status_t rc = g_host->reply_write(
+        r->stream, gh_bytes_t{reinterpret_cast<const uint8_t *>(piece.data()), piece.size()},
+        last ? GH_CHUNK_LAST : 0u);
+    r->st->check(rc == GH_OK, "reply_write");
+    if (last) {
+        r->st->check(g_host->reply_write(r->stream, gh_bytes_t{nullptr, 0}, GH_CHUNK_LAST) ==
+                         GH_ERR_STATE,
+                     "reply_write_after_last");
+        r->st->chain_pending = false;
+        delete r;
+        return;
+    }
+    ++r->step;
+    if (g_host->timer_start(20, &on_stream_piece, r) == nullptr) {
+        r->st->chain_pending = false;
+        delete r;
+    }
+}
+
+gh_action_t stream_reply(gh_stream_t *s, StreamState *st, uint64_t length) noexcept {
+    const gh_header_t headers[] = {{str("content-type"), str("text/plain")}};
+    if (!GH_HOST_HAS(g_host, respond_stream))
+        return GH_ERROR;
+    const gh_status_t r = g_host->respond_stream(s, 200, headers, 1, length);
+    st->check(r == GH_OK, "respond_stream");
+    st->check(g_host->reply_write(s, gh_bytes_t{nullptr, 0}, 0) == GH_ERR_STATE,
+              "reply_write_before_respond");
+    st->responded_locally = r == GH_OK;
+    auto *piece = new (std::nothrow) StreamedReply{s, st};
+    if (r != GH_OK || piece == nullptr || g_host->timer_start(20, &on_stream_piece, piece) == nullptr) {
+        delete piece;
+        return GH_ERROR;
+    }
+    st->chain_pending = true; // the timers own the state until the last piece
+    return GH_RESPOND;
+}
+
+gh_action_t upstream_error(gh_stream_t *s, StreamState *st) noexcept {
+    gh_str_t path{nullptr, 0}, why{nullptr, 0};
+    g_host->stream_get(s, GH_FACT_PATH, &path);
+    st->check(g_host->stream_get(s, GH_FACT_UPSTREAM_ERROR, &why) == GH_OK && why.len > 0,
+              "fact_upstream_error");
+    const uint32_t status = g_host->response_status(s);
+    st->check(status == 502 || status == 503 || status == 504, "upstream_error_status");
+    if (sv(path).rfind("/abi/dead/answer", 0) != 0)
+        return GH_CONTINUE; // the kernel's own 502 goes out
+    std::string body;
+    try {
+        body = "upstream-error:" + std::string(sv(why)) + ":" + verdict_text(st);
+    } catch (...) {
+        return GH_ERROR;
+    }
+    const gh_header_t headers[] = {{str("content-type"), str("text/plain")}};
+    const gh_status_t r = g_host->respond(
+        s, 299, headers, 1, gh_bytes_t{reinterpret_cast<const uint8_t *>(body.data()), body.size()});
+    st->check(r == GH_OK, "respond_upstream_error");
+    return r == GH_OK ? GH_RESPOND : GH_ERROR;
+}
+
 gh_action_t pre_upstream(gh_stream_t *s, StreamState *st) noexcept {
     gh_str_t path{nullptr, 0};
+    if (g_host->stream_get(s, GH_FACT_PATH, &path) == GH_OK && sv(path) == "/abi/stream")
+        return stream_reply(s, st, GH_LENGTH_UNKNOWN);
+    if (g_host->stream_get(s, GH_FACT_PATH, &path) == GH_OK && sv(path) == "/abi/stream-short")
+        return stream_reply(s, st, 20); // writes 10 bytes: the kernel must not end it cleanly
     if (g_host->stream_get(s, GH_FACT_PATH, &path) != GH_OK || sv(path) != "/abi/respond")
         return GH_CONTINUE;
     const gh_header_t headers[] = {{str("content-type"), str("text/plain")},
@@ -230,12 +320,6 @@ gh_action_t upstream_request(gh_stream_t *s, StreamState *st) noexcept {
     return GH_CONTINUE;
 }
 
-std::string verdict(const StreamState *st) {
-    std::string failed = global_failures();
-    for (const std::string &f : st->failures)
-        failed += (failed.empty() ? "" : ",") + f;
-    return failed.empty() ? "ok" : "fail:" + failed;
-}
 
 gh_action_t response_headers(gh_stream_t *s, StreamState *st, const Config *cfg) noexcept {
     constexpr uint32_t kNeeded = GH_PHASE_BIT(GH_PHASE_REQUEST_HEADERS) |
@@ -351,7 +435,7 @@ StreamState *state_of(gh_stream_t *s) noexcept {
 }
 
 gh_action_t on_phase(gh_stream_t *s, uint32_t phase, void *route_config) noexcept {
-    if (phase >= GH_PHASE_COUNT || route_config == nullptr)
+    if (phase > GH_PHASE_UPSTREAM_ERROR || route_config == nullptr)
         return GH_ERROR;
     const gh_str_t label[] = {str(kPhaseNames[phase])};
     g_host->metric_record(g_metrics.phases, GH_METRIC_ADD, label, 1, 1);
@@ -363,7 +447,7 @@ gh_action_t on_phase(gh_stream_t *s, uint32_t phase, void *route_config) noexcep
     const auto *cfg = static_cast<const Config *>(route_config);
     // Body phases may interleave and a retry re-runs selection; the others come in kernel order.
     const bool unordered = phase == GH_PHASE_REQUEST_BODY || phase == GH_PHASE_RESPONSE_BODY ||
-                           phase == GH_PHASE_BALANCER;
+                           phase == GH_PHASE_BALANCER || phase == GH_PHASE_UPSTREAM_ERROR;
     if (!unordered) {
         st->check(phase >= st->last_phase, "phase_order");
         st->last_phase = phase;
@@ -378,6 +462,8 @@ gh_action_t on_phase(gh_stream_t *s, uint32_t phase, void *route_config) noexcep
         return upstream_request(s, st);
     case GH_PHASE_RESPONSE_HEADERS:
         return response_headers(s, st, cfg);
+    case GH_PHASE_UPSTREAM_ERROR:
+        return upstream_error(s, st);
     case GH_PHASE_LOG:
         st->check(g_host->response_status(s) != 0, "response_status_log");
         return GH_CONTINUE;

@@ -99,7 +99,7 @@ void destroy(void *) noexcept {
 constexpr gh_filter_v1 kFilter = {
     sizeof(gh_filter_v1),
     // Every phase: the module reports which ones the kernel actually calls.
-    (1u << GH_PHASE_COUNT) - 1,
+    ((1u << GH_PHASE_COUNT) - 1) | GH_PHASE_BIT(GH_PHASE_UPSTREAM_ERROR),
     GH_BODY_CLASS_OBSERVE,
     0,
     &on_phase,

@@ -55,7 +55,7 @@ class Metric {
         if (metric_ == nullptr)
             return;
         constexpr std::size_t inline_labels = 8;
-        gh_str_t values[inline_labels];
+        gh_str_t values[inline_labels] = {};
         std::size_t n = 0;
         if (label_values.size() <= inline_labels) {
             for (std::string_view v : label_values)

@@ -16,7 +16,8 @@
  *                                `base`. Errors: table.error(...) or a typed read's type error.
  *   activate / deactivate / worker_init / worker_exit (Config &)   (worker_* on each worker)
  *   filter (worker thread)       on_request_headers, on_access, on_pre_upstream,
- *                                on_upstream_request, on_response_headers:
+ *                                on_upstream_request, on_response_headers,
+ *                                on_upstream_error (1.2):
  *                                    gh_action_t (gh::Stream, const Config &)
  *                                on_log, on_stream_end: void (gh::Stream, const Config &)
  *                                on_request_body, on_response_body:
@@ -95,6 +96,7 @@ class FilterHooks {
     gh_action_t on_pre_upstream(Stream, const Config &) { return GH_CONTINUE; }
     gh_action_t on_upstream_request(Stream, const Config &) { return GH_CONTINUE; }
     gh_action_t on_response_headers(Stream, const Config &) { return GH_CONTINUE; }
+    gh_action_t on_upstream_error(Stream, const Config &) { return GH_CONTINUE; } /* 1.2 */
     void on_log(Stream, const Config &) {}
     void on_stream_end(Stream, const Config &) {}
     int32_t on_request_body(Stream, const Chunk &, const Config &) { return GH_BODY_PASS; }
@@ -252,6 +254,8 @@ struct Trampolines {
                 m |= GH_PHASE_BIT(GH_PHASE_RESPONSE_HEADERS);
             if (GH_DETAIL_HAS_OWN(D, FH, on_response_body))
                 m |= GH_PHASE_BIT(GH_PHASE_RESPONSE_BODY);
+            if (GH_DETAIL_HAS_OWN(D, FH, on_upstream_error))
+                m |= GH_PHASE_BIT(GH_PHASE_UPSTREAM_ERROR);
             if (GH_DETAIL_HAS_OWN(D, FH, on_log))
                 m |= GH_PHASE_BIT(GH_PHASE_LOG);
             if (GH_DETAIL_HAS_OWN(D, FH, on_stream_end))
@@ -272,6 +276,8 @@ struct Trampolines {
             return d.on_upstream_request(s, c);
         case GH_PHASE_RESPONSE_HEADERS:
             return d.on_response_headers(s, c);
+        case GH_PHASE_UPSTREAM_ERROR:
+            return d.on_upstream_error(s, c);
         case GH_PHASE_LOG:
             d.on_log(s, c);
             return GH_CONTINUE;

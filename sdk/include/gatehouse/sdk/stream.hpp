@@ -164,6 +164,38 @@ class Stream {
         return sv(out);
     }
 
+    /* ---- 1.2: streamed local replies and upstream failures ---- */
+    /* Like respond(), with the body to follow through reply_write (see
+     * gh_host_api_v1::respond_stream). `headers` is any range of HeaderField-like pairs of
+     * string views; `length` the body size or GH_LENGTH_UNKNOWN. GH_ERR_UNSUPPORTED on an older
+     * kernel. */
+    template <class Range>
+    gh_status_t respond_stream(uint32_t status, const Range &headers,
+                               uint64_t length = GH_LENGTH_UNKNOWN) {
+        if (!GH_HOST_HAS(&host(), respond_stream))
+            return GH_ERR_UNSUPPORTED;
+        std::vector<gh_header_t> fields;
+        for (const auto &h : headers)
+            fields.push_back(gh_header_t{str(h.first), str(h.second)});
+        return host().respond_stream(s_, status, fields.data(), fields.size(), length);
+    }
+    /* The body of a respond_stream reply cannot be completed: the kernel closes the connection
+     * so the client sees a truncated response (GH_CHUNK_ABORT). */
+    gh_status_t reply_abort() noexcept {
+        if (!GH_HOST_HAS(&host(), reply_write))
+            return GH_ERR_UNSUPPORTED;
+        return host().reply_write(s_, gh_bytes_t{nullptr, 0}, GH_CHUNK_ABORT);
+    }
+    /* The next piece of a respond_stream body; `last` ends it. Copied. */
+    gh_status_t reply_write(std::string_view data, bool last = false) noexcept {
+        if (!GH_HOST_HAS(&host(), reply_write))
+            return GH_ERR_UNSUPPORTED;
+        return host().reply_write(s_, gh::bytes(data), last ? GH_CHUNK_LAST : 0u);
+    }
+    /* In on_upstream_error: why the upstream failed ("connect", "timeout", "reset", "invalid",
+     * "unavailable"). */
+    std::string_view upstream_error() const noexcept { return fact(GH_FACT_UPSTREAM_ERROR); }
+
   private:
     gh_stream_t *s_;
 };
