@@ -115,6 +115,17 @@ std::unique_ptr<Config> parse_config(gh::ConfigNode table, const Config &base) {
     }
     if (auto v = table.get("store_set_cookie").boolean())
         c->store_rules.store_set_cookie = *v;
+    if (auto v = table.get("collapse").boolean())
+        c->collapse = *v;
+    gh::ConfigNode ct = table.get("collapse_timeout");
+    if (auto v = ct.duration_ms()) {
+        if (*v < 10 || *v > 600000)
+            ct.error("must be between 10ms and 10m");
+        else
+            c->collapse_timeout_ms = *v;
+    }
+    if (auto v = table.get("stale_if_error").duration_ms())
+        c->stale_if_error_s = static_cast<int64_t>(*v / 1000);
     if (auto v = table.get("cache_status").boolean())
         c->cache_status = *v;
     gh::ConfigNode name = table.get("cache_status_name");

@@ -33,6 +33,9 @@ struct Config {
     KeyRules key;
     HeuristicRules heuristic;
     StoreRules store_rules;
+    bool collapse = true;                 // concurrent misses share one origin request
+    uint64_t collapse_timeout_ms = 5000;  // a waiter goes upstream itself after this
+    int64_t stale_if_error_s = 0;         // grace: serve stale this long past expiry on errors
     bool cache_status = true;             // send the Cache-Status response header
     std::string cache_status_name = "gatehouse";
 

@@ -23,6 +23,12 @@ std::shared_ptr<StreamState> state_of(gh::Stream s) {
     return h ? h->state : nullptr;
 }
 
+} // namespace
+
+std::shared_ptr<StreamState> stream_state(gh::Stream s) { return state_of(s); }
+
+namespace {
+
 Fields request_fields(gh::Stream s) {
     Fields out;
     const size_t n = s.header_count(GH_HEADERS_REQUEST);
@@ -96,6 +102,9 @@ bool if_range_allows(const Fields &request, const Fields &stored) {
 bool capture_head(gh::Stream s, StreamState &st) {
     st.captured = true;
     st.headers = storable_fields(response_fields(s));
+    if (auto cl = first(st.headers, "content-length"))
+        if (auto n = gh::http::parse_uint(*cl))
+            st.length = *n;
     remove(st.headers, "cache-status");
     remove(st.headers, "content-length");
     auto names = vary_names(st.headers);
@@ -195,8 +204,11 @@ gh_action_t CacheFilter::on_pre_upstream(gh::Stream s, const Config &c) {
     if (!chosen) {
         if (req_cc.only_if_cached)
             return only_if_cached(s, c);
-        requests_.inc({"miss"});
         st->status_detail = variants.empty() ? "fwd=uri-miss" : "fwd=vary-miss";
+        if (c.collapse && method == "GET" && !req_cc.no_store)
+            if (auto waiting = collapse(s, c, st))
+                return *waiting;
+        requests_.inc({"miss"});
         return GH_CONTINUE;
     }
     const CacheControl res_cc = response_cache_control(chosen->headers, c.store_rules.targeted);
@@ -206,6 +218,15 @@ gh_action_t CacheFilter::on_pre_upstream(gh::Stream s, const Config &c) {
     const Use use = usable(f, req_cc, res_cc);
     if (use != Use::revalidate)
         return serve(s, c, *st, chosen, use == Use::fresh ? "hit" : "stale");
+    // stale-while-revalidate (RFC 5861): within the window, answer with the stale copy now and
+    // let one background request bring a fresh one.
+    const int64_t staleness = f.age - f.lifetime;
+    if (!f.fresh() && res_cc.stale_while_revalidate && staleness <= *res_cc.stale_while_revalidate &&
+        !must_revalidate(res_cc) && !req_cc.no_cache && !req_cc.max_age && !req_cc.min_fresh) {
+        if (st->store->begin_revalidation(chosen->file))
+            revalidate_in_background(s, c, *st, chosen);
+        return serve(s, c, *st, chosen, "stale_while_revalidate");
+    }
     if (req_cc.only_if_cached)
         return only_if_cached(s, c);
     // Revalidate: our validators replace the client's (we answer its conditionals ourselves).
@@ -225,8 +246,7 @@ gh_action_t CacheFilter::on_pre_upstream(gh::Stream s, const Config &c) {
 // The body of a stored object: from memory while its file is being written, else read from
 // disk through the offload pool. `done(body)` runs on this worker; body is null if the file
 // is gone or fails its checksum (the object is then dropped from the index).
-template <class Done>
-gh_status_t CacheFilter::load_body(std::shared_ptr<Store> store, ObjectPtr o, Done done) {
+gh_status_t CacheFilter::load_body(std::shared_ptr<Store> store, ObjectPtr o, BodyDone done) {
     if (o->pending_body) {
         auto body = o->pending_body;
         return gh::post(gh::current_worker(), [o, body, done = std::move(done)]() mutable {
@@ -283,12 +303,12 @@ void CacheFilter::answer(gh::Stream s, const Config &c, const StreamState &st, c
 }
 
 gh_action_t CacheFilter::serve(gh::Stream s, const Config &c, StreamState &st, ObjectPtr o,
-                               const char *result) {
+                               const char *result, std::string suffix) {
     if (o->pending_body) { // still in memory: answer now, no pause
         const int64_t age = current_age(o->headers, o->timing, wall_ms());
         const int64_t lifetime = freshness_lifetime(o->status, o->headers, o->timing, c.heuristic);
         requests_.inc({result});
-        answer(s, c, st, *o, *o->pending_body, "hit" + ttl_param(lifetime, age));
+        answer(s, c, st, *o, *o->pending_body, "hit" + ttl_param(lifetime, age) + suffix);
         return GH_RESPOND;
     }
     auto state = state_of(s);
@@ -297,7 +317,7 @@ gh_action_t CacheFilter::serve(gh::Stream s, const Config &c, StreamState &st, O
     std::string res(result);
     gh_status_t rc = load_body(
         st.store, o,
-        [this, state, raw, cfg, res](std::shared_ptr<const Object> obj,
+        [this, state, raw, cfg, res, suffix](std::shared_ptr<const Object> obj,
                                      std::shared_ptr<const std::string> body) {
             if (state->ended)
                 return; // the client went away while we read
@@ -311,7 +331,7 @@ gh_action_t CacheFilter::serve(gh::Stream s, const Config &c, StreamState &st, O
             const int64_t lifetime =
                 freshness_lifetime(obj->status, obj->headers, obj->timing, cfg->heuristic);
             requests_.inc({res});
-            answer(s, *cfg, *state, *obj, *body, "hit" + ttl_param(lifetime, age));
+            answer(s, *cfg, *state, *obj, *body, "hit" + ttl_param(lifetime, age) + suffix);
             s.resume(GH_RESPOND);
         });
     if (rc != GH_OK) {
@@ -339,6 +359,9 @@ gh_action_t CacheFilter::on_response_headers(gh::Stream s, const Config &c) {
         revalidations_.inc({"mismatch"});
     } else if (st->candidate) {
         revalidations_.inc({status >= 500 ? "error" : "modified"});
+        if (status >= 500 && status <= 504 && stale_if_error_ok(c, *st))
+            return serve(s, c, *st, st->candidate, "stale_if_error",
+                         "; fwd=stale; fwd-status=" + std::to_string(status));
     }
     const Fields response = response_fields(s);
     Verdict v = storability(s.method(), status, st->request, response, c.store_rules);
@@ -364,6 +387,7 @@ gh_action_t CacheFilter::on_response_headers(gh::Stream s, const Config &c) {
         stores_total_.inc({verdict_name(v)});
         if (v != Verdict::method)
             detail += "; detail=" + std::string(verdict_name(v));
+        abandon_fill(*st); // waiters go upstream themselves, all at once
     }
     set_status_header(s, c, detail);
     return GH_CONTINUE;
@@ -441,17 +465,30 @@ int32_t CacheFilter::on_response_body(gh::Stream s, const gh::Chunk &chunk, cons
     auto st = state_of(s);
     if (!st || !st->storing)
         return GH_BODY_PASS;
-    if (!st->captured && !capture_head(s, *st)) {
-        stores_total_.inc({verdict_name(Verdict::vary_star)});
-        return GH_BODY_PASS;
+    if (!st->captured) {
+        if (!capture_head(s, *st)) {
+            stores_total_.inc({verdict_name(Verdict::vary_star)});
+            abandon_fill(*st);
+            return GH_BODY_PASS;
+        }
+        publish_head(*st);
     }
-    if (st->body.size() + chunk.data.size() > c.limits.max_object_size) {
+    if (st->body->size() + chunk.data.size() > c.limits.max_object_size) {
         st->storing = false;
-        st->body = std::string();
         stores_total_.inc({verdict_name(Verdict::too_large)});
+        abandon_fill(*st);
+        st->body = std::make_shared<std::string>();
         return GH_BODY_PASS;
     }
-    st->body.append(chunk.data);
+    if (st->fill) {
+        std::lock_guard lock(st->fill->mu); // waiters copy from it on their workers
+        st->body->append(chunk.data);
+        st->fill->complete = chunk.last;
+    } else {
+        st->body->append(chunk.data);
+    }
+    if (st->fill)
+        notify(st->fill);
     if (chunk.last)
         finish_store(*st, c);
     return GH_BODY_PASS;
@@ -468,7 +505,17 @@ void CacheFilter::finish_store(StreamState &st, const Config &) {
     o->timing = Timing{st.request_ms, st.response_ms};
     o->file = object_file(o->key, o->vary_values);
     stores_total_.inc({"stored"});
-    persist(st.store, o, std::make_shared<const std::string>(std::move(st.body)));
+    persist(st.store, o, st.body); // shared with collapsed waiters; no longer appended to
+    if (st.fill) {
+        if (st.status == 204) { // finished from the head: no body chunk announced it
+            publish_head(st);
+            std::lock_guard lock(st.fill->mu);
+            st.fill->complete = true;
+        }
+        notify(st.fill);
+        st.store->fills().finish(st.key, st.fill);
+        st.fill.reset();
+    }
 }
 
 void CacheFilter::persist(std::shared_ptr<Store> store, std::shared_ptr<Object> o,
@@ -507,8 +554,10 @@ void CacheFilter::persist(std::shared_ptr<Store> store, std::shared_ptr<Object> 
 }
 
 void CacheFilter::on_stream_end(gh::Stream s, const Config &) {
-    if (auto holder = s.take_ctx<Holder>())
+    if (auto holder = s.take_ctx<Holder>()) {
         holder->state->ended = true;
+        abandon_fill(*holder->state); // a leader that did not finish releases its waiters
+    }
 }
 
 } // namespace cache_disk

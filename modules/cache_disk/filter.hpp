@@ -7,13 +7,16 @@
 // i.e. after compress), STREAM_END (free).
 #pragma once
 
+#include "collapse.hpp"
 #include "config.hpp"
 #include "policy.hpp"
 #include "store.hpp"
 
 #include <gatehouse/sdk.hpp>
 
+#include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 
@@ -36,8 +39,16 @@ struct StreamState {
     unsigned status = 0;
     Fields headers;
     std::vector<std::string> vary_names;
-    std::string body;
+    uint64_t length = UINT64_MAX; // Content-Length of the body as the client gets it
+    std::shared_ptr<std::string> body = std::make_shared<std::string>();
+    // Collapsing: the fill this stream leads, or the waiter it is.
+    std::shared_ptr<Fill> fill;
+    std::shared_ptr<Waiter> waiter;
+    bool no_collapse = false; // released by a fill: go upstream, do not wait again
 };
+
+// The stream's state (nullptr if the filter keeps none for it). Worker thread.
+std::shared_ptr<StreamState> stream_state(gh::Stream s);
 
 class CacheFilter : public gh::Filter<CacheFilter, Config> {
   public:
@@ -48,15 +59,29 @@ class CacheFilter : public gh::Filter<CacheFilter, Config> {
     void activate(Config &c);
     gh_action_t on_pre_upstream(gh::Stream s, const Config &c);
     gh_action_t on_response_headers(gh::Stream s, const Config &c);
+    gh_action_t on_upstream_error(gh::Stream s, const Config &c);
     int32_t on_response_body(gh::Stream s, const gh::Chunk &chunk, const Config &c);
     void on_stream_end(gh::Stream s, const Config &c);
 
   private:
     gh_action_t serve(gh::Stream s, const Config &c, StreamState &st, ObjectPtr o,
-                      const char *result);
+                      const char *result, std::string suffix = {});
+    // stale-if-error / grace: may the stale candidate answer for a failed origin?
+    bool stale_if_error_ok(const Config &c, const StreamState &st) const;
+    void revalidate_in_background(gh::Stream s, const Config &c, const StreamState &st,
+                                  ObjectPtr o);
+    // Collapsing (collapse.cpp): join or lead the key's fill; an action when the stream waits.
+    std::optional<gh_action_t> collapse(gh::Stream s, const Config &c,
+                                        const std::shared_ptr<StreamState> &st);
+    void publish_head(StreamState &st);
+    void notify(const std::shared_ptr<Fill> &fill);
+    void abandon_fill(StreamState &st);
+    void catch_up(const std::shared_ptr<Fill> &fill, const std::shared_ptr<Waiter> &w);
+    void release(const std::shared_ptr<Waiter> &w, const char *why);
     gh_action_t revalidated(gh::Stream s, const Config &c, StreamState &st);
-    template <class Done>
-    gh_status_t load_body(std::shared_ptr<Store> store, ObjectPtr o, Done done);
+    using BodyDone =
+        std::function<void(std::shared_ptr<const Object>, std::shared_ptr<const std::string>)>;
+    gh_status_t load_body(std::shared_ptr<Store> store, ObjectPtr o, BodyDone done);
     void answer(gh::Stream s, const Config &c, const StreamState &st, const Object &obj,
                 std::string_view body, const std::string &status_value);
     void persist(std::shared_ptr<Store> store, std::shared_ptr<Object> o,
@@ -75,6 +100,13 @@ class CacheFilter : public gh::Filter<CacheFilter, Config> {
     gh::Counter revalidations_{"cache_disk_revalidations_total",
                                "conditional requests sent for stale objects, by outcome",
                                {"outcome"}};
+    gh::Counter collapsed_{"cache_disk_collapsed_waiters_total",
+                           "requests that waited for another request's origin response, by "
+                           "outcome",
+                           {"outcome"}};
+    gh::Counter background_{"cache_disk_background_revalidations_total",
+                            "stale-while-revalidate background requests, by outcome",
+                            {"outcome"}};
     gh::Counter invalidations_{"cache_disk_invalidations_total",
                                "objects removed after unsafe methods"};
     gh::Counter evictions_{"cache_disk_evictions_total", "objects evicted, by reason",

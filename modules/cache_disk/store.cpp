@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -472,6 +473,19 @@ void Store::erase_object(const ObjectPtr &o) {
         erase_locked(o->file);
     }
     notify();
+}
+
+bool Store::begin_revalidation(const std::string &file) {
+    std::lock_guard lock(mu_);
+    if (std::find(revalidating_.begin(), revalidating_.end(), file) != revalidating_.end())
+        return false;
+    revalidating_.push_back(file);
+    return true;
+}
+
+void Store::end_revalidation(const std::string &file) {
+    std::lock_guard lock(mu_);
+    std::erase(revalidating_, file);
 }
 
 uint64_t Store::bytes() const {

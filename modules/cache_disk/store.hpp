@@ -17,6 +17,7 @@
 // sweep run on the store's own manager thread.
 #pragma once
 
+#include "collapse.hpp"
 #include "policy.hpp"
 
 #include <atomic>
@@ -120,6 +121,13 @@ class Store : public std::enable_shared_from_this<Store> {
     uint64_t bytes() const;
     uint64_t objects() const;
 
+    // Misses in progress, for request collapsing.
+    Fills &fills() { return fills_; }
+    // Background revalidations (stale-while-revalidate): true if the caller may start one for
+    // `file` (none is running); end_revalidation when it is over.
+    bool begin_revalidation(const std::string &file);
+    void end_revalidation(const std::string &file);
+
     // ---- blocking file I/O: offload or the manager thread only ----
     // Writes the object's file (temporary + rename). Sets o.file_size. Error text on failure.
     std::optional<std::string> write_object(Object &o, std::string_view body) const;
@@ -150,6 +158,8 @@ class Store : public std::enable_shared_from_this<Store> {
     uint64_t bytes_ = 0; // indexed files + reservations
     StoreStats stats_;
     StoreEvents events_;
+    Fills fills_;
+    std::vector<std::string> revalidating_; // files with a background revalidation (mu_)
 
     std::thread thread_;
     std::condition_variable cv_;

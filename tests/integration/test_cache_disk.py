@@ -606,3 +606,204 @@ def test_check_refuses_bad_values(tmp_path, table, route, message):
     assert code != 0
     assert message in out, out
     assert re.search(r"gatehouse\.toml:\d+", out), out
+
+
+# ---- collapsing --------------------------------------------------------------------------------
+
+
+def _concurrent(n, fn):
+    results = [None] * n
+    errors = []
+
+    def run(i):
+        try:
+            results[i] = fn(i)
+        except Exception as e:  # reported below, not swallowed
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors[:3]
+    return results
+
+
+def test_100_concurrent_misses_make_one_origin_request(cache):
+    body = b"collapsed " * 2000
+    p = fresh_path(cache.origin, ok([("Cache-Control", "max-age=100")], body, delay=0.8))
+    results = _concurrent(100, lambda i: cache.get(p))
+    assert cache.origin.count(p) == 1
+    assert all(r.status == 200 and r.body == body for r in results)
+    collapsed = [r for r in results if "collapsed" in status_of(r)]
+    assert len(collapsed) >= 90, [status_of(r) for r in results][:5]
+
+
+def test_waiters_are_streamed_the_body_as_it_arrives(cache):
+    """The origin sends half the body, pauses 1.5 s, sends the rest: waiters that joined after
+    the leader get their first body bytes during the pause, then the whole body."""
+    import socket
+    pieces = [b"a" * 5000, b"b" * 5000]
+    p = fresh_path(cache.origin, ok([("Cache-Control", "max-age=100")], chunks=pieces, pause=1.5))
+
+    def waiter(i):
+        with socket.create_connection(("127.0.0.1", cache.g.port), timeout=10) as sock:
+            sock.sendall(Client.build("GET", p, []))
+            data = b""
+            first = None
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+                head_end = data.find(b"\r\n\r\n")
+                if first is None and head_end >= 0 and len(data) > head_end + 4:
+                    first = time.time()
+                if b"b" * 100 in data and data.endswith(b"0\r\n\r\n"):
+                    break
+            return first, data
+
+    leader = threading.Thread(target=lambda: cache.get(p))
+    leader.start()
+    assert wait_until(lambda: cache.origin.count(p) == 1, 5)
+    start = time.time()
+    results = _concurrent(10, waiter)
+    leader.join(10)
+    assert cache.origin.count(p) == 1
+    for first, data in results:
+        assert first is not None and first - start < 1.0, "first bytes came during the pause"
+        assert b"collapsed" in data and data.count(b"a") >= 5000 and data.count(b"b") >= 5000
+
+
+def test_uncacheable_response_releases_every_waiter_at_once(cache):
+    p = fresh_path(cache.origin, ok([("Cache-Control", "no-store")], b"private", delay=0.6))
+    start = time.time()
+    results = _concurrent(20, lambda i: cache.get(p))
+    elapsed = time.time() - start
+    assert all(r.status == 200 and r.body == b"private" for r in results)
+    assert cache.origin.count(p) == 20
+    assert elapsed < 3.0, "released together, not one after another (%.1f s)" % elapsed
+
+
+def test_waiter_with_another_variant_goes_upstream(cache):
+    p = fresh_path(cache.origin, ok([("Cache-Control", "max-age=100"), ("Vary", "Foo")],
+                                    b"v", delay=0.5))
+    results = _concurrent(2, lambda i: cache.get(p, [("Foo", str(i))]) if i == 0 else
+                          (time.sleep(0.1), cache.get(p, [("Foo", "other")]))[1])
+    assert all(r.status == 200 for r in results)
+    assert cache.origin.count(p) == 2
+
+
+def test_leader_failure_aborts_or_releases_waiters(cache):
+    """The origin resets the connection mid-body: the leader's client gets a truncated response
+    and so does every waiter already streaming it -- never a complete-looking wrong body."""
+    p = fresh_path(cache.origin, Reply(200, [("Cache-Control", "max-age=100"),
+                                             ("Content-Length", "10000")], b"x" * 100,
+                                       delay=0.4))
+    def fetch(i):
+        try:
+            r = cache.get(p)
+            return r.complete and len(r.body) == 10000
+        except Exception:
+            return False
+    results = _concurrent(5, fetch)
+    assert not any(results), "no client may get a whole body the origin never sent"
+
+
+def test_collapse_timeout_lets_waiters_go_upstream(start_gatehouse, tmp_path):
+    origin = ScriptOrigin()
+    try:
+        path = tmp_path / "cache"
+        g = start_gatehouse(cache_config(origin, path, module_table='collapse_timeout = "200ms"'))
+        c = Cache(g, origin, path)
+        p = fresh_path(origin, ok([("Cache-Control", "max-age=100")], b"slow", delay=1.5))
+        results = _concurrent(4, lambda i: c.get(p))
+        assert all(r.status == 200 for r in results)
+        assert origin.count(p) == 4
+        q = fresh_path(origin, ok([("Cache-Control", "max-age=100")], b"slow", delay=0.5))
+        g2 = start_gatehouse(cache_config(origin, tmp_path / "c2",
+                                          module_table="collapse = false"), name="nocollapse")
+        _concurrent(4, lambda i: Cache(g2, origin, path).get(q))
+        assert origin.count(q) == 4
+    finally:
+        origin.close()
+
+
+# ---- serving stale ---------------------------------------------------------------------------
+
+
+def test_stale_while_revalidate_serves_stale_and_revalidates_once(cache):
+    p = fresh_path(cache.origin,
+                   ok([("Cache-Control", "max-age=1, stale-while-revalidate=30"), ("ETag", '"1"')],
+                      b"old"),
+                   ok([("Cache-Control", "max-age=100"), ("ETag", '"2"')], b"new", delay=0.5))
+    cache.get(p)
+    time.sleep(1.5)
+    start = time.time()
+    results = [cache.get(p) for _ in range(5)]
+    assert time.time() - start < 0.5, "stale answers do not wait for the origin"
+    assert all(r.body == b"old" for r in results)
+    assert wait_until(lambda: cache.origin.count(p) == 2, 5)
+    assert cache.origin.requests(p)[1].header("if-none-match") == '"1"'
+    time.sleep(0.3)
+    assert wait_until(lambda: cache.get(p).body == b"new", 5)
+    assert cache.origin.count(p) == 2, "exactly one background revalidation"
+
+
+def test_stale_while_revalidate_window_ends(cache):
+    p = fresh_path(cache.origin,
+                   ok([("Cache-Control", "max-age=1, stale-while-revalidate=1"), ("ETag", '"a"')]),
+                   ok([("Cache-Control", "no-cache"), ("ETag", '"b"')], b"fresh"))
+    cache.get(p)
+    time.sleep(3.2)  # ages are whole seconds: well past max-age + the window
+    r = cache.get(p)
+    assert r.body == b"fresh" and cache.origin.count(p) == 2
+
+
+def test_stale_if_error_serves_stale_on_5xx_and_when_unreachable(cache):
+    p = fresh_path(cache.origin,
+                   ok([("Cache-Control", "max-age=1, stale-if-error=60"), ("X-Stored", "1")],
+                      b"stale"),
+                   ok(status=503), Reply(disconnect=True))
+    cache.get(p)
+    time.sleep(1.5)
+    r = cache.get(p)
+    assert r.status == 200 and r.body == b"stale" and r.header("x-stored") == "1"
+    assert "fwd=stale" in status_of(r) and "fwd-status=503" in status_of(r)
+    r = cache.get(p)
+    assert r.status == 200 and r.body == b"stale", status_of(r)
+    assert "detail=" in status_of(r)
+
+
+@pytest.mark.parametrize("cc", ["max-age=1, must-revalidate, stale-if-error=60",
+                                "max-age=1, proxy-revalidate, stale-if-error=60",
+                                "s-maxage=1, stale-if-error=60",
+                                "max-age=1, no-cache, stale-if-error=60"])
+def test_never_stale_when_the_response_forbids_it(cache, cc):
+    p = fresh_path(cache.origin, ok([("Cache-Control", cc), ("X-Stored", "1")], b"stale"),
+                   Reply(disconnect=True))
+    cache.get(p)
+    time.sleep(1.2)
+    r = cache.get(p)
+    assert r.status in (502, 504) and r.header("x-stored") is None
+
+
+def test_grace_serves_stale_without_a_directive(start_gatehouse, tmp_path):
+    origin = ScriptOrigin()
+    try:
+        path = tmp_path / "cache"
+        g = start_gatehouse(cache_config(origin, path, module_table='stale_if_error = "1m"'))
+        c = Cache(g, origin, path)
+        p = fresh_path(origin, ok([("Cache-Control", "max-age=1")], b"graced"),
+                       Reply(disconnect=True))
+        c.get(p)
+        time.sleep(1.2)
+        assert c.get(p).body == b"graced"
+        q = fresh_path(origin, ok([("Cache-Control", "max-age=1")], b"x"), Reply(disconnect=True))
+        g2 = start_gatehouse(cache_config(origin, tmp_path / "c2"), name="nograce")
+        Cache(g2, origin, path).get(q)
+        time.sleep(1.2)
+        assert Cache(g2, origin, path).get(q).status == 502
+    finally:
+        origin.close()
