@@ -5,9 +5,11 @@
 #include "http/status.hpp"
 #include "log.hpp"
 #include "modules/services.hpp"
+#include "net/head_fields.hpp"
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
+#include <charconv>
 #include <fmt/format.h>
 
 namespace gatehouse::net {
@@ -290,10 +292,16 @@ void ClientConnection::send_reply() {
     if (!request_body_done_)
         keep_alive_ = false;
     out_head_.clear();
-    fmt::format_to(std::back_inserter(out_head_), "HTTP/1.1 {} {}\r\n", stream_.reply_status,
-                   http::reason(stream_.reply_status));
+    const unsigned code = stream_.reply_status; // 200..599 (respond checks)
+    const char status_line[] = {'H', 'T', 'T', 'P', '/', '1', '.', '1', ' ',
+                                static_cast<char>('0' + code / 100),
+                                static_cast<char>('0' + code / 10 % 10),
+                                static_cast<char>('0' + code % 10), ' '};
+    out_head_.append(status_line, sizeof status_line);
+    out_head_.append(http::reason(code));
+    out_head_.append("\r\n");
     for (const auto& f : stream_.reply_headers)
-        fmt::format_to(std::back_inserter(out_head_), "{}: {}\r\n", f.name, f.value);
+        append_field(out_head_, f.name, f.value);
     bool head_request = request_.method == "HEAD";
     // 304 and 204 carry no body and no Content-Length (a 304's would describe the selected
     // representation, which a local reply does not know).
@@ -320,19 +328,38 @@ void ClientConnection::send_reply() {
         out_head_.clear();
         return flush_streamed_reply();
     }
-    if (!bodiless)
-        fmt::format_to(std::back_inserter(out_head_), "Content-Length: {}\r\n",
-                       stream_.reply_body.size());
+    if (!bodiless) {
+        char digits[24];
+        auto end = std::to_chars(digits, digits + sizeof digits, stream_.reply_body.size()).ptr;
+        append_field(out_head_, "Content-Length", std::string_view(digits, end - digits));
+    }
     if (!keep_alive_)
         out_head_ += "Connection: close\r\n";
     out_head_ += "\r\n";
-    if (!head_request && !bodiless)
-        out_head_ += stream_.reply_body;
+    const bool with_body = !head_request && !bodiless;
     response_started_ = true;
     response_.status = stream_.reply_status;
     timeout_ = Timeout::client_write;
     watchdog_.arm(config_->timeouts.client_write, shared_from_this());
-    asio::async_write(transport_, asio::buffer(out_head_),
+    // Head and body in one gathered write: the body is not copied behind the head. Like a
+    // proxied response: one non-blocking sendmsg, and the rest (if any) asynchronously.
+    out_buffers_ = {asio::buffer(out_head_),
+                    with_body ? asio::buffer(stream_.reply_body) : asio::const_buffer()};
+    std::span<asio::const_buffer> parts(out_buffers_.data(), 2);
+    const size_t total = asio::buffer_size(parts);
+    error_code wec;
+    const size_t sent = transport_.try_write(parts, wec);
+    timing_.bytes_out += sent;
+    if (wec || sent == total) {
+        watchdog_.disarm();
+        timeout_ = Timeout::none;
+        return asio::post(transport_.get_executor(), [self = shared_from_this(), wec] {
+            if (wec)
+                return self->on_client_write_error(wec);
+            self->finish_request();
+        });
+    }
+    asio::async_write(transport_, std::span<const asio::const_buffer>(parts),
                       [self = shared_from_this()](const error_code& ec, size_t n) {
                           self->watchdog_.disarm();
                           self->timeout_ = Timeout::none;

@@ -32,6 +32,7 @@ void gh_stream::reset() {
 
 void gh_stream::release_memory() {
     for (std::string* str : {&path, &host, &peer_address, &normalised_target, &reply_body,
+                             &reply_store,
                              &held_body[0], &held_body[1], &body_out, &peeked})
         std::string().swap(*str);
     std::vector<gatehouse::http::Field>().swap(reply_headers);

@@ -32,7 +32,8 @@ struct gh_stream {
     // Local reply prepared by a filter (host->respond) or by the kernel.
     bool has_reply = false;
     uint32_t reply_status = 0;
-    std::vector<gatehouse::http::Field> reply_headers;
+    std::vector<gatehouse::http::Field> reply_headers; // views into reply_store (or static)
+    std::string reply_store;
     std::string reply_body;
     bool reply_streamed = false;          // respond_stream: the body follows via reply_write
     uint64_t reply_length = UINT64_MAX;   // its declared length (GH_LENGTH_UNKNOWN)

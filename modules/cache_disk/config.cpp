@@ -67,6 +67,16 @@ void read_module_level(gh::ConfigNode table, Config &c) {
     if (c.limits.max_object_size > c.limits.max_size)
         (max_object.present() ? max_object : max_size)
             .error("max_object_size cannot exceed max_size");
+    gh::ConfigNode memory = table.get("memory_size");
+    if (auto v = memory.bytes())
+        c.limits.memory_size = *v;
+    gh::ConfigNode memory_max = table.get("memory_object_max");
+    if (auto v = memory_max.bytes()) {
+        if (*v > c.limits.max_object_size)
+            memory_max.error("cannot exceed max_object_size");
+        else
+            c.limits.memory_object_max = *v;
+    }
     gh::ConfigNode inactive = table.get("inactive");
     if (auto v = inactive.duration_ms()) {
         if (*v < 1000)
@@ -77,7 +87,8 @@ void read_module_level(gh::ConfigNode table, Config &c) {
 }
 
 void refuse_module_keys(gh::ConfigNode table) {
-    for (std::string_view key : {"path", "max_size", "max_object_size", "inactive"}) {
+    for (std::string_view key :
+         {"path", "max_size", "max_object_size", "inactive", "memory_size", "memory_object_max"}) {
         gh::ConfigNode n = table.get(key);
         if (n.present())
             n.error("is a module-level key: set it in [filter.cache_disk]");

@@ -4,6 +4,7 @@
 #include <gatehouse/sdk/http.hpp>
 
 #include <algorithm>
+#include <charconv>
 
 namespace cache_disk {
 
@@ -140,9 +141,10 @@ void CacheFilter::activate(Config &c) {
         }
         const std::string path = c.path;
         StoreEvents events;
-        events.usage = [this, path](uint64_t b, uint64_t n) {
+        events.usage = [this, path](uint64_t b, uint64_t n, uint64_t m) {
             bytes_.set(static_cast<double>(b), {path});
             objects_.set(static_cast<double>(n), {path});
+            memory_.set(static_cast<double>(m), {path});
         };
         events.evicted = [this](std::string_view reason, uint64_t n) {
             evictions_.add(static_cast<double>(n), {reason});
@@ -213,8 +215,11 @@ gh_action_t CacheFilter::on_pre_upstream(gh::Stream s, const Config &c) {
     }
     const CacheControl res_cc = response_cache_control(chosen->headers, c.store_rules.targeted);
     Freshness f;
-    f.lifetime = freshness_lifetime(chosen->status, chosen->headers, chosen->timing, c.heuristic);
+    f.lifetime =
+        freshness_lifetime(chosen->status, chosen->headers, res_cc, chosen->timing, c.heuristic);
     f.age = current_age(chosen->headers, chosen->timing, st->request_ms);
+    st->freshness = f;
+    st->freshness_of = chosen.get();
     const Use use = usable(f, req_cc, res_cc);
     if (use != Use::revalidate)
         return serve(s, c, *st, chosen, use == Use::fresh ? "hit" : "stale");
@@ -247,8 +252,8 @@ gh_action_t CacheFilter::on_pre_upstream(gh::Stream s, const Config &c) {
 // disk through the offload pool. `done(body)` runs on this worker; body is null if the file
 // is gone or fails its checksum (the object is then dropped from the index).
 gh_status_t CacheFilter::load_body(std::shared_ptr<Store> store, ObjectPtr o, BodyDone done) {
-    if (o->pending_body) {
-        auto body = o->pending_body;
+    if (o->memory_body) {
+        auto body = o->memory_body;
         return gh::post(gh::current_worker(), [o, body, done = std::move(done)]() mutable {
             done(std::make_shared<const Object>(*o), body);
         });
@@ -263,52 +268,78 @@ gh_status_t CacheFilter::load_body(std::shared_ptr<Store> store, ObjectPtr o, Bo
                                store->remove_file(o->file);
                                return done(nullptr, nullptr);
                            }
+                           store->promote(o, body); // small and hot: next time from memory
                            done(std::make_shared<const Object>(std::move(**read)), body);
                        });
 }
 
 // Answers the client from a stored object: 200 (or its stored status), 304 for a conditional
-// request its copy satisfies, 206/416 for a single byte range.
+// request its copy satisfies, 206/416 for a single byte range. `age` is the object's current
+// age; the stored fields are passed to the kernel as views (it copies them), so a hit costs no
+// copy of the head.
 void CacheFilter::answer(gh::Stream s, const Config &c, const StreamState &st, const Object &obj,
-                         std::string_view body, const std::string &status_value) {
-    Fields fields = obj.headers;
-    const int64_t age = current_age(obj.headers, obj.timing, wall_ms());
-    set(fields, "Age", std::to_string(age));
+                         std::string_view body, std::string_view status_value, int64_t age) {
     unsigned code = obj.status;
     std::string_view out = body;
-    if (code == 200 && client_copy_current(st.request, fields)) {
+    std::string content_range;
+    bool only_validators = false; // a 304 carries the fields RFC 9110 §15.4.5 lists
+    if (code == 200 && client_copy_current(st.request, obj.headers)) {
         code = 304;
-        fields = not_modified_fields(fields);
+        only_validators = true;
         out = {};
     } else if (code == 200 && s.method() == "GET") {
         auto range = first(st.request, "range");
-        if (range && if_range_allows(st.request, fields)) {
+        if (range && if_range_allows(st.request, obj.headers)) {
             if (auto r = single_range(*range, body.size())) {
                 code = 206;
-                set(fields, "Content-Range",
-                    "bytes " + std::to_string(r->first) + "-" + std::to_string(r->second) + "/" +
-                        std::to_string(body.size()));
+                content_range = "bytes " + std::to_string(r->first) + "-" +
+                                std::to_string(r->second) + "/" + std::to_string(body.size());
                 out = out.substr(r->first, r->second - r->first + 1);
             } else if (gh::http::trim(*range).substr(0, 6) == "bytes=" &&
                        range->find(',') == std::string_view::npos) {
                 code = 416;
-                fields = {{"Content-Range", "bytes */" + std::to_string(body.size())}};
+                content_range = "bytes */" + std::to_string(body.size());
                 out = {};
             }
         }
     }
-    if (c.cache_status)
-        fields.push_back({"Cache-Status", c.cache_status_name + "; " + status_value});
-    respond(s, code, fields, out);
+    std::vector<gh_header_t> fields;
+    fields.reserve(obj.headers.size() + 3);
+    if (code != 416) {
+        const Fields kept = only_validators ? not_modified_fields(obj.headers) : Fields{};
+        for (const Field &f : only_validators ? kept : obj.headers)
+            if (!gh::http::iequals(f.name, "age") && !gh::http::iequals(f.name, "content-range"))
+                fields.push_back(gh_header_t{gh::str(f.name), gh::str(f.value)});
+        // (views into `kept` stay valid: respond() below copies them before it goes away)
+        char digits[24];
+        const auto end = std::to_chars(digits, digits + sizeof digits, age).ptr;
+        const std::string_view age_text(digits, static_cast<size_t>(end - digits));
+        fields.push_back(gh_header_t{gh::str("Age"), gh::str(age_text)});
+        if (!content_range.empty())
+            fields.push_back(gh_header_t{gh::str("Content-Range"), gh::str(content_range)});
+        std::string status;
+        if (c.cache_status) {
+            status.reserve(c.cache_status_name.size() + 2 + status_value.size());
+            status.append(c.cache_status_name).append("; ").append(status_value);
+            fields.push_back(gh_header_t{gh::str("Cache-Status"), gh::str(status)});
+        }
+        gh::host().respond(s.raw(), code, fields.data(), fields.size(), gh::bytes(out));
+        return;
+    }
+    fields.push_back(gh_header_t{gh::str("Content-Range"), gh::str(content_range)});
+    gh::host().respond(s.raw(), code, fields.data(), fields.size(), gh::bytes(out));
 }
 
 gh_action_t CacheFilter::serve(gh::Stream s, const Config &c, StreamState &st, ObjectPtr o,
                                const char *result, std::string suffix) {
-    if (o->pending_body) { // still in memory: answer now, no pause
-        const int64_t age = current_age(o->headers, o->timing, wall_ms());
-        const int64_t lifetime = freshness_lifetime(o->status, o->headers, o->timing, c.heuristic);
+    if (o->memory_body) { // in memory: answer now, no pause
+        Freshness f = st.freshness;
+        if (st.freshness_of != o.get()) {
+            f.age = current_age(o->headers, o->timing, wall_ms());
+            f.lifetime = freshness_lifetime(o->status, o->headers, o->timing, c.heuristic);
+        }
         requests_.inc({result});
-        answer(s, c, st, *o, *o->pending_body, "hit" + ttl_param(lifetime, age) + suffix);
+        answer(s, c, st, *o, *o->memory_body, "hit" + ttl_param(f.lifetime, f.age) + suffix, f.age);
         return GH_RESPOND;
     }
     auto state = state_of(s);
@@ -331,7 +362,7 @@ gh_action_t CacheFilter::serve(gh::Stream s, const Config &c, StreamState &st, O
             const int64_t lifetime =
                 freshness_lifetime(obj->status, obj->headers, obj->timing, cfg->heuristic);
             requests_.inc({res});
-            answer(s, *cfg, *state, *obj, *body, "hit" + ttl_param(lifetime, age) + suffix);
+            answer(s, *cfg, *state, *obj, *body, "hit" + ttl_param(lifetime, age) + suffix, age);
             s.resume(GH_RESPOND);
         });
     if (rc != GH_OK) {
@@ -424,8 +455,8 @@ gh_action_t CacheFilter::revalidated(gh::Stream s, const Config &c, StreamState 
                 return;
             gh::Stream s(raw);
             requests_.inc({"revalidated"});
-            answer(s, *cfg, *state, *updated, *body,
-                   state->status_detail + "; fwd-status=304");
+            answer(s, *cfg, *state, *updated, *body, state->status_detail + "; fwd-status=304",
+                   current_age(updated->headers, updated->timing, wall_ms()));
             s.resume(GH_RESPOND);
         });
     if (rc != GH_OK)
@@ -522,7 +553,8 @@ void CacheFilter::persist(std::shared_ptr<Store> store, std::shared_ptr<Object> 
                           std::shared_ptr<const std::string> body) {
     o->body_size = body->size();
     o->file_size = encode_object(*o, {}).size() + body->size();
-    o->pending_body = nullptr;
+    o->memory_body = nullptr;
+    o->on_disk = false;
     std::vector<ObjectPtr> evicted;
     if (!store->reserve(o->file_size, evicted)) {
         stores_total_.inc({verdict_name(Verdict::too_large)});
@@ -530,7 +562,11 @@ void CacheFilter::persist(std::shared_ptr<Store> store, std::shared_ptr<Object> 
     }
     // Indexed (and served from memory) at once; the file follows.
     auto pending = std::make_shared<Object>(*o);
-    pending->pending_body = body;
+    pending->memory_body = body;
+    // Once written, a small body stays in memory too (the store trims the tier to its size).
+    o->on_disk = true;
+    if (body->size() <= store->limits().memory_object_max)
+        o->memory_body = body;
     ObjectPtr indexed = pending;
     store->insert(indexed, o->file_size);
     auto ok = std::make_shared<bool>(false);

@@ -33,6 +33,8 @@ struct StreamState {
     bool invalidate = false;   // an unsafe method: invalidate on success
     bool ended = false;        // STREAM_END ran: completions must not touch the stream
     std::string status_detail; // Cache-Status after the cache name ("fwd=miss", ...)
+    Freshness freshness;                 // of the chosen object at lookup
+    const Object *freshness_of = nullptr; // which object `freshness` describes
     // Storing the response:
     bool storing = false;
     bool captured = false; // headers taken (at the first body chunk, after every filter)
@@ -83,7 +85,7 @@ class CacheFilter : public gh::Filter<CacheFilter, Config> {
         std::function<void(std::shared_ptr<const Object>, std::shared_ptr<const std::string>)>;
     gh_status_t load_body(std::shared_ptr<Store> store, ObjectPtr o, BodyDone done);
     void answer(gh::Stream s, const Config &c, const StreamState &st, const Object &obj,
-                std::string_view body, const std::string &status_value);
+                std::string_view body, std::string_view status_value, int64_t age);
     void persist(std::shared_ptr<Store> store, std::shared_ptr<Object> o,
                  std::shared_ptr<const std::string> body);
     void invalidate(gh::Stream s, const Config &c, StreamState &st);
@@ -117,6 +119,8 @@ class CacheFilter : public gh::Filter<CacheFilter, Config> {
     gh::Counter bytes_written_{"cache_disk_bytes_written_total", "bytes of objects written"};
     gh::Gauge bytes_{"cache_disk_bytes", "bytes of stored objects", {"path"}};
     gh::Gauge objects_{"cache_disk_objects", "stored objects", {"path"}};
+    gh::Gauge memory_{"cache_disk_memory_bytes",
+                      "bytes of stored bodies also kept in memory (the hot tier)", {"path"}};
 };
 
 } // namespace cache_disk

@@ -412,7 +412,12 @@ int64_t date_or(const Fields &response, const Timing &t) {
 
 int64_t freshness_lifetime(unsigned status, const Fields &response, const Timing &t,
                            const HeuristicRules &h) {
-    const CacheControl cc = response_cache_control(response, h.targeted);
+    return freshness_lifetime(status, response, response_cache_control(response, h.targeted), t,
+                              h);
+}
+
+int64_t freshness_lifetime(unsigned status, const Fields &response, const CacheControl &cc,
+                           const Timing &t, const HeuristicRules &h) {
     if (cc.s_maxage)
         return *cc.s_maxage;
     if (cc.invalid_s_maxage)

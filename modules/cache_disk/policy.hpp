@@ -111,6 +111,9 @@ struct HeuristicRules {
 // 0 when there is none (or an invalid Expires / max-age: stale).
 int64_t freshness_lifetime(unsigned status, const Fields &response, const Timing &t,
                            const HeuristicRules &h);
+// The same with the response's directives already parsed (response_cache_control).
+int64_t freshness_lifetime(unsigned status, const Fields &response, const CacheControl &cc,
+                           const Timing &t, const HeuristicRules &h);
 
 // current_age (RFC 9111 §4.2.3) in seconds at `now_ms`, from the Age and Date of the stored
 // response and its timing.

@@ -13,6 +13,7 @@
 #include <random>
 
 #include <fcntl.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,8 +22,10 @@ namespace cache_disk {
 namespace fs = std::filesystem;
 
 int64_t wall_ms() {
-    using namespace std::chrono;
-    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+    // The coarse clock (a few ms of resolution, no vDSO time read): ages are whole seconds.
+    timespec ts{};
+    ::clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
 // ---- file format ---------------------------------------------------------------------------------
@@ -329,16 +332,17 @@ std::optional<std::string> Store::open() {
 }
 
 void Store::notify() {
-    std::function<void(uint64_t, uint64_t)> usage;
-    uint64_t b = 0, n = 0;
+    std::function<void(uint64_t, uint64_t, uint64_t)> usage;
+    uint64_t b = 0, n = 0, m = 0;
     {
         std::lock_guard lock(mu_);
         usage = events_.usage;
         b = bytes_;
         n = by_file_.size();
+        m = memory_bytes_;
     }
     if (usage)
-        usage(b, n);
+        usage(b, n, m);
 }
 
 void Store::count_evictions(std::string_view reason, uint64_t n) {
@@ -401,12 +405,48 @@ void Store::unreserve(uint64_t file_size) {
     bytes_ -= std::min(bytes_, file_size);
 }
 
+namespace {
+uint64_t in_memory(const ObjectPtr &o) { return o->memory_body ? o->memory_body->size() : 0; }
+} // namespace
+
+void Store::trim_memory_locked() {
+    // Least recently used first; a body whose file is not written yet is the only copy: kept.
+    for (auto it = lru_.rbegin(); memory_bytes_ > limits_.memory_size && it != lru_.rend(); ++it) {
+        Entry &e = by_file_.at(*it);
+        if (!e.object->memory_body || !e.object->on_disk)
+            continue;
+        auto lighter = std::make_shared<Object>(*e.object);
+        lighter->memory_body = nullptr;
+        memory_bytes_ -= std::min(memory_bytes_, in_memory(e.object));
+        e.object = std::move(lighter);
+    }
+}
+
+void Store::promote(const ObjectPtr &o, std::shared_ptr<const std::string> body) {
+    std::lock_guard lock(mu_);
+    auto e = by_file_.find(o->file);
+    if (e == by_file_.end() || e->second.object != o || o->memory_body || !body ||
+        body->size() > limits_.memory_object_max || body->size() > limits_.memory_size)
+        return;
+    auto heavier = std::make_shared<Object>(*o);
+    heavier->memory_body = std::move(body);
+    memory_bytes_ += in_memory(heavier);
+    e->second.object = std::move(heavier);
+    trim_memory_locked();
+}
+
+uint64_t Store::memory_bytes() const {
+    std::lock_guard lock(mu_);
+    return memory_bytes_;
+}
+
 void Store::erase_locked(const std::string &file) {
     auto e = by_file_.find(file);
     if (e == by_file_.end())
         return;
     const ObjectPtr o = e->second.object;
     bytes_ -= std::min(bytes_, o->file_size);
+    memory_bytes_ -= std::min(memory_bytes_, in_memory(o));
     lru_.erase(e->second.lru);
     by_file_.erase(e);
     auto k = by_key_.find(o->key);
@@ -423,9 +463,11 @@ void Store::insert(ObjectPtr o, uint64_t reserved) {
         erase_locked(o->file); // the same variant stored again: same file, already replaced
         bytes_ += o->file_size;
         bytes_ -= std::min(bytes_, reserved);
+        memory_bytes_ += in_memory(o);
         lru_.push_front(o->file);
         by_file_[o->file] = Entry{o, lru_.begin(), wall_ms()};
         by_key_[o->key].push_back(o->file);
+        trim_memory_locked();
     }
     notify();
 }
@@ -456,7 +498,10 @@ void Store::settle(const ObjectPtr &pending, ObjectPtr final) {
         if (e == by_file_.end() || e->second.object != pending)
             return;
         if (final && final->file_size == pending->file_size) {
+            memory_bytes_ -= std::min(memory_bytes_, in_memory(pending));
+            memory_bytes_ += in_memory(final);
             e->second.object = std::move(final);
+            trim_memory_locked();
             return;
         }
         erase_locked(pending->file);
@@ -525,6 +570,7 @@ void Store::load_all() {
                 continue;
             }
             o->file = rel;
+            o->on_disk = true;
             auto ptr = std::make_shared<const Object>(std::move(*o));
             std::vector<ObjectPtr> evicted;
             {

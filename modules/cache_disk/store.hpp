@@ -46,9 +46,11 @@ struct Object {
     uint64_t body_size = 0;
     uint64_t file_size = 0;
     std::string file; // "<2 hex>/<64 hex>", relative to the store's path
-    // Set while the file is being written: the object is indexed (and served from memory) from
-    // the moment its body is complete, not from when the disk has it.
-    std::shared_ptr<const std::string> pending_body;
+    // The body in memory: while the file is being written (the object is indexed and served
+    // from the moment its body is complete, not from when the disk has it), and afterwards for
+    // small objects while the memory tier has room (`memory_size`, `memory_object_max`).
+    std::shared_ptr<const std::string> memory_body;
+    bool on_disk = false; // the file is written (a memory body may then be dropped)
 };
 using ObjectPtr = std::shared_ptr<const Object>;
 
@@ -64,6 +66,8 @@ struct StoreLimits {
     uint64_t max_size = 1ull << 30;       // bytes of files
     uint64_t max_object_size = 16u << 20; // body bytes
     int64_t inactive_ms = 10 * 60 * 1000; // unused this long: removed
+    uint64_t memory_size = 64u << 20;     // bodies kept in memory besides their files
+    uint64_t memory_object_max = 256u << 10; // larger bodies are always read from disk
 };
 
 struct StoreStats {
@@ -78,7 +82,8 @@ struct StoreStats {
 // Callbacks for metrics; called on any thread (a worker or the manager thread), never with
 // the index locked.
 struct StoreEvents {
-    std::function<void(uint64_t bytes, uint64_t objects)> usage; // after the totals changed
+    // After the totals changed: bytes of files, objects, bytes of bodies held in memory.
+    std::function<void(uint64_t bytes, uint64_t objects, uint64_t memory)> usage;
     std::function<void(std::string_view reason, uint64_t n)> evicted; // "lru" / "inactive"
 };
 
@@ -113,6 +118,10 @@ class Store : public std::enable_shared_from_this<Store> {
     // After a pending object's file was written (`final`, same file, no pending body) or failed
     // (null): replaces or removes it, unless another object took its place meanwhile.
     void settle(const ObjectPtr &pending, ObjectPtr final);
+    // Keeps `body` in memory with `o` (read from disk for a hit) if it is still the indexed
+    // object and the memory tier takes it.
+    void promote(const ObjectPtr &o, std::shared_ptr<const std::string> body);
+    uint64_t memory_bytes() const;
     // Removes every variant of `key` from the index (returned: delete their files).
     std::vector<ObjectPtr> erase_key(const std::string &key);
     // Removes one object if it is still the indexed one for its file (an unreadable file).
@@ -145,6 +154,7 @@ class Store : public std::enable_shared_from_this<Store> {
     void load_all();
     void sweep_inactive();
     void evict_locked(uint64_t need, std::vector<ObjectPtr> &evicted);
+    void trim_memory_locked();
     void erase_locked(const std::string &file);
     void notify();
     void count_evictions(std::string_view reason, uint64_t n);
@@ -155,7 +165,8 @@ class Store : public std::enable_shared_from_this<Store> {
     std::unordered_map<std::string, Entry> by_file_;                    // file -> entry
     std::unordered_map<std::string, std::vector<std::string>> by_key_; // key -> files
     std::list<std::string> lru_;
-    uint64_t bytes_ = 0; // indexed files + reservations
+    uint64_t bytes_ = 0;        // indexed files + reservations
+    uint64_t memory_bytes_ = 0; // memory bodies of indexed objects
     StoreStats stats_;
     StoreEvents events_;
     Fills fills_;

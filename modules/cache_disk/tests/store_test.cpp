@@ -148,3 +148,32 @@ TEST(StoreTest, InactiveObjectsAreSwept) {
     EXPECT_FALSE(fs::exists(dir.path / o->file));
     EXPECT_EQ(s.stats().evicted_inactive.load(), 1u);
 }
+
+TEST(StoreTest, MemoryTierKeepsRecentSmallBodiesWithinItsSize) {
+    TempDir dir;
+    StoreLimits limits;
+    limits.memory_size = 10'000;
+    limits.memory_object_max = 4'000;
+    Store s(dir.path.string(), limits);
+    ASSERT_FALSE(s.open());
+    ASSERT_TRUE(wait_loaded(s));
+    const auto body = std::make_shared<const std::string>(3'000, 'm');
+    std::vector<ObjectPtr> objs;
+    for (int i = 0; i < 6; ++i) {
+        Object o = make("m" + std::to_string(i));
+        o.on_disk = true;
+        o.memory_body = body;
+        objs.push_back(put(s, o, *body));
+        EXPECT_LE(s.memory_bytes(), limits.memory_size);
+    }
+    EXPECT_EQ(s.memory_bytes(), 9'000u) << "the three most recent stay in memory";
+    EXPECT_TRUE(s.lookup("m5").front()->memory_body);
+    EXPECT_FALSE(s.lookup("m0").front()->memory_body) << "the oldest were trimmed";
+    // A body read from disk is promoted if it fits, and the tier stays within its size.
+    s.promote(s.lookup("m0").front(), body);
+    EXPECT_TRUE(s.lookup("m0").front()->memory_body);
+    EXPECT_LE(s.memory_bytes(), limits.memory_size);
+    const auto big = std::make_shared<const std::string>(5'000, 'b');
+    s.promote(s.lookup("m1").front(), big);
+    EXPECT_FALSE(s.lookup("m1").front()->memory_body) << "over memory_object_max";
+}
