@@ -134,6 +134,35 @@ std::string Server::render_status() const {
     return admin::status_json(in);
 }
 
+// /modules/NAME/rest?query on the admin thread: the module's SDK 1.2 admin handler.
+std::optional<admin::AdminHandlers::ModuleReply>
+Server::module_admin(std::string_view method, std::string_view target, std::string_view body) {
+    std::string_view path = target.substr(0, target.find('?'));
+    std::string_view query;
+    if (size_t q = target.find('?'); q != std::string_view::npos)
+        query = target.substr(q + 1);
+    path.remove_prefix(std::string_view("/modules/").size());
+    const size_t slash = path.find('/');
+    const std::string_view name = path.substr(0, slash);
+    const std::string_view rest = slash == std::string_view::npos ? "" : path.substr(slash);
+    modules::LoadedModule* m = modules_.find(name);
+    if (!m)
+        return std::nullopt;
+    auto str = [](std::string_view v) { return gh_str_t{v.data(), v.size()}; };
+    gh_admin_request_t req{sizeof(gh_admin_request_t), 0, str(method), str(rest), str(query),
+                           gh_bytes_t{reinterpret_cast<const uint8_t*>(body.data()), body.size()}};
+    gh_admin_response_t res{sizeof(gh_admin_response_t), 200, {}, {}};
+    std::lock_guard lock(modules::admin_mutex);
+    if (!m->admin_fn)
+        return std::nullopt;
+    m->admin_fn(m->admin_arg, &req, &res);
+    admin::AdminHandlers::ModuleReply out;
+    out.status = res.status >= 100 && res.status <= 599 ? res.status : 500;
+    out.content_type.assign(res.content_type.ptr ? res.content_type.ptr : "", res.content_type.len);
+    out.body.assign(res.body.ptr ? reinterpret_cast<const char*>(res.body.ptr) : "", res.body.len);
+    return out;
+}
+
 bool Server::start_admin(std::string& error) {
     const auto& cfg = current_owned_->config().admin;
     if (!cfg.enabled)
@@ -142,6 +171,8 @@ bool Server::start_admin(std::string& error) {
     handlers.metrics = [this] { return render_metrics(); };
     handlers.status_json = [this] { return render_status(); };
     handlers.reload = [this] { return reload_from_any_thread(); };
+    handlers.module = [this](std::string_view method, std::string_view target,
+                             std::string_view body) { return module_admin(method, target, body); };
     asio::ip::tcp::endpoint endpoint(asio::ip::make_address(cfg.host), cfg.port);
     admin_ = admin::AdminServer::start(endpoint, std::move(handlers), error);
     if (!admin_)

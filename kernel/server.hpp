@@ -56,6 +56,8 @@ private:
     void write_pid_file();
     void shut_down();
     bool start_admin(std::string& error);
+    std::optional<admin::AdminHandlers::ModuleReply>
+    module_admin(std::string_view method, std::string_view target, std::string_view body);
     std::string render_metrics() const;
     std::string render_status() const;
     void start_health_checks(const Generation& generation);

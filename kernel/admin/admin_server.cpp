@@ -122,6 +122,23 @@ Response AdminSession::route(const Request& req) {
         }
         return reload();
     }
+    if (path.rfind("/modules/", 0) == 0) {
+        if (!server_.handlers_.module)
+            return reply(http::status::not_found, "not found\n");
+        try {
+            auto r = server_.handlers_.module(req.method_string(), target, req.body());
+            if (!r)
+                return reply(http::status::not_found, "not found\n");
+            Response res = reply(static_cast<http::status>(r->status), std::move(r->body),
+                                 kText);
+            if (!r->content_type.empty())
+                res.set(http::field::content_type, r->content_type);
+            return res;
+        } catch (const std::exception& e) {
+            log::error("admin: module handler failed: {}", e.what());
+            return reply(http::status::internal_server_error, "error\n");
+        }
+    }
     if (path != "/healthz" && path != "/readyz" && path != "/metrics" && path != "/status")
         return reply(http::status::not_found, "not found\n");
     if (!get) {

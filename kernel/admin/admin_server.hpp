@@ -12,7 +12,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 
@@ -26,6 +28,15 @@ struct AdminHandlers {
     // Same as SIGHUP. {true, body} -> 200 (e.g. the new generation); {false, reason} -> 500
     // with the old generation kept.
     std::function<std::pair<bool, std::string>()> reload;
+    // /modules/NAME/...: a module's own endpoint (SDK 1.2 admin_handle); nullopt = 404.
+    struct ModuleReply {
+        unsigned status = 200;
+        std::string content_type;
+        std::string body;
+    };
+    std::function<std::optional<ModuleReply>(std::string_view method, std::string_view path,
+                                              std::string_view body)>
+        module;
 };
 
 class AdminServer {

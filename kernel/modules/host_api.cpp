@@ -321,8 +321,25 @@ gh_status_t respond(gh_stream_t* s, uint32_t status, const gh_header_t* headers,
     s->has_reply = true;
     s->reply_status = status;
     s->reply_headers.clear();
+    // One buffer for every name and value (reused from request to request): a reply of ten
+    // fields costs no allocation once the connection has served one.
+    size_t total = 0;
     for (size_t i = 0; i < count; ++i)
-        s->reply_headers.push_back({s->keep(sv(headers[i].name)), s->keep(sv(headers[i].value))});
+        total += headers[i].name.len + headers[i].value.len;
+    s->reply_store.clear();
+    s->reply_store.reserve(total);
+    for (size_t i = 0; i < count; ++i) {
+        s->reply_store.append(sv(headers[i].name));
+        s->reply_store.append(sv(headers[i].value));
+    }
+    std::string_view stored = s->reply_store;
+    for (size_t i = 0, at = 0; i < count; ++i) {
+        std::string_view name = stored.substr(at, headers[i].name.len);
+        at += headers[i].name.len;
+        std::string_view value = stored.substr(at, headers[i].value.len);
+        at += headers[i].value.len;
+        s->reply_headers.push_back({name, value});
+    }
     s->reply_body.assign(reinterpret_cast<const char*>(body.ptr), body.ptr ? body.len : 0);
     s->reply_streamed = false;
     return GH_OK;
@@ -335,6 +352,15 @@ gh_status_t respond_stream(gh_stream_t* s, uint32_t status, const gh_header_t* h
         return rc;
     s->reply_streamed = true;
     s->reply_length = length;
+    return GH_OK;
+}
+
+gh_status_t admin_handle(gh_module_t* self, gh_admin_fn fn, void* arg) {
+    if (!self || !self->owner)
+        return GH_ERR_INVALID;
+    std::lock_guard lock(modules::admin_mutex);
+    self->owner->admin_fn = fn;
+    self->owner->admin_arg = fn ? arg : nullptr;
     return GH_OK;
 }
 
@@ -521,6 +547,7 @@ gh_host_api_v1 make_table() {
     t.body_peek = body_peek;
     t.respond_stream = respond_stream;
     t.reply_write = reply_write;
+    t.admin_handle = admin_handle;
     t.current_worker = current_worker;
     t.timer_start = timer_start;
     t.timer_cancel = timer_cancel;

@@ -105,7 +105,14 @@ std::string LoadedModule::kinds() const {
     return out.empty() ? "none" : out;
 }
 
+std::mutex admin_mutex;
+
 LoadedModule::~LoadedModule() {
+    {
+        std::lock_guard lock(admin_mutex); // no admin request reaches a destroyed module
+        admin_fn = nullptr;
+        admin_arg = nullptr;
+    }
     if (load_called && desc.destroy)
         desc.destroy(state);
 }

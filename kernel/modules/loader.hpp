@@ -7,6 +7,7 @@
 #include <boost/dll/shared_library.hpp>
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -33,10 +34,17 @@ struct LoadedModule {
     void* state = nullptr; // from load()
     gh_module handle{this};
     bool load_called = false;
+    // The module's admin endpoint (SDK 1.2), set on the main thread, called on the admin
+    // thread: guarded by admin_mutex.
+    gh_admin_fn admin_fn = nullptr;
+    void* admin_arg = nullptr;
 
     std::string kinds() const;
     ~LoadedModule();
 };
+
+// Guards every LoadedModule's admin_fn/admin_arg.
+extern std::mutex admin_mutex;
 
 class ModuleSet {
 public:

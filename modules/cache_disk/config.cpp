@@ -32,14 +32,23 @@ void read_key(gh::ConfigNode table, KeyRules &k) {
         }
         k = fresh;
     }
-    if (auto v = table.get("query_allow").strings())
-        k.query_allow = std::move(*v);
-    if (auto v = table.get("query_deny").strings())
-        k.query_deny = std::move(*v);
+    // One list replaces the other: a route setting query_allow drops an inherited query_deny.
+    auto allow = table.get("query_allow").strings();
+    auto deny = table.get("query_deny").strings();
+    if (allow && deny && !allow->empty() && !deny->empty()) {
+        table.get("query_deny").error("query_allow and query_deny cannot both be set");
+        return;
+    }
+    if (allow) {
+        k.query_allow = std::move(*allow);
+        k.query_deny.clear();
+    }
+    if (deny) {
+        k.query_deny = std::move(*deny);
+        k.query_allow.clear();
+    }
     if (auto v = table.get("query_sort").boolean())
         k.query_sort = *v;
-    if (!k.query_allow.empty() && !k.query_deny.empty())
-        table.get("query_deny").error("query_allow and query_deny cannot both be set");
 }
 
 void read_module_level(gh::ConfigNode table, Config &c) {

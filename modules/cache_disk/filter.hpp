@@ -16,6 +16,7 @@
 
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <memory>
 #include <string>
@@ -57,6 +58,7 @@ class CacheFilter : public gh::Filter<CacheFilter, Config> {
     static constexpr uint32_t response_body_class = GH_BODY_CLASS_OBSERVE;
 
     CacheFilter();
+    ~CacheFilter();
     std::unique_ptr<Config> parse_config(gh::ConfigNode table, const Config &base);
     void activate(Config &c);
     gh_action_t on_pre_upstream(gh::Stream s, const Config &c);
@@ -93,7 +95,13 @@ class CacheFilter : public gh::Filter<CacheFilter, Config> {
     void set_status_header(gh::Stream s, const Config &c, std::string_view detail);
     gh_action_t only_if_cached(gh::Stream s, const Config &c);
 
-    std::map<std::string, std::weak_ptr<Store>> stores_; // by path; main thread only
+    // The admin endpoint (SDK 1.2): /modules/cache_disk/purge and /stats. Admin thread.
+    static void admin(void *self, const gh_admin_request_t *request,
+                      gh_admin_response_t *response);
+    std::string admin_reply_; // the last admin response body (admin thread only)
+
+    std::mutex stores_mu_; // stores_ is read by the admin thread
+    std::map<std::string, std::weak_ptr<Store>> stores_; // by path
 
     gh::Counter requests_{"cache_disk_requests_total",
                           "GET/HEAD requests on cache routes, by result", {"result"}};
@@ -109,6 +117,7 @@ class CacheFilter : public gh::Filter<CacheFilter, Config> {
     gh::Counter background_{"cache_disk_background_revalidations_total",
                             "stale-while-revalidate background requests, by outcome",
                             {"outcome"}};
+    gh::Counter purged_{"cache_disk_purged_total", "objects removed through the admin endpoint"};
     gh::Counter invalidations_{"cache_disk_invalidations_total",
                                "objects removed after unsafe methods"};
     gh::Counter evictions_{"cache_disk_evictions_total", "objects evicted, by reason",

@@ -509,6 +509,34 @@ void Store::settle(const ObjectPtr &pending, ObjectPtr final) {
     notify();
 }
 
+std::vector<ObjectPtr> Store::erase_prefix(const std::string &prefix) {
+    std::vector<ObjectPtr> out;
+    {
+        std::lock_guard lock(mu_);
+        std::vector<std::string> files;
+        for (const auto &[key, list] : by_key_)
+            if (key.compare(0, prefix.size(), prefix) == 0)
+                files.insert(files.end(), list.begin(), list.end());
+        for (const std::string &f : files) {
+            auto e = by_file_.find(f);
+            if (e != by_file_.end())
+                out.push_back(e->second.object);
+            erase_locked(f);
+        }
+    }
+    notify();
+    return out;
+}
+
+void Store::discard(std::vector<ObjectPtr> objects) {
+    {
+        std::lock_guard lock(mu_);
+        for (const auto &o : objects)
+            doomed_.push_back(o->file);
+    }
+    cv_.notify_all();
+}
+
 void Store::erase_object(const ObjectPtr &o) {
     {
         std::lock_guard lock(mu_);
@@ -531,6 +559,11 @@ bool Store::begin_revalidation(const std::string &file) {
 void Store::end_revalidation(const std::string &file) {
     std::lock_guard lock(mu_);
     std::erase(revalidating_, file);
+}
+
+bool Store::by_file_contains(const std::string &file) const {
+    std::lock_guard lock(mu_);
+    return by_file_.count(file) != 0;
 }
 
 uint64_t Store::bytes() const {
@@ -618,11 +651,18 @@ void Store::manager() {
     std::unique_lock lock(mu_);
     while (!stop_) {
         const int64_t period = std::clamp<int64_t>(limits_.inactive_ms / 4, 100, 60000);
-        cv_.wait_for(lock, std::chrono::milliseconds(period), [this] { return stop_; });
+        cv_.wait_for(lock, std::chrono::milliseconds(period),
+                     [this] { return stop_ || !doomed_.empty(); });
         if (stop_)
             break;
+        std::vector<std::string> doomed;
+        doomed.swap(doomed_);
         lock.unlock();
-        sweep_inactive();
+        for (const std::string &f : doomed) // purged: a file still being written is already
+            if (!by_file_contains(f))       // replaced in the index; do not delete a new one
+                remove_file(f);
+        if (doomed.empty())
+            sweep_inactive();
         lock.lock();
     }
 }

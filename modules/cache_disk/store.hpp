@@ -122,6 +122,10 @@ class Store : public std::enable_shared_from_this<Store> {
     // object and the memory tier takes it.
     void promote(const ObjectPtr &o, std::shared_ptr<const std::string> body);
     uint64_t memory_bytes() const;
+    // Removes every key starting with `prefix` (returned: delete their files).
+    std::vector<ObjectPtr> erase_prefix(const std::string &prefix);
+    // Deletes these objects' files on the manager thread (for callers off the workers).
+    void discard(std::vector<ObjectPtr> objects);
     // Removes every variant of `key` from the index (returned: delete their files).
     std::vector<ObjectPtr> erase_key(const std::string &key);
     // Removes one object if it is still the indexed one for its file (an unreadable file).
@@ -157,6 +161,7 @@ class Store : public std::enable_shared_from_this<Store> {
     void trim_memory_locked();
     void erase_locked(const std::string &file);
     void notify();
+    bool by_file_contains(const std::string &file) const;
     void count_evictions(std::string_view reason, uint64_t n);
 
     const std::string path_;
@@ -171,6 +176,7 @@ class Store : public std::enable_shared_from_this<Store> {
     StoreEvents events_;
     Fills fills_;
     std::vector<std::string> revalidating_; // files with a background revalidation (mu_)
+    std::vector<std::string> doomed_;       // files the manager thread deletes (mu_)
 
     std::thread thread_;
     std::condition_variable cv_;

@@ -142,6 +142,9 @@ load = ["abi_conformance"]
 [[listener]]
 listen = "127.0.0.1:0"
 
+[admin]
+listen = "127.0.0.1:0"
+
 [upstream.backend]
 servers = [{{ address = "127.0.0.1:{backend_port}" }}]
 balancer = "abi_conformance"
@@ -274,6 +277,7 @@ class Gatehouse:
         self.proc = subprocess.Popen([GATEHOUSE_BIN, "-c", str(config_path)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.lines = []
+        self.admin_port = None
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
         self.port = self._wait_ready()
@@ -287,9 +291,11 @@ class Gatehouse:
         port = None
         while time.monotonic() < deadline:
             for line in list(self.lines):
-                m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
-                if m:
-                    port = int(m.group(1))
+                m = re.search(r"(admin )?listening on 127\.0\.0\.1:(\d+)", line)
+                if m and m.group(1):
+                    self.admin_port = int(m.group(2))
+                elif m:
+                    port = int(m.group(2))
                 if port and re.search(r"\bready\b", line):
                     return port
             if self.proc.poll() is not None:
@@ -411,6 +417,24 @@ def test_streamed_reply_short_of_its_length_is_cut(proxy):
     import http.client
     with pytest.raises(http.client.IncompleteRead):
         proxy.request("GET", "/abi/stream-short")
+
+
+def test_admin_endpoint_of_a_module(proxy):
+    # SDK 1.2: admin_handle serves /modules/NAME/... on the admin listener.
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", proxy.admin_port, timeout=REQUEST_TIMEOUT)
+    try:
+        conn.request("POST", "/modules/abi_conformance/echo?a=1", body=b"hello")
+        resp = conn.getresponse()
+        assert resp.status == 201
+        assert resp.getheader("content-type") == "text/x-conformance"
+        assert resp.read() == b"POST /echo?a=1 hello"
+        conn.request("GET", "/modules/not_loaded/x")
+        resp = conn.getresponse()
+        assert resp.status == 404
+        resp.read()
+    finally:
+        conn.close()
 
 
 def test_upstream_error_phase_may_answer_instead_of_the_kernel(proxy):

@@ -807,3 +807,94 @@ def test_grace_serves_stale_without_a_directive(start_gatehouse, tmp_path):
         assert Cache(g2, origin, path).get(q).status == 502
     finally:
         origin.close()
+
+
+# ---- purge through the admin listener --------------------------------------------------------
+
+
+def admin_call(cache, method, target):
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", admin_port(cache.g), timeout=5)
+    try:
+        conn.request(method, target)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def test_purge_by_key_removes_every_variant(cache):
+    import json
+    p = fresh_path(cache.origin, ok([("Cache-Control", "max-age=100"), ("Vary", "Foo")]))
+    cache.get(p, [("Foo", "1")])
+    cache.get(p, [("Foo", "2")])
+    assert cache.origin.count(p) == 2
+    status, body = admin_call(cache, "POST",
+                              "/modules/cache_disk/purge?key=http%3A%2F%2Ftest.local" + p)
+    assert status == 200 and json.loads(body) == {"purged": 2}, body
+    cache.get(p, [("Foo", "1")])
+    cache.get(p, [("Foo", "2")])
+    assert cache.origin.count(p) == 4
+
+
+def test_purge_by_prefix(cache):
+    import json
+    base = fresh_path(cache.origin)
+    paths = []
+    for i in range(3):
+        q = base + "/item%d" % i
+        cache.origin.script(q, ok([("Cache-Control", "max-age=100")]))
+        paths.append(q)
+        cache.get(q)
+    other = fresh_path(cache.origin, ok([("Cache-Control", "max-age=100")]))
+    cache.get(other)
+    status, body = admin_call(cache, "POST",
+                              "/modules/cache_disk/purge?prefix=http://test.local" + base + "/")
+    assert status == 200 and json.loads(body) == {"purged": 3}, body
+    for q in paths + [other]:
+        cache.get(q)
+    assert [cache.origin.count(q) for q in paths] == [2, 2, 2]
+    assert cache.origin.count(other) == 1, "outside the prefix"
+
+
+def test_purge_refuses_bad_requests_and_lives_only_on_the_admin_listener(cache):
+    assert admin_call(cache, "GET", "/modules/cache_disk/purge?key=x")[0] == 405
+    assert admin_call(cache, "POST", "/modules/cache_disk/purge")[0] == 400
+    assert admin_call(cache, "POST", "/modules/cache_disk/purge?key=a&prefix=b")[0] == 400
+    assert admin_call(cache, "POST", "/modules/cache_disk/nothing")[0] == 404
+    assert admin_call(cache, "POST", "/modules/no_such_module/purge?key=x")[0] == 404
+    status, body = admin_call(cache, "GET", "/modules/cache_disk/stats")
+    assert status == 200 and b'"objects"' in body
+    # On the data plane the same path is just proxied (the origin has no such script).
+    assert cache.get("/modules/cache_disk/purge?prefix=http").status == 404
+
+
+def test_cache_key_rules_per_route(start_gatehouse, tmp_path):
+    """query_sort, query_deny and query_allow per route; key without the host."""
+    origin = ScriptOrigin()
+    try:
+        path = tmp_path / "cache"
+        extra = ('\n[[route]]\npath = "/allow/"\nupstream = "app"\nfilters = ["cache_disk"]\n'
+                 'filter_config = { cache_disk = { query_allow = ["id"] } }\n'
+                 '\n[[route]]\npath = "/nohost/"\nupstream = "app"\nfilters = ["cache_disk"]\n'
+                 'filter_config = { cache_disk = { key = ["path", "query"] } }\n')
+        text = cache_config(origin, path, module_table=(
+            'query_sort = true\nquery_deny = ["utm_source"]\n'), extra=extra)
+        g = start_gatehouse(text)  # routes match by longest path prefix
+        c = Cache(g, origin, path)
+        p = fresh_path(origin, ok([("Cache-Control", "max-age=100")]))
+        c.get(p + "?a=1&b=2")
+        c.get(p + "?b=2&a=1")
+        c.get(p + "?a=1&b=2&utm_source=x")
+        assert origin.count(p) == 1, "sorted, utm_source left out"
+        origin.script("/allow/x", ok([("Cache-Control", "max-age=100")]))
+        c.get("/allow/x?id=1&session=a")
+        c.get("/allow/x?id=1&session=b")
+        c.get("/allow/x?id=2")
+        assert origin.count("/allow/x") == 2, "only id is part of the key"
+        origin.script("/nohost/y", ok([("Cache-Control", "max-age=100")]))
+        c.get("/nohost/y", host="a.example")
+        c.get("/nohost/y", host="b.example")
+        assert origin.count("/nohost/y") == 1, "the host is not part of this route's key"
+    finally:
+        origin.close()

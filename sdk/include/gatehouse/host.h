@@ -170,6 +170,13 @@ typedef struct gh_host_api_v1 {
      * response, never a wrong one). The kernel buffers what the client has not taken yet:
      * bound what you write ahead. Worker thread. */
     gh_status_t (*reply_write)(gh_stream_t *s, gh_bytes_t data, uint32_t flags);
+    /* Serve requests to /modules/NAME/... on the admin listener ([admin], protected by the
+     * address it binds): `fn(arg, request, response)` runs on the admin thread, one request at a
+     * time, concurrently with the workers -- keep it short and thread-safe. One handler per
+     * module; calling again replaces it, fn NULL removes it. Without a handler those paths are
+     * 404. Main thread (load or activate); the handler must stay callable until it is removed
+     * or the module is destroyed. */
+    gh_status_t (*admin_handle)(gh_module_t *self, gh_admin_fn fn, void *arg);
 } gh_host_api_v1;
 
 /* True if the kernel's table has `field` (it is no newer than the kernel). */

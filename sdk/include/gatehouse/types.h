@@ -252,6 +252,28 @@ typedef struct gh_callout_response {
     gh_str_t error;      /* why, when status < 0 */
 } gh_callout_response_t;
 
+/* ---- admin endpoints (1.2): requests to /modules/NAME/... on the admin listener ---------- */
+typedef struct gh_admin_request {
+    uint32_t struct_size;
+    uint32_t reserved;
+    gh_str_t method; /* "GET", "POST", "DELETE"... */
+    gh_str_t path;   /* after /modules/NAME, e.g. "/purge" (may be empty) */
+    gh_str_t query;  /* without the '?' */
+    gh_bytes_t body;
+} gh_admin_request_t;
+
+/* Filled by the handler; the views need to stay valid only until it returns (the kernel copies
+ * them). status 0 means 200; an empty content_type means text/plain. */
+typedef struct gh_admin_response {
+    uint32_t struct_size;
+    uint32_t status;
+    gh_str_t content_type;
+    gh_bytes_t body;
+} gh_admin_response_t;
+
+typedef void (*gh_admin_fn)(void *arg, const gh_admin_request_t *request,
+                            gh_admin_response_t *response);
+
 /* Callback shapes used by async host services. `arg` is the caller's, passed back untouched. */
 typedef void (*gh_task_fn)(void *arg);
 typedef void (*gh_callout_done_fn)(void *arg, const gh_callout_response_t *response);

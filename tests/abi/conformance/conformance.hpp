@@ -53,6 +53,7 @@ enum GlobalCheck : uint32_t {
     kSelect,
     kReport,
     kTimerCancel,
+    kAdminHandle,
     kGlobalCheckCount
 };
 void global_check(bool ok, GlobalCheck which) noexcept;

@@ -22,6 +22,7 @@ const char *const kGlobalCheckNames[kGlobalCheckCount] = {
     "cfg_at",      "cfg_string",   "cfg_int",       "cfg_float",       "cfg_bool",
     "cfg_duration_ms", "cfg_bytes", "route_config", "activate",        "worker_init",
     "worker_exit", "pool_init",    "select",        "report",          "timer_cancel",
+    "admin_handle",
 };
 
 void register_metrics() noexcept {
@@ -53,6 +54,22 @@ void register_metrics() noexcept {
     g_host->metric_record(g_metrics.live_streams, GH_METRIC_SET, nullptr, 0, 0);
 }
 
+// Admin thread: "METHOD PATH?QUERY BODY" back as text/plain (the views die when it returns).
+thread_local std::string g_admin_reply;
+void admin_echo(void *, const gh_admin_request_t *req, gh_admin_response_t *res) noexcept {
+    try {
+        g_admin_reply = std::string(sv(req->method)) + " " + std::string(sv(req->path)) + "?" +
+                        std::string(sv(req->query)) + " " + std::string(sv(req->body));
+    } catch (...) {
+        res->status = 500;
+        return;
+    }
+    res->status = 201;
+    res->content_type = str("text/x-conformance");
+    res->body = gh_bytes_t{reinterpret_cast<const uint8_t *>(g_admin_reply.data()),
+                           g_admin_reply.size()};
+}
+
 gh_status_t load(gh_module_t *self, void **state) noexcept {
     g_self = self;
     global_check(self != nullptr, kLoadSelf);
@@ -61,6 +78,9 @@ gh_status_t load(gh_module_t *self, void **state) noexcept {
         if (level != GH_LOG_ERROR && level != GH_LOG_WARN) // keep stderr free of fake problems
             g_host->log(self, level, str("abi_conformance: load (log level probe)"));
     register_metrics();
+    // 1.2: an admin endpoint at /modules/abi_conformance/... answering with what it was asked.
+    if (GH_HOST_HAS(g_host, admin_handle))
+        global_check(g_host->admin_handle(self, &admin_echo, nullptr) == GH_OK, kAdminHandle);
     *state = nullptr;
     return GH_OK;
 }
