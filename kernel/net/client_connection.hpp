@@ -216,6 +216,7 @@ private:
     std::chrono::steady_clock::time_point attempt_start_;
     std::string out_head_;        // head being written (request upstream, or response to client)
     std::string chunk_prefix_;    // chunk-size line when re-chunking
+    std::string interim_;         // a 1xx response being forwarded to the client
     std::array<boost::asio::const_buffer, 4> out_buffers_; // the response write in progress
     size_t pending_consume_ = 0;  // bytes of in_/upstream buffer to consume after a write
     http::ResponseHead response_;

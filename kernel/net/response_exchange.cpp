@@ -120,15 +120,52 @@ void ClientConnection::parse_response() {
             break;
         }
         if (response_.status >= 100 && response_.status < 200) {
-            // Interim responses (100, 103...) are dropped: we answered Expect ourselves. A 101
-            // nobody asked for is a broken upstream.
-            buf.consume(n);
-            if (response_.status == 101)
+            // Interim responses: 100 is dropped (we answered Expect ourselves); others (102,
+            // 103 Early Hints...) go on to HTTP/1.1 clients as they came, minus hop-by-hop
+            // fields (RFC 9110 §15.2); a 101 nobody asked for is a broken upstream.
+            if (response_.status == 101) {
+                buf.consume(n);
                 return attempt_failed(GH_OUTCOME_RESET, false, "upstream switched protocols unasked");
+            }
+            const bool forward = response_.status != 100 && request_.version == 11 &&
+                                 !response_started_;
+            if (forward) {
+                interim_.clear();
+                const unsigned code = response_.status;
+                const char line[] = {'H', 'T', 'T', 'P', '/', '1', '.', '1', ' ',
+                                     static_cast<char>('0' + code / 100),
+                                     static_cast<char>('0' + code / 10 % 10),
+                                     static_cast<char>('0' + code % 10), ' '};
+                interim_.append(line, sizeof line);
+                interim_.append(response_.reason.empty() ? http::reason(code) : response_.reason);
+                interim_.append("\r\n");
+                ConnectionOptions options(response_.fields, response_.framing);
+                for (const auto& f : response_.fields)
+                    if (http::classify(f.name) != http::FieldKind::hop_by_hop &&
+                        !options.lists(f.name))
+                        append_field(interim_, f.name, f.value);
+                interim_.append("\r\n");
+            }
+            buf.consume(n);
             response_parser_.emplace(response_);
             response_parser_->reset({config_->limits.max_response_header_bytes, 1000, 0, 0});
             if (request_.method == "HEAD")
                 response_parser_->expect_no_body();
+            if (forward) {
+                // No upstream read is pending while the client takes the interim response; the
+                // first-byte timeout starts again after it (an interim is a sign of life).
+                watchdog_.disarm();
+                return asio::async_write(
+                    transport_, asio::buffer(interim_),
+                    [self = shared_from_this()](const error_code& ec, size_t n) {
+                        self->timing_.bytes_out += n;
+                        if (ec)
+                            return self->on_client_write_error(ec);
+                        self->timeout_ = Timeout::upstream_first_byte;
+                        self->watchdog_.arm(self->pool_->config().first_byte_timeout, self);
+                        self->parse_response();
+                    });
+            }
             continue;
         }
         timing_.first_byte = std::chrono::steady_clock::now();

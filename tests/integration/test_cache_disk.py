@@ -898,3 +898,16 @@ def test_cache_key_rules_per_route(start_gatehouse, tmp_path):
         assert origin.count("/nohost/y") == 1, "the host is not part of this route's key"
     finally:
         origin.close()
+
+
+def test_interim_response_is_forwarded_and_only_the_final_one_stored(cache):
+    p = fresh_path(cache.origin, ok([("Cache-Control", "max-age=100")], b"final",
+                                    interim=[(103, [("Link", "</s.css>; rel=preload")])]))
+    with Client(cache.g.port, timeout=5) as c:
+        c.send(Client.build("GET", p))
+        hints = c.read_response(skip_interim=False)
+        assert hints.status == 103 and hints.header("link") == "</s.css>; rel=preload"
+        final = c.read_response()
+        assert final.status == 200 and final.body == b"final"
+    r = cache.get(p)
+    assert r.status == 200 and r.body == b"final" and cache.origin.count(p) == 1

@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from backend import pattern_chunks, pattern_sha256
+import harness
 from harness import Client, proxy_config
 
 GIB = 1 << 30
@@ -146,3 +147,36 @@ def test_expect_100_continue_gets_interim_then_final_response(proxy):
         final = c.read_response()
         assert final.status == 200
         assert final.json()["body_length"] == 10
+
+
+@pytest.mark.parametrize("version,forwarded", [("HTTP/1.1", True), ("HTTP/1.0", False)])
+def test_interim_responses_reach_http11_clients(start_gatehouse, version, forwarded):
+    """An upstream's 103 Early Hints (and 102) go to HTTP/1.1 clients before the final
+    response, without hop-by-hop fields; an upstream's 100 never does; HTTP/1.0 gets none."""
+    up = harness.OneShotUpstream(
+        b"HTTP/1.1 100 Continue\r\n\r\n"
+        b"HTTP/1.1 102 Processing\r\n\r\n"
+        b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\nConnection: x-hop\r\n"
+        b"X-Hop: 1\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    try:
+        gh = start_gatehouse(harness.proxy_config([up.address]))
+        with Client(gh.port, timeout=3) as c:
+            c.send(Client.build("GET", "/x", version=version))
+            seen = []
+            while True:
+                r = c.read_response(skip_interim=False)
+                seen.append(r)
+                if r.status >= 200:
+                    break
+        assert seen[-1].status == 200 and seen[-1].body == b"ok"
+        interim = [r.status for r in seen[:-1]]
+        if forwarded:
+            assert interim == [102, 103]
+            hints = seen[1]
+            assert hints.header("link") == "</a.css>; rel=preload"
+            assert hints.header("x-hop") is None and hints.header("connection") is None
+        else:
+            assert interim == []
+    finally:
+        up.close()
