@@ -911,3 +911,90 @@ def test_interim_response_is_forwarded_and_only_the_final_one_stored(cache):
         assert final.status == 200 and final.body == b"final"
     r = cache.get(p)
     assert r.status == 200 and r.body == b"final" and cache.origin.count(p) == 1
+
+
+# ---- failure paths ---------------------------------------------------------------------------
+
+
+def test_unusable_cache_directory_logs_and_proxies_without_caching(start_gatehouse, tmp_path):
+    origin = ScriptOrigin()
+    try:
+        blocker = tmp_path / "not-a-dir"
+        blocker.write_text("a file where the cache directory should be")
+        g = start_gatehouse(cache_config(origin, blocker))
+        p = fresh_path(origin, ok([("Cache-Control", "max-age=100")], b"through"))
+        c = Cache(g, origin, blocker)
+        for _ in range(2):
+            r = c.get(p)
+            assert r.status == 200 and r.body == b"through"
+            assert r.header("cache-status") is None
+        assert origin.count(p) == 2
+        assert "cache_disk: cannot create" in g.log_text()
+    finally:
+        origin.close()
+
+
+def test_write_errors_are_counted_and_the_response_is_unharmed(start_gatehouse, tmp_path):
+    import shutil
+    origin = ScriptOrigin()
+    try:
+        path = tmp_path / "cache"
+        g = start_gatehouse(cache_config(origin, path, admin=True,
+                                         module_table='memory_size = "0"'))
+        c = Cache(g, origin, path)
+        shutil.rmtree(path / "tmp")
+        (path / "tmp").write_text("temporaries cannot be created in a file")
+        p = fresh_path(origin, ok([("Cache-Control", "max-age=100")], b"unharmed"))
+        r = c.get(p)
+        assert r.status == 200 and r.body == b"unharmed"
+        assert wait_until(lambda: (c.metrics().value("gatehouse_cache_disk_write_errors_total")
+                                   or 0) >= 1, 5)
+        assert wait_until(lambda: c.get(p).status == 200 and origin.count(p) >= 2, 5), \
+            "an object that could not be written is not served"
+    finally:
+        origin.close()
+
+
+def test_corrupted_file_is_never_served_after_restart(start_gatehouse, tmp_path):
+    origin = ScriptOrigin()
+    try:
+        path = tmp_path / "cache"
+        p = fresh_path(origin, ok([("Cache-Control", "max-age=100")], b"A" * 5000),
+                       ok([("Cache-Control", "max-age=100")], b"B" * 5000))
+        g = start_gatehouse(cache_config(origin, path))
+        Cache(g, origin, path).get(p)
+        assert wait_until(lambda: len(list(path.glob("??/*"))) == 1, 5)
+        g.stop()
+        f = next(path.glob("??/*"))
+        data = bytearray(f.read_bytes())
+        data[-10] ^= 0xFF  # one flipped byte in the body
+        f.write_bytes(bytes(data))
+        g2 = start_gatehouse(cache_config(origin, path), name="restarted")
+        c = Cache(g2, origin, path)
+        time.sleep(0.3)
+        r = c.get(p)
+        assert r.body == b"B" * 5000, "the corrupted copy was not served"
+        assert origin.count(p) == 2
+    finally:
+        origin.close()
+
+
+def test_clients_leaving_mid_stream_do_not_disturb_the_others(cache):
+    import socket
+    pieces = [b"x" * 4000, b"y" * 4000]
+    p = fresh_path(cache.origin, ok([("Cache-Control", "max-age=100")], chunks=pieces, pause=0.8))
+    leader = threading.Thread(target=lambda: cache.get(p))
+    leader.start()
+    assert wait_until(lambda: cache.origin.count(p) == 1, 5)
+    quitters = []
+    for _ in range(5):  # waiters that hang up before the body is complete
+        s = socket.create_connection(("127.0.0.1", cache.g.port), timeout=5)
+        s.sendall(Client.build("GET", p))
+        quitters.append(s)
+    time.sleep(0.3)
+    for s in quitters:
+        s.close()
+    stayer = cache.get(p)
+    leader.join(10)
+    assert stayer.body == b"".join(pieces)
+    assert cache.get(p).body == b"".join(pieces) and cache.origin.count(p) == 1
