@@ -46,7 +46,7 @@ struct StreamState {
     std::shared_ptr<std::string> body = std::make_shared<std::string>();
     // Collapsing: the fill this stream leads, or the waiter it is.
     std::shared_ptr<Fill> fill;
-    std::shared_ptr<Waiter> waiter;
+    std::weak_ptr<Waiter> waiter; // weak: the waiter holds this state (no cycle)
     bool no_collapse = false; // released by a fill: go upstream, do not wait again
 };
 
