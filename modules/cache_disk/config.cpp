@@ -86,6 +86,13 @@ void read_module_level(gh::ConfigNode table, Config &c) {
         else
             c.limits.memory_object_max = *v;
     }
+    gh::ConfigNode collect = table.get("collect_size");
+    if (auto v = collect.bytes()) {
+        if (*v < c.limits.max_object_size)
+            collect.error("must be at least max_object_size");
+        else
+            c.limits.collect_size = *v;
+    }
     gh::ConfigNode inactive = table.get("inactive");
     if (auto v = inactive.duration_ms()) {
         if (*v < 1000)
@@ -97,7 +104,8 @@ void read_module_level(gh::ConfigNode table, Config &c) {
 
 void refuse_module_keys(gh::ConfigNode table) {
     for (std::string_view key :
-         {"path", "max_size", "max_object_size", "inactive", "memory_size", "memory_object_max"}) {
+         {"path", "max_size", "max_object_size", "inactive", "memory_size", "memory_object_max",
+          "collect_size"}) {
         gh::ConfigNode n = table.get(key);
         if (n.present())
             n.error("is a module-level key: set it in [filter.cache_disk]");

@@ -596,13 +596,19 @@ int32_t CacheFilter::on_response_body(gh::Stream s, const gh::Chunk &chunk, cons
         }
         publish_head(*st);
     }
-    if (st->body->size() + chunk.data.size() > c.limits.max_object_size) {
+    const bool too_large = st->body->size() + chunk.data.size() > c.limits.max_object_size;
+    if (too_large || !st->store->charge_collecting(chunk.data.size())) {
+        // Over the object limit, or the store's budget for bodies being collected is spent:
+        // this response is passed on without being stored.
         st->storing = false;
-        stores_total_.inc({verdict_name(Verdict::too_large)});
+        stores_total_.inc({verdict_name(too_large ? Verdict::too_large : Verdict::busy)});
         abandon_fill(*st);
+        st->store->release_collecting(st->charged);
+        st->charged = 0;
         st->body = std::make_shared<std::string>();
         return GH_BODY_PASS;
     }
+    st->charged += chunk.data.size();
     if (st->fill) {
         std::lock_guard lock(st->fill->mu); // waiters copy from it on their workers
         st->body->append(chunk.data);
@@ -628,6 +634,8 @@ void CacheFilter::finish_store(StreamState &st, const Config &) {
     o->timing = Timing{st.request_ms, st.response_ms};
     o->file = object_file(o->key, o->vary_values);
     stores_total_.inc({"stored"});
+    st.store->release_collecting(st.charged); // the body now belongs to the index
+    st.charged = 0;
     persist(st.store, o, st.body); // shared with collapsed waiters; no longer appended to
     if (st.fill) {
         if (st.status == 204) { // finished from the head: no body chunk announced it
@@ -684,6 +692,10 @@ void CacheFilter::persist(std::shared_ptr<Store> store, std::shared_ptr<Object> 
 void CacheFilter::on_stream_end(gh::Stream s, const Config &) {
     if (auto holder = s.take_ctx<Holder>()) {
         holder->state->ended = true;
+        if (holder->state->charged) { // a body being collected that will never complete
+            holder->state->store->release_collecting(holder->state->charged);
+            holder->state->charged = 0;
+        }
         abandon_fill(*holder->state); // a leader that did not finish releases its waiters
     }
 }

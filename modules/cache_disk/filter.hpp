@@ -44,6 +44,7 @@ struct StreamState {
     std::vector<std::string> vary_names;
     uint64_t length = UINT64_MAX; // Content-Length of the body as the client gets it
     std::shared_ptr<std::string> body = std::make_shared<std::string>();
+    uint64_t charged = 0; // body bytes counted against the store's collecting budget
     // Collapsing: the fill this stream leads, or the waiter it is.
     std::shared_ptr<Fill> fill;
     std::weak_ptr<Waiter> waiter; // weak: the waiter holds this state (no cycle)

@@ -344,6 +344,7 @@ std::string_view verdict_name(Verdict v) {
     case Verdict::no_freshness: return "no_freshness";
     case Verdict::too_large: return "too_large";
     case Verdict::set_cookie: return "set_cookie";
+    case Verdict::busy: return "busy";
     }
     return "status";
 }

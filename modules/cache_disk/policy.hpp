@@ -83,6 +83,7 @@ enum class Verdict {
     no_freshness,  // no explicit freshness and not cacheable by default
     too_large,     // over max_object_size
     set_cookie,    // Set-Cookie and the route does not store those
+    busy,          // the store's budget for bodies being collected (collect_size) is spent
 };
 std::string_view verdict_name(Verdict v);
 

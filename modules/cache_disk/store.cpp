@@ -548,6 +548,20 @@ void Store::erase_object(const ObjectPtr &o) {
     notify();
 }
 
+bool Store::charge_collecting(uint64_t bytes) {
+    const uint64_t limit = limits().collect_size;
+    uint64_t now = collecting_.load(std::memory_order_relaxed);
+    do {
+        if (now + bytes > limit)
+            return false;
+    } while (!collecting_.compare_exchange_weak(now, now + bytes, std::memory_order_relaxed));
+    return true;
+}
+
+void Store::release_collecting(uint64_t bytes) {
+    collecting_.fetch_sub(bytes, std::memory_order_relaxed);
+}
+
 bool Store::begin_revalidation(const std::string &file) {
     std::lock_guard lock(mu_);
     if (std::find(revalidating_.begin(), revalidating_.end(), file) != revalidating_.end())

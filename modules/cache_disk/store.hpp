@@ -68,6 +68,7 @@ struct StoreLimits {
     int64_t inactive_ms = 10 * 60 * 1000; // unused this long: removed
     uint64_t memory_size = 64u << 20;     // bodies kept in memory besides their files
     uint64_t memory_object_max = 256u << 10; // larger bodies are always read from disk
+    uint64_t collect_size = 256u << 20;    // bodies being collected for storing, all streams
 };
 
 struct StoreStats {
@@ -134,6 +135,11 @@ class Store : public std::enable_shared_from_this<Store> {
     uint64_t bytes() const;
     uint64_t objects() const;
 
+    // The budget for bodies held while they are collected (limits().collect_size): false, and
+    // nothing charged, if `bytes` more would exceed it. Any thread.
+    bool charge_collecting(uint64_t bytes);
+    void release_collecting(uint64_t bytes);
+
     // Misses in progress, for request collapsing.
     Fills &fills() { return fills_; }
     // Background revalidations (stale-while-revalidate): true if the caller may start one for
@@ -172,6 +178,7 @@ class Store : public std::enable_shared_from_this<Store> {
     std::list<std::string> lru_;
     uint64_t bytes_ = 0;        // indexed files + reservations
     uint64_t memory_bytes_ = 0; // memory bodies of indexed objects
+    std::atomic<uint64_t> collecting_{0}; // bodies being collected (not indexed yet)
     StoreStats stats_;
     StoreEvents events_;
     Fills fills_;

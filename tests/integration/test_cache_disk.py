@@ -587,6 +587,9 @@ def test_compress_variants_are_stored_once_each(start_gatehouse, tmp_path):
     ('path = "/tmp/x"\nmax_size = "2m"\nmax_object_size = "3m"', "",
      "max_object_size cannot exceed max_size"),
     ('path = "/tmp/x"\ninactive = "10ms"', "", "inactive] must be at least 1s"),
+    ('path = "/tmp/x"\ncollect_size = "1k"', "", "must be at least max_object_size"),
+    ('path = "/tmp/x"\nmemory_object_max = "1g"', "", "cannot exceed max_object_size"),
+    ('path = "/tmp/x"\ncollapse_timeout = "1ms"', "", "between 10ms and 10m"),
     ('path = "/tmp/x"\nkey = ["host", "cookie"]', "", "parts are"),
     ('path = "/tmp/x"\nkey = ["host"]', "", 'must include "path"'),
     ('path = "/tmp/x"\nquery_allow = ["a"]\nquery_deny = ["b"]', "", "cannot both be set"),
@@ -998,3 +1001,25 @@ def test_clients_leaving_mid_stream_do_not_disturb_the_others(cache):
     leader.join(10)
     assert stayer.body == b"".join(pieces)
     assert cache.get(p).body == b"".join(pieces) and cache.origin.count(p) == 1
+
+
+def test_collect_budget_passes_responses_through_unstored(start_gatehouse, tmp_path):
+    origin = ScriptOrigin()
+    try:
+        path = tmp_path / "cache"
+        g = start_gatehouse(cache_config(origin, path, admin=True, module_table=(
+            'max_size = "4m"\nmax_object_size = "1m"\ncollect_size = "1m"\n')))
+        c = Cache(g, origin, path)
+        pieces = [b"p" * 600_000, b"q" * 200_000]
+        a = fresh_path(origin, ok([("Cache-Control", "max-age=100")], chunks=pieces, pause=0.6))
+        b = fresh_path(origin, ok([("Cache-Control", "max-age=100")], chunks=pieces, pause=0.6))
+        results = _concurrent(2, lambda i: c.get(a if i == 0 else b))
+        assert all(r.body == b"".join(pieces) for r in results), "both answered whole"
+        busy = c.metrics().value("gatehouse_cache_disk_store_decisions_total", verdict="busy")
+        assert busy and busy >= 1
+        later = fresh_path(origin, ok([("Cache-Control", "max-age=100")], b"z" * 900_000))
+        c.get(later)
+        c.get(later)
+        assert origin.count(later) == 1, "the budget was given back"
+    finally:
+        origin.close()
