@@ -364,6 +364,15 @@ gh_status_t admin_handle(gh_module_t* self, gh_admin_fn fn, void* arg) {
     return GH_OK;
 }
 
+gh_status_t reply_drained(gh_stream_t* s, gh_task_fn fn, void* arg) {
+    ClientConnection* c = conn(s);
+    if (!c)
+        return GH_ERR_INVALID;
+    if (!s->reply_streamed)
+        return GH_ERR_STATE;
+    return c->reply_drained(fn, arg);
+}
+
 gh_status_t reply_write(gh_stream_t* s, gh_bytes_t data, uint32_t flags) {
     if (!s || (data.len && !data.ptr))
         return GH_ERR_INVALID;
@@ -548,6 +557,7 @@ gh_host_api_v1 make_table() {
     t.respond_stream = respond_stream;
     t.reply_write = reply_write;
     t.admin_handle = admin_handle;
+    t.reply_drained = reply_drained;
     t.current_worker = current_worker;
     t.timer_start = timer_start;
     t.timer_cancel = timer_cancel;

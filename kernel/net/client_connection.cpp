@@ -370,11 +370,29 @@ void ClientConnection::send_reply() {
                       });
 }
 
+void ClientConnection::post_drained() {
+    for (auto [fn, arg] : streamed_.drained)
+        asio::post(transport_.get_executor(), [fn, arg] { fn(arg); });
+    streamed_.drained.clear();
+}
+
+gh_status_t ClientConnection::reply_drained(gh_task_fn fn, void* arg) {
+    if (!fn)
+        return GH_ERR_INVALID;
+    if (!streamed_.active || closing_)
+        return GH_ERR_STATE;
+    streamed_.drained.emplace_back(fn, arg);
+    if (!streamed_.writing && streamed_.pending.empty())
+        post_drained(); // nothing buffered: drained already
+    return GH_OK;
+}
+
 void ClientConnection::flush_streamed_reply() {
     StreamedReply& r = streamed_;
     if (r.writing || closing_)
         return;
     if (r.pending.empty()) {
+        post_drained();
         if (!r.last) {
             module_hold_ = shared_from_this(); // waiting for the module's next piece
             return;
@@ -529,6 +547,7 @@ void ClientConnection::close_if_idle() {
 void ClientConnection::close() {
     // Whoever called us holds a reference or is a handler of ours; the module's hold goes.
     auto hold = std::move(module_hold_);
+    post_drained(); // a module pacing a streamed reply learns the client is gone
     if (closing_ && !transport_.socket().is_open())
         return;
     if (!closing_ && (stream_.phase < GH_PHASE_LOG || stream_.phase == GH_PHASE_UPSTREAM_ERROR)) {

@@ -82,6 +82,7 @@ public:
     bool response_headers_editable() const;
     // respond_stream's body (SDK 1.2).
     gh_status_t reply_write(std::string_view data, bool last, bool abort = false);
+    gh_status_t reply_drained(gh_task_fn fn, void* arg);
 
 private:
     // ---- client side (client_connection.cpp) ----
@@ -244,7 +245,9 @@ private:
         uint64_t body_bytes = 0;
         std::string pending;   // framed bytes not yet handed to the socket
         std::string in_flight; // the bytes of the write in flight
+        std::vector<std::pair<gh_task_fn, void*>> drained; // reply_drained callbacks
     } streamed_;
+    void post_drained(); // runs (posts) every reply_drained callback once
 };
 
 } // namespace gatehouse::net

@@ -88,7 +88,11 @@ class CacheFilter : public gh::Filter<CacheFilter, Config> {
         std::function<void(std::shared_ptr<const Object>, std::shared_ptr<const std::string>)>;
     gh_status_t load_body(std::shared_ptr<Store> store, ObjectPtr o, BodyDone done);
     void answer(gh::Stream s, const Config &c, const StreamState &st, const Object &obj,
-                std::string_view body, std::string_view status_value, int64_t age);
+                const std::string &body, std::string_view status_value, int64_t age);
+    gh_status_t answer(gh::Stream s, const Config &c, const Object &obj, const struct Plan &p,
+                       const std::string *body, std::string_view status_value, int64_t age);
+    gh_action_t serve_from_file(gh::Stream s, const Config &c, StreamState &st, ObjectPtr o,
+                                const char *result, std::string suffix);
     void persist(std::shared_ptr<Store> store, std::shared_ptr<Object> o,
                  std::shared_ptr<const std::string> body);
     void invalidate(gh::Stream s, const Config &c, StreamState &st);

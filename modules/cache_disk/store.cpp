@@ -280,6 +280,72 @@ std::optional<Object> Store::read_object(const Object &o, std::string *body) con
     return decoded;
 }
 
+OpenObject::~OpenObject() {
+    if (fd >= 0)
+        ::close(fd);
+}
+
+namespace {
+
+bool pread_all(int fd, char *out, size_t length, uint64_t offset) {
+    size_t got = 0;
+    while (got < length) {
+        const ssize_t n = ::pread(fd, out + got, length - got, static_cast<off_t>(offset + got));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        got += static_cast<size_t>(n);
+    }
+    return true;
+}
+
+} // namespace
+
+std::shared_ptr<OpenObject> Store::open_object(const Object &o) const {
+    auto f = std::make_shared<OpenObject>();
+    f->fd = ::open((path_ + "/" + o.file).c_str(), O_RDONLY | O_CLOEXEC);
+    if (f->fd < 0)
+        return nullptr;
+    struct stat st {};
+    char prefix[kPrefix];
+    if (::fstat(f->fd, &st) != 0 || !pread_all(f->fd, prefix, kPrefix, 0))
+        return nullptr;
+    auto p = decode_prefix(std::string_view(prefix, kPrefix));
+    if (!p || static_cast<uint64_t>(st.st_size) != kPrefix + p->meta_len + p->body_len ||
+        p->meta_len > (64u << 20))
+        return nullptr;
+    std::string meta(p->meta_len, '\0');
+    if (!pread_all(f->fd, meta.data(), meta.size(), kPrefix))
+        return nullptr;
+    uLong c = crc32_z(0, nullptr, 0);
+    c = crc32_z(c, reinterpret_cast<const Bytef *>(meta.data()), meta.size());
+    std::string piece(std::min<uint64_t>(p->body_len, 1u << 20), '\0');
+    for (uint64_t at = 0; at < p->body_len;) {
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(piece.size(), p->body_len - at));
+        if (!pread_all(f->fd, piece.data(), n, kPrefix + p->meta_len + at))
+            return nullptr;
+        c = crc32_z(c, reinterpret_cast<const Bytef *>(piece.data()), n);
+        at += n;
+    }
+    if (static_cast<uint32_t>(c) != p->crc || !decode_meta(meta, f->meta))
+        return nullptr;
+    f->meta.file = o.file;
+    f->meta.body_size = p->body_len;
+    f->meta.file_size = static_cast<uint64_t>(st.st_size);
+    f->meta.on_disk = true;
+    f->body_offset = kPrefix + p->meta_len;
+    return f;
+}
+
+std::optional<std::string> Store::read_body(const OpenObject &f, uint64_t offset,
+                                            size_t length) const {
+    std::string out(length, '\0');
+    if (!pread_all(f.fd, out.data(), length, f.body_offset + offset))
+        return std::nullopt;
+    return out;
+}
+
 void Store::remove_file(const std::string &file) const {
     ::unlink((path_ + "/" + file).c_str());
 }

@@ -54,6 +54,18 @@ struct Object {
 };
 using ObjectPtr = std::shared_ptr<const Object>;
 
+// A stored file opened to stream its body (large objects): verified whole when opened, then
+// read piece by piece. Closes its descriptor when the last reference goes.
+struct OpenObject {
+    int fd = -1;
+    Object meta;              // the file's own head (a newer file than the index knew is fine)
+    uint64_t body_offset = 0; // where the body starts in the file
+    OpenObject() = default;
+    OpenObject(const OpenObject &) = delete;
+    OpenObject &operator=(const OpenObject &) = delete;
+    ~OpenObject();
+};
+
 // The file name of a variant: hex SHA-256 of key and Vary values.
 std::string object_file(const std::string &key, const std::vector<std::string> &vary_values);
 
@@ -153,6 +165,12 @@ class Store : public std::enable_shared_from_this<Store> {
     // Reads and verifies a file; nullopt if missing, torn or corrupted.
     std::optional<Object> read_object(const Object &o, std::string *body) const;
     void remove_file(const std::string &file) const;
+    // Opens the file and verifies its checksum over the whole file (read in 1 MiB pieces, not
+    // held); nullptr if missing, torn or corrupted.
+    std::shared_ptr<OpenObject> open_object(const Object &o) const;
+    // `length` body bytes from `offset` (relative to the body); nullopt on a short read.
+    std::optional<std::string> read_body(const OpenObject &f, uint64_t offset,
+                                         size_t length) const;
 
   private:
     struct Entry {

@@ -248,7 +248,12 @@ void on_stream_piece(void *arg) noexcept {
         return;
     }
     ++r->step;
-    if (g_host->timer_start(20, &on_stream_piece, r) == nullptr) {
+    // 1.2 pacing: the next piece once the client has taken this one.
+    const gh_status_t drained = GH_HOST_HAS(g_host, reply_drained)
+                                    ? g_host->reply_drained(r->stream, &on_stream_piece, r)
+                                    : GH_ERR_UNSUPPORTED;
+    r->st->check(drained == GH_OK, "reply_drained");
+    if (drained != GH_OK) {
         r->st->chain_pending = false;
         delete r;
     }

@@ -177,6 +177,12 @@ typedef struct gh_host_api_v1 {
      * 404. Main thread (load or activate); the handler must stay callable until it is removed
      * or the module is destroyed. */
     gh_status_t (*admin_handle)(gh_module_t *self, gh_admin_fn fn, void *arg);
+    /* Pacing for respond_stream bodies: `fn(arg)` runs on the stream's worker once everything
+     * written so far has been handed to the socket -- or once the client went away (STREAM_END
+     * then ran: check your own flag before touching the stream). Exactly once, never inside this
+     * call. Write the next piece from there to keep at most one piece buffered. GH_ERR_STATE
+     * without an active streamed reply. Worker thread. */
+    gh_status_t (*reply_drained)(gh_stream_t *s, gh_task_fn fn, void *arg);
 } gh_host_api_v1;
 
 /* True if the kernel's table has `field` (it is no newer than the kernel). */

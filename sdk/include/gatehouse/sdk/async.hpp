@@ -142,6 +142,23 @@ Timer start_timer(uint64_t delay_ms, F &&fn) {
     return timer;
 }
 
+/* 1.2: run `fn()` on the stream's worker once a respond_stream body written so far has been
+ * handed to the socket, or the client went away (see gh_host_api_v1::reply_drained): write the
+ * next piece from there. Returns the host's status (GH_ERR_UNSUPPORTED on an older kernel); on
+ * failure fn is destroyed without running. Thread: the stream's worker. May throw
+ * std::bad_alloc. */
+template <class F>
+gh_status_t reply_drained(gh_stream_t *stream, F &&fn) {
+    if (!GH_HOST_HAS(&host(), reply_drained))
+        return GH_ERR_UNSUPPORTED;
+    using T = detail::Task<std::decay_t<F>>;
+    auto task = std::make_unique<T>(T{std::forward<F>(fn)});
+    gh_status_t st = host().reply_drained(stream, &T::run, task.get());
+    if (st == GH_OK)
+        task.release();
+    return st;
+}
+
 /* Monotonic milliseconds. Thread: any. */
 inline uint64_t now_ms() noexcept { return host().now_ms(); }
 /* The calling worker, or nullptr off worker threads. Thread: any. */
