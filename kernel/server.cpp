@@ -355,8 +355,17 @@ void Server::start_drain() {
         if (ec || stopped_)
             return;
         log::warn("drain timeout: closing the remaining connections");
-        stopped_ = true;
-        io_.stop();
+        // Closed on their own threads, so every filter still gets LOG and STREAM_END (the SDK
+        // promises STREAM_END exactly once); then a moment for that before the loops stop.
+        for (auto& w : workers_)
+            asio::post(w->io(), [worker = w.get()] { worker->close_all_connections(); });
+        drain_deadline_.expires_after(std::chrono::milliseconds(200));
+        drain_deadline_.async_wait([this](const boost::system::error_code& ec) {
+            if (ec || stopped_)
+                return;
+            stopped_ = true;
+            io_.stop();
+        });
     });
     check_drained();
 }

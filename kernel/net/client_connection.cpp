@@ -424,6 +424,9 @@ void ClientConnection::flush_streamed_reply() {
 }
 
 gh_status_t ClientConnection::reply_write(std::string_view data, bool last, bool abort) {
+    // The module's hold may be the last reference, and finishing drops it: keep us alive until
+    // this call returns.
+    auto self = shared_from_this();
     StreamedReply& r = streamed_;
     if (!r.active || r.last || closing_)
         return GH_ERR_STATE;
@@ -534,6 +537,12 @@ void ClientConnection::park() {
                                                                                        : self->close();
                                        self->read_request();
                                    });
+}
+
+void ClientConnection::close_now() {
+    if (!closing_)
+        termination_ = Termination::client_abort;
+    close();
 }
 
 void ClientConnection::close_if_idle() {

@@ -72,6 +72,8 @@ public:
     void on_watchdog();
     // Shutdown: closes the connection if it waits for a next request.
     void close_if_idle();
+    // Drain timeout: closes it whatever it is doing (filters still get LOG and STREAM_END).
+    void close_now();
 
     // Host API entry points (the stream's worker thread only).
     gh_stream_t* stream() { return &stream_; }

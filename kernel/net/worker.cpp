@@ -70,6 +70,15 @@ void Worker::close_idle_connections() {
         c->close_if_idle();
 }
 
+void Worker::close_all_connections() {
+    std::vector<std::shared_ptr<ClientConnection>> alive;
+    for (ClientConnection* c : connections_open_)
+        if (auto shared = c->weak_from_this().lock())
+            alive.push_back(std::move(shared));
+    for (auto& c : alive)
+        c->close_now();
+}
+
 void Worker::drop_pooled(const upstream::UpstreamPool* pool) { connections_.drop(pool); }
 
 void Worker::schedule_sweep() {

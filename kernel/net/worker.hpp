@@ -85,6 +85,8 @@ public:
     }
     // On this worker's thread: close every connection waiting for a next request.
     void close_idle_connections();
+    // On this worker's thread: close every connection (the drain timeout).
+    void close_all_connections();
     // On this worker's thread: forget pooled connections of pools that are going away.
     void drop_pooled(const upstream::UpstreamPool* pool);
 

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -417,6 +418,32 @@ def test_streamed_reply_short_of_its_length_is_cut(proxy):
     import http.client
     with pytest.raises(http.client.IncompleteRead):
         proxy.request("GET", "/abi/stream-short")
+
+
+def test_drain_timeout_still_ends_every_stream(tmp_path):
+    # A streamed reply the module never finishes: at the drain timeout the kernel closes the
+    # connection on its worker, so STREAM_END runs (the module's destroy reports leaks).
+    backend = Backend()
+    gatehouse = None
+    try:
+        cfg = tmp_path / "gatehouse.toml"
+        cfg.write_text(full_config(backend.port).replace(
+            "[admin]", "[timeouts]\ndrain = \"1s\"\n\n[admin]", 1))
+        gatehouse = Gatehouse(cfg)
+        sock = socket.create_connection(("127.0.0.1", gatehouse.port), timeout=5)
+        sock.sendall(b"GET /abi/stream-hang HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        started = time.monotonic()
+        assert gatehouse.stop() == 0
+        assert time.monotonic() - started < 8
+        log = "\n".join(gatehouse.lines)
+        assert "drain timeout" in log
+        assert "leaked" not in log, log
+        sock.close()
+    finally:
+        if gatehouse is not None:
+            gatehouse.stop()
+        backend.stop()
 
 
 def test_admin_endpoint_of_a_module(proxy):

@@ -50,6 +50,13 @@ class Cache:
     def metrics(self):
         return parse_metrics(scrape(admin_port(self.g)))
 
+    def metric(self, name, **labels):
+        """One sample's value, 0 while the series does not exist yet."""
+        try:
+            return self.metrics().value(name, **labels)
+        except KeyError:
+            return 0.0
+
 
 @pytest.fixture(scope="module")
 def cache(module_processes):
@@ -438,18 +445,17 @@ def test_ranges_are_served_from_a_complete_stored_response(cache):
 
 def test_metrics_count_hits_misses_and_bytes(cache):
     p = fresh_path(cache.origin, ok([("Cache-Control", "max-age=100")], b"m" * 1000))
-    before = cache.metrics()
+    hits = cache.metric("gatehouse_cache_disk_requests_total", result="hit")
+    misses = cache.metric("gatehouse_cache_disk_requests_total", result="miss")
+    written = cache.metric("gatehouse_cache_disk_bytes_written_total")
     cache.get(p)
     cache.get(p)
-    after = cache.metrics()
+    assert wait_until(
+        lambda: cache.metric("gatehouse_cache_disk_bytes_written_total") - written >= 1000, 5)
+    assert cache.metric("gatehouse_cache_disk_requests_total", result="hit") - hits >= 1
+    assert cache.metric("gatehouse_cache_disk_requests_total", result="miss") - misses >= 1
 
-    def delta(name, **labels):
-        return (after.value(name, **labels) or 0) - (before.value(name, **labels) or 0)
-
-    assert delta("gatehouse_cache_disk_requests_total", result="hit") >= 1
-    assert delta("gatehouse_cache_disk_requests_total", result="miss") >= 1
-    assert delta("gatehouse_cache_disk_bytes_written_total") >= 1000
-    assert after.value("gatehouse_cache_disk_objects", path=str(cache.path)) >= 1
+    assert cache.metric("gatehouse_cache_disk_objects", path=str(cache.path)) >= 1
 
 
 def test_restart_serves_existing_objects(start_gatehouse, tmp_path):
@@ -537,11 +543,10 @@ def test_byte_cap_evicts_least_recently_used(start_gatehouse, tmp_path):
         for p in ps:
             c.get(p)
             c.get(ps[0])  # keep the first one hot
-        wait_until(lambda: c.metrics().value("gatehouse_cache_disk_evictions_total",
-                                             reason="lru"), 5)
+        wait_until(lambda: c.metric("gatehouse_cache_disk_evictions_total", reason="lru"), 5)
         on_disk = sum(f.stat().st_size for f in path.glob("??/*"))
         assert on_disk <= (1 << 20) + (128 << 10)
-        assert c.metrics().value("gatehouse_cache_disk_evictions_total", reason="lru") >= 10
+        assert c.metric("gatehouse_cache_disk_evictions_total", reason="lru") >= 10
         before = origin.count(ps[0])
         c.get(ps[0])
         assert origin.count(ps[0]) == before, "the hot object survived"
@@ -950,8 +955,7 @@ def test_write_errors_are_counted_and_the_response_is_unharmed(start_gatehouse, 
         p = fresh_path(origin, ok([("Cache-Control", "max-age=100")], b"unharmed"))
         r = c.get(p)
         assert r.status == 200 and r.body == b"unharmed"
-        assert wait_until(lambda: (c.metrics().value("gatehouse_cache_disk_write_errors_total")
-                                   or 0) >= 1, 5)
+        assert wait_until(lambda: c.metric("gatehouse_cache_disk_write_errors_total") >= 1, 5)
         assert wait_until(lambda: c.get(p).status == 200 and origin.count(p) >= 2, 5), \
             "an object that could not be written is not served"
     finally:
@@ -1015,8 +1019,7 @@ def test_collect_budget_passes_responses_through_unstored(start_gatehouse, tmp_p
         b = fresh_path(origin, ok([("Cache-Control", "max-age=100")], chunks=pieces, pause=0.6))
         results = _concurrent(2, lambda i: c.get(a if i == 0 else b))
         assert all(r.body == b"".join(pieces) for r in results), "both answered whole"
-        busy = c.metrics().value("gatehouse_cache_disk_store_decisions_total", verdict="busy")
-        assert busy and busy >= 1
+        assert c.metric("gatehouse_cache_disk_store_decisions_total", verdict="busy") >= 1
         later = fresh_path(origin, ok([("Cache-Control", "max-age=100")], b"z" * 900_000))
         c.get(later)
         c.get(later)

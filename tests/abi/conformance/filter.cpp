@@ -303,6 +303,15 @@ gh_action_t pre_upstream(gh_stream_t *s, StreamState *st) noexcept {
     gh_str_t path{nullptr, 0};
     if (g_host->stream_get(s, GH_FACT_PATH, &path) == GH_OK && sv(path) == "/abi/stream")
         return stream_reply(s, st, GH_LENGTH_UNKNOWN);
+    if (g_host->stream_get(s, GH_FACT_PATH, &path) == GH_OK && sv(path) == "/abi/stream-hang") {
+        // A streamed reply whose body never comes: only the client or shutdown ends it, and
+        // STREAM_END must still run (the drain-timeout test checks nothing leaked).
+        const gh_header_t headers[] = {{str("content-type"), str("text/plain")}};
+        const gh_status_t r = g_host->respond_stream(s, 200, headers, 1, GH_LENGTH_UNKNOWN);
+        st->check(r == GH_OK, "respond_stream");
+        st->responded_locally = r == GH_OK;
+        return r == GH_OK ? GH_RESPOND : GH_ERROR;
+    }
     if (g_host->stream_get(s, GH_FACT_PATH, &path) == GH_OK && sv(path) == "/abi/stream-short")
         return stream_reply(s, st, 20); // writes 10 bytes: the kernel must not end it cleanly
     if (g_host->stream_get(s, GH_FACT_PATH, &path) != GH_OK || sv(path) != "/abi/respond")
