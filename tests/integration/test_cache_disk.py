@@ -1067,3 +1067,12 @@ def test_large_objects_are_streamed_from_their_file(start_gatehouse, tmp_path):
         assert origin.count(p) == 2
     finally:
         origin.close()
+
+
+def test_unknown_request_directives_and_pragmas_change_nothing(cache):
+    # What the cache-tests suite sends on every request: neither may bypass the cache.
+    h = [("Cache-Control", "nothing-to-see-here"), ("Pragma", "foo")]
+    p = fresh_path(cache.origin, ok([("Cache-Control", "max-age=100")]))
+    cache.get(p, h)
+    r = cache.get(p, h)
+    assert "hit" in status_of(r) and cache.origin.count(p) == 1
