@@ -241,6 +241,13 @@ void CacheFilter::activate(Config &c) {
         events.evicted = [this](std::string_view reason, uint64_t n) {
             evictions_.add(static_cast<double>(n), {reason});
         };
+        events.loaded = [this, path](uint64_t objects, uint64_t bad, uint64_t ms) {
+            if (bad)
+                read_errors_.add(static_cast<double>(bad));
+            gh::log(GH_LOG_INFO, "cache_disk: " + path + ": " + std::to_string(objects) +
+                                     " objects indexed in " + std::to_string(ms) + " ms (" +
+                                     std::to_string(bad) + " bad files deleted)");
+        };
         store->set_events(std::move(events));
         stores_[c.path] = store;
     } else {

@@ -725,9 +725,20 @@ void Store::sweep_inactive() {
 }
 
 void Store::manager() {
+    const auto started = std::chrono::steady_clock::now();
     load_all();
     stats_.loading.store(false);
     notify();
+    std::function<void(uint64_t, uint64_t, uint64_t)> loaded;
+    {
+        std::lock_guard lock(mu_);
+        loaded = events_.loaded;
+    }
+    if (loaded)
+        loaded(stats_.loaded.load(), stats_.read_errors.load(),
+               static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::steady_clock::now() - started)
+                                         .count()));
     std::unique_lock lock(mu_);
     while (!stop_) {
         const int64_t period = std::clamp<int64_t>(limits_.inactive_ms / 4, 100, 60000);

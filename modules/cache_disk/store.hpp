@@ -98,6 +98,8 @@ struct StoreEvents {
     // After the totals changed: bytes of files, objects, bytes of bodies held in memory.
     std::function<void(uint64_t bytes, uint64_t objects, uint64_t memory)> usage;
     std::function<void(std::string_view reason, uint64_t n)> evicted; // "lru" / "inactive"
+    // The start-up rebuild is over: objects indexed, files deleted as bad, how long it took.
+    std::function<void(uint64_t objects, uint64_t bad, uint64_t ms)> loaded;
 };
 
 class Store : public std::enable_shared_from_this<Store> {

@@ -1076,3 +1076,28 @@ def test_unknown_request_directives_and_pragmas_change_nothing(cache):
     cache.get(p, h)
     r = cache.get(p, h)
     assert "hit" in status_of(r) and cache.origin.count(p) == 1
+
+
+def test_rebuild_at_start_logs_and_the_cache_answers_meanwhile(start_gatehouse, tmp_path):
+    origin = ScriptOrigin()
+    try:
+        path = tmp_path / "cache"
+        g = start_gatehouse(cache_config(origin, path))
+        c = Cache(g, origin, path)
+        ps = [fresh_path(origin, ok([("Cache-Control", "max-age=300")], b"o%d" % i))
+              for i in range(300)]
+        for p in ps:
+            c.get(p)
+        assert wait_until(lambda: len(list(path.glob("??/*"))) == 300, 10)
+        g.stop()
+        g2 = start_gatehouse(cache_config(origin, path), name="rebuilt")
+        c2 = Cache(g2, origin, path)
+        start = time.time()
+        assert c2.get(ps[-1]).body == b"o299"  # answered whether indexed yet or not
+        assert time.time() - start < 2
+        assert wait_until(lambda: "300 objects indexed" in g2.log_text()
+                          or "299 objects indexed" in g2.log_text(), 10), g2.log_text()[-500:]
+        hits = sum("hit" in status_of(c2.get(p)) for p in ps[:50])
+        assert hits == 50
+    finally:
+        origin.close()
