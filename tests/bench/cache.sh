@@ -5,8 +5,8 @@
 #
 # Builds a Release gatehouse into build-bench/ (GATEHOUSE_BUILD_DIR overrides, shared with
 # tests/bench/run.sh; --no-build uses what is there), then runs tests/bench/cache_bench.py with
-# nginx and wrk (nginx-light and wrk as tests/bench/run.sh installs them; nothing is installed
-# here). Writes tests/bench/cache-results.md. Loopback only; every process started is killed
+# nginx and wrk (installed with apt when missing, as root: tests/bench/tools.sh). Writes
+# tests/bench/cache-results.md. Loopback only; every process started is killed
 # by PID on exit. Defaults: 3 rounds of 5 s per proxy, about a minute.
 set -euo pipefail
 
@@ -26,10 +26,8 @@ for arg in "$@"; do
   esac
 done
 
-for tool in nginx wrk; do
-  command -v "$tool" >/dev/null || {
-    echo "cache bench: $tool is missing (tests/bench/run.sh installs it)" >&2; exit 1; }
-done
+source "$here/tools.sh"
+bench_tools "cache bench" nginx wrk
 
 if ((do_build)); then
   echo "cache bench: building gatehouse (Release) in $build_dir" >&2

@@ -25,9 +25,8 @@ for arg in "$@"; do
   esac
 done
 
-for tool in nginx wrk gzip brotli; do
-  command -v "$tool" >/dev/null || { echo "compress bench: $tool is missing" >&2; exit 1; }
-done
+source "$(dirname "$0")/tools.sh"
+bench_tools "compress bench" nginx wrk gzip brotli
 "$python" -c 'import brotli' 2>/dev/null || { echo "compress bench: python3-brotli missing" >&2; exit 1; }
 
 if ((build)); then

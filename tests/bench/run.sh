@@ -30,37 +30,10 @@ for arg in "$@"; do
 done
 
 # ---- tools -------------------------------------------------------------------------------
-need=()
-command -v nginx >/dev/null || need+=(nginx-light)
-command -v haproxy >/dev/null || need+=(haproxy)
-command -v wrk >/dev/null || need+=(wrk)
-command -v strace >/dev/null || need+=(strace)
-((profile)) && ! command -v perf >/dev/null && need+=(linux-perf)
-if ((${#need[@]})); then
-  if [[ $EUID -ne 0 ]]; then
-    echo "bench: missing ${need[*]}; run as root to install them with apt" >&2
-    exit 1
-  fi
-  echo "bench: installing ${need[*]}" >&2
-  install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"; }
-  # Keep the packages' services (nginx and haproxy on port 80) from being started.
-  policy=/usr/sbin/policy-rc.d
-  made_policy=0
-  if [[ ! -e $policy ]]; then
-    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && made_policy=1
-  fi
-  rc=0
-  apt-get update -qq || rc=$?
-  for pkg in "${need[@]}"; do
-    case $pkg in
-      nginx-light) install nginx-light || install nginx || rc=1 ;;
-      linux-perf) install linux-perf || echo "bench: linux-perf unavailable, no profile" >&2 ;;
-      *) install "$pkg" || rc=1 ;;
-    esac
-  done
-  ((made_policy)) && rm -f "$policy"
-  ((rc == 0)) || { echo "bench: apt-get failed" >&2; exit 1; }
-fi
+source "$(dirname "$0")/tools.sh"
+tools=(nginx haproxy wrk strace)
+((profile)) && tools+=(perf)
+bench_tools bench "${tools[@]}"
 
 # ---- gatehouse ---------------------------------------------------------------------------
 if ((do_build)); then

@@ -1,0 +1,37 @@
+# Sourced by the benchmark scripts (run.sh, compress.sh, cache.sh):
+#
+#   bench_tools PREFIX COMMAND...   make every COMMAND available, installing its Debian package
+#                                   with apt when it is missing (as root; otherwise exit 1)
+#
+# Packages: nginx -> nginx-light (nginx as a fallback), perf -> linux-perf (optional: a warning
+# when unavailable), anything else -> the package of the same name. The packages' services
+# (nginx and haproxy on port 80) are kept from starting while they install.
+bench_tools() {
+  local prefix=$1 cmd
+  shift
+  local need=()
+  for cmd in "$@"; do
+    command -v "$cmd" >/dev/null || need+=("$cmd")
+  done
+  ((${#need[@]})) || return 0
+  if [[ $EUID -ne 0 ]]; then
+    echo "$prefix: missing ${need[*]}; run as root to install them with apt" >&2
+    exit 1
+  fi
+  echo "$prefix: installing ${need[*]}" >&2
+  local install_pkg='DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends'
+  local policy=/usr/sbin/policy-rc.d made_policy=0 rc=0
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && made_policy=1
+  fi
+  apt-get update -qq || rc=$?
+  for cmd in "${need[@]}"; do
+    case $cmd in
+      nginx) eval "$install_pkg nginx-light" || eval "$install_pkg nginx" || rc=1 ;;
+      perf) eval "$install_pkg linux-perf" || echo "$prefix: linux-perf unavailable, no profile" >&2 ;;
+      *) eval "$install_pkg $cmd" || rc=1 ;;
+    esac
+  done
+  ((made_policy)) && rm -f "$policy"
+  ((rc == 0)) || { echo "$prefix: apt-get failed" >&2; exit 1; }
+}
