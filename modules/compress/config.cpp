@@ -101,6 +101,9 @@ std::unique_ptr<Config> parse_config(gh::ConfigNode table, const Config &base) {
     read_int(table, "gzip_level", 1, 9, c->gzip_params.level);
     read_int(table, "gzip_window", 9, 15, c->gzip_params.window);
     read_int(table, "gzip_mem_level", 1, 9, c->gzip_params.mem_level);
+    if (table.get("gzip_level").present() && !table.get("gzip_max_chain").present())
+        c->gzip_params.max_chain = c->gzip_params.level == 6 ? 96 : 0; // zlib's for other levels
+    read_int(table, "gzip_max_chain", 0, 4096, c->gzip_params.max_chain);
     read_int(table, "brotli_level", 0, 11, c->brotli_params.quality);
     read_int(table, "brotli_window", 10, 20, c->brotli_params.window);
     gh::ConfigNode block = table.get("brotli_block");

@@ -10,6 +10,17 @@
 
 namespace compress_filter {
 
+DeflateTuning deflate_tuning(int level) noexcept {
+    // Levels 4-9 of zlib's configuration table (1-3 use a search without lazy matching, which
+    // deflateTune does not tune).
+    static constexpr DeflateTuning table[] = {
+        {4, 4, 16, 16},     {8, 16, 32, 32},     {8, 16, 128, 128},
+        {8, 32, 128, 256},  {32, 128, 258, 1024}, {32, 258, 258, 4096}};
+    if (level < 4 || level > 9)
+        return {0, 0, 0, 0};
+    return table[level - 4];
+}
+
 namespace {
 
 // Each block carries its size in a header so release() can account for it (brotli's free hook
@@ -38,6 +49,9 @@ class GzipEncoder final : public Encoder {
             throw std::bad_alloc();
         if (rc != Z_OK)
             throw std::runtime_error("deflateInit2 failed");
+        const DeflateTuning t = deflate_tuning(p.level);
+        if (p.max_chain > 0 && p.max_chain != t.chain && p.level >= 4)
+            deflateTune(&z_, t.good, t.lazy, t.nice, p.max_chain);
     }
     ~GzipEncoder() override { deflateEnd(&z_); }
 
