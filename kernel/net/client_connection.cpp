@@ -292,14 +292,8 @@ void ClientConnection::send_reply() {
     if (!request_body_done_)
         keep_alive_ = false;
     out_head_.clear();
-    const unsigned code = stream_.reply_status; // 200..599 (respond checks)
-    const char status_line[] = {'H', 'T', 'T', 'P', '/', '1', '.', '1', ' ',
-                                static_cast<char>('0' + code / 100),
-                                static_cast<char>('0' + code / 10 % 10),
-                                static_cast<char>('0' + code % 10), ' '};
-    out_head_.append(status_line, sizeof status_line);
-    out_head_.append(http::reason(code));
-    out_head_.append("\r\n");
+    // 200..599: respond() checks.
+    append_status_line(out_head_, stream_.reply_status, http::reason(stream_.reply_status));
     for (const auto& f : stream_.reply_headers)
         append_field(out_head_, f.name, f.value);
     bool head_request = request_.method == "HEAD";

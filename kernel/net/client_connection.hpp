@@ -151,11 +151,15 @@ private:
     void peek_response(bool first, bool paused = false);
     void on_peek_read(const boost::system::error_code& ec, size_t n);
     void response_complete();
-    void attempt_failed(uint32_t outcome, bool may_retry, const char* why);
+    // `kind` overrides the failure kind the outcome implies (an invalid response: "invalid").
+    void attempt_failed(uint32_t outcome, bool may_retry, const char* why,
+                        const char* kind = nullptr);
     bool retry_stale_connection();
     void abort_upstream();
     bool request_replayable() const;
-    void fail_upstream(unsigned status, const char* why);
+    // `kind` is GH_FACT_UPSTREAM_ERROR's value ("invalid", "timeout", "reset"...); nullptr: the
+    // last attempt's failure.
+    void fail_upstream(unsigned status, const char* why, const char* kind = nullptr);
 
     // ---- upgraded connections (tunnel.cpp) ----
     void start_tunnel();

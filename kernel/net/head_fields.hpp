@@ -24,6 +24,17 @@ private:
     std::vector<std::string_view> names_;
 };
 
+// "HTTP/1.1 NNN reason" CRLF at the end of `out`; `code` is 100..599.
+inline void append_status_line(std::string& out, unsigned code, std::string_view reason) {
+    const char line[] = {'H', 'T', 'T', 'P', '/', '1', '.', '1', ' ',
+                         static_cast<char>('0' + code / 100),
+                         static_cast<char>('0' + code / 10 % 10),
+                         static_cast<char>('0' + code % 10), ' '};
+    out.append(line, sizeof line);
+    out.append(reason);
+    out.append("\r\n");
+}
+
 // "name: value" CRLF at the end of `out`.
 inline void append_field(std::string& out, std::string_view name, std::string_view value) {
     size_t at = out.size();

@@ -95,13 +95,14 @@ void ClientConnection::parse_response() {
             timeout_ = Timeout::none;
             log::info("upstream {} {}: invalid response: {}", pool_->name(), stream_.peer_address,
                       response_parser_->reject_reason());
-            return attempt_failed(GH_OUTCOME_RESET, false, "invalid upstream response");
+            return attempt_failed(GH_OUTCOME_RESET, false, "invalid upstream response", "invalid");
         }
         if (!response_parser_->is_header_done()) {
             if (buf.size() >= config_->limits.max_response_header_bytes || buf.full()) {
                 watchdog_.disarm();
                 timeout_ = Timeout::none;
-                return attempt_failed(GH_OUTCOME_RESET, false, "upstream response header too large");
+                return attempt_failed(GH_OUTCOME_RESET, false, "upstream response header too large",
+                                      "invalid");
             }
             buf.compact();
             upstream_->transport.async_read_some(
@@ -131,14 +132,9 @@ void ClientConnection::parse_response() {
                                  !response_started_;
             if (forward) {
                 interim_.clear();
-                const unsigned code = response_.status;
-                const char line[] = {'H', 'T', 'T', 'P', '/', '1', '.', '1', ' ',
-                                     static_cast<char>('0' + code / 100),
-                                     static_cast<char>('0' + code / 10 % 10),
-                                     static_cast<char>('0' + code % 10), ' '};
-                interim_.append(line, sizeof line);
-                interim_.append(response_.reason.empty() ? http::reason(code) : response_.reason);
-                interim_.append("\r\n");
+                append_status_line(interim_, response_.status,
+                                   response_.reason.empty() ? http::reason(response_.status)
+                                                            : response_.reason);
                 ConnectionOptions options(response_.fields, response_.framing);
                 for (const auto& f : response_.fields)
                     if (http::classify(f.name) != http::FieldKind::hop_by_hop &&
@@ -231,13 +227,9 @@ void ClientConnection::build_response_head() {
     std::string& out = out_head_;
     out.clear();
     // Upstream statuses are 100-599 (the parser refuses others).
-    char status[] = {'H', 'T', 'T', 'P', '/', '1', '.', '1', ' ',
-                     static_cast<char>('0' + response_.status / 100),
-                     static_cast<char>('0' + response_.status / 10 % 10),
-                     static_cast<char>('0' + response_.status % 10), ' '};
-    out.append(status, sizeof status);
-    out.append(response_.reason.empty() ? http::reason(response_.status) : response_.reason);
-    out.append("\r\n");
+    append_status_line(out, response_.status,
+                       response_.reason.empty() ? http::reason(response_.status)
+                                                : response_.reason);
     bool drop_length = response_mode_ != BodyMode::raw;
     FieldWriter fields(out, response_store_);
     for (const auto& f : response_.fields) {
@@ -298,7 +290,7 @@ void ClientConnection::write_response_chunk() {
             log::info("upstream {} {}: invalid response body: {}", pool_->name(),
                       stream_.peer_address, response_parser_->reject_reason());
             if (head_pending)
-                return fail_upstream(502, "invalid upstream response body");
+                return fail_upstream(502, "invalid upstream response body", "invalid");
             termination_ = Termination::upstream_error;
             return close();
         }
@@ -449,7 +441,7 @@ void ClientConnection::peek_response(bool first, bool paused) {
         if (ec) {
             log::info("upstream {} {}: invalid response body: {}", pool_->name(),
                       stream_.peer_address, response_parser_->reject_reason());
-            return fail_upstream(502, "invalid upstream response body");
+            return fail_upstream(502, "invalid upstream response body", "invalid");
         }
         buf.consume(n);
         stream_.peeked.append(decoded_);
@@ -463,7 +455,7 @@ void ClientConnection::peek_response(bool first, bool paused) {
         return run_filters();
     }
     if (buf.full())
-        return fail_upstream(502, "upstream chunk header too large");
+        return fail_upstream(502, "upstream chunk header too large", "invalid");
     buf.compact();
     if (!stream_.peeked.empty() && !upstream_more_) {
         timeout_ = Timeout::peek_pause;
@@ -490,9 +482,10 @@ void ClientConnection::on_peek_read(const error_code& ec, size_t n) {
             return peek_response(false);
         }
         if (was == Timeout::peek_idle && ec == asio::error::operation_aborted)
-            return fail_upstream(504, "upstream idle timeout before the response started");
+            return fail_upstream(504, "upstream idle timeout before the response started",
+                                 "timeout");
         termination_ = Termination::upstream_reset;
-        return fail_upstream(502, "upstream closed the connection mid-body");
+        return fail_upstream(502, "upstream closed the connection mid-body", "reset");
     }
     upstream_->buffer.commit(n);
     upstream_more_ = !response_.close_delimited && top_up(upstream_->transport, upstream_->buffer);

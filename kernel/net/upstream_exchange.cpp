@@ -180,14 +180,16 @@ bool ClientConnection::retry_stale_connection() {
     return true;
 }
 
-void ClientConnection::attempt_failed(uint32_t outcome, bool may_retry, const char* why) {
+void ClientConnection::attempt_failed(uint32_t outcome, bool may_retry, const char* why,
+                                      const char* kind) {
     auto latency = std::chrono::duration_cast<std::chrono::microseconds>(
         std::chrono::steady_clock::now() - attempt_start_);
     if (upstream::Peer* peer = inflight_.peer())
         pool_->report(*peer, outcome, 0, static_cast<uint64_t>(latency.count()));
     if (outcome == GH_OUTCOME_TIMEOUT)
         last_failure_timeout_ = true;
-    last_failure_ = outcome == GH_OUTCOME_TIMEOUT           ? "timeout"
+    last_failure_ = kind                                    ? kind
+                    : outcome == GH_OUTCOME_TIMEOUT           ? "timeout"
                     : outcome == GH_OUTCOME_CONNECT_FAILURE ? "connect"
                                                             : "reset";
     upstream_.reset();
@@ -197,7 +199,7 @@ void ClientConnection::attempt_failed(uint32_t outcome, bool may_retry, const ch
     fail_upstream(last_failure_timeout_ ? 504 : 502, why);
 }
 
-void ClientConnection::fail_upstream(unsigned status, const char* why) {
+void ClientConnection::fail_upstream(unsigned status, const char* why, const char* kind) {
     termination_ = status == 504 ? Termination::timeout
                    : termination_ == Termination::upstream_reset ? Termination::upstream_reset
                                                                  : Termination::upstream_error;
@@ -208,17 +210,9 @@ void ClientConnection::fail_upstream(unsigned status, const char* why) {
         return close();
     if (stream_.route && (stream_.route->phase_mask & GH_PHASE_BIT(GH_PHASE_UPSTREAM_ERROR)) &&
         stream_.phase != GH_PHASE_UPSTREAM_ERROR && !stream_.has_reply) {
-        // Filters may answer instead (a cache serving its stale copy).
-        // The last attempt's failure; "unavailable" when no server could even be tried.
-        const std::string_view reason(why);
-        stream_.upstream_error = reason.find("invalid") != std::string_view::npos ||
-                                         reason.find("too large") != std::string_view::npos
-                                     ? "invalid"
-                                 : status == 504 && reason.find("idle") != std::string_view::npos
-                                     ? "timeout"
-                                 : last_failure_ ? std::string_view(last_failure_)
-                                 : reason.find("closed") != std::string_view::npos ? "reset"
-                                                                                  : "unavailable";
+        // Filters may answer instead (a cache serving its stale copy). Why: this failure's
+        // kind, else the last attempt's, else no server could even be tried.
+        stream_.upstream_error = kind ? kind : last_failure_ ? last_failure_ : "unavailable";
         stream_.upstream_error_status = status;
         stream_.phase = GH_PHASE_UPSTREAM_ERROR;
         filter_index_ = 0;

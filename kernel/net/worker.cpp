@@ -60,22 +60,22 @@ void ConnectionCache::drop(const upstream::UpstreamPool* pool) {
     std::erase_if(idle_, [pool](const auto& entry) { return entry.first.pool == pool; });
 }
 
-void Worker::close_idle_connections() {
-    // close_if_idle() may destroy the connection (and erase it from the set): iterate a copy.
+std::vector<std::shared_ptr<ClientConnection>> Worker::alive_connections() const {
+    // Closing may destroy a connection (and erase it from the set): callers iterate a copy.
     std::vector<std::shared_ptr<ClientConnection>> alive;
     for (ClientConnection* c : connections_open_)
         if (auto shared = c->weak_from_this().lock())
             alive.push_back(std::move(shared));
-    for (auto& c : alive)
+    return alive;
+}
+
+void Worker::close_idle_connections() {
+    for (auto& c : alive_connections())
         c->close_if_idle();
 }
 
 void Worker::close_all_connections() {
-    std::vector<std::shared_ptr<ClientConnection>> alive;
-    for (ClientConnection* c : connections_open_)
-        if (auto shared = c->weak_from_this().lock())
-            alive.push_back(std::move(shared));
-    for (auto& c : alive)
+    for (auto& c : alive_connections())
         c->close_now();
 }
 

@@ -92,6 +92,7 @@ public:
 
 private:
     void schedule_sweep();
+    std::vector<std::shared_ptr<ClientConnection>> alive_connections() const;
 
     unsigned id_;
     // Declared before io_: destroying io_ destroys pending handlers, and with them connections

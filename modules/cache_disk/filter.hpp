@@ -1,5 +1,7 @@
-// cache_disk: the filter's hooks (registered by module.cpp). The RFC rules are in policy.hpp,
-// the files and index in store.hpp, the configuration in config.hpp.
+// cache_disk: the filter's hooks (registered by module.cpp; filter.cpp, with answering from the
+// store in serve.cpp, collapsing in collapse.cpp, serving stale in stale.cpp and the admin
+// endpoint in admin.cpp). The RFC rules are in policy.hpp, the files and index in store.hpp,
+// the configuration in config.hpp.
 //
 // Phases: PRE_UPSTREAM (look up; serve a hit, or add validators to revalidate a stale object),
 // RESPONSE_HEADERS (304 -> update and serve the stored object; decide storability; invalidate

@@ -538,6 +538,17 @@ void Store::insert(ObjectPtr o, uint64_t reserved) {
     notify();
 }
 
+std::vector<ObjectPtr> Store::erase_files_locked(const std::vector<std::string> &files) {
+    std::vector<ObjectPtr> out;
+    for (const std::string &f : files) {
+        auto e = by_file_.find(f);
+        if (e != by_file_.end())
+            out.push_back(e->second.object);
+        erase_locked(f);
+    }
+    return out;
+}
+
 std::vector<ObjectPtr> Store::erase_key(const std::string &key) {
     std::vector<ObjectPtr> out;
     {
@@ -545,13 +556,7 @@ std::vector<ObjectPtr> Store::erase_key(const std::string &key) {
         auto k = by_key_.find(key);
         if (k == by_key_.end())
             return out;
-        const std::vector<std::string> files = k->second;
-        for (const std::string &f : files) {
-            auto e = by_file_.find(f);
-            if (e != by_file_.end())
-                out.push_back(e->second.object);
-            erase_locked(f);
-        }
+        out = erase_files_locked(std::vector<std::string>(k->second)); // erase edits k->second
     }
     notify();
     return out;
@@ -583,12 +588,7 @@ std::vector<ObjectPtr> Store::erase_prefix(const std::string &prefix) {
         for (const auto &[key, list] : by_key_)
             if (key.compare(0, prefix.size(), prefix) == 0)
                 files.insert(files.end(), list.begin(), list.end());
-        for (const std::string &f : files) {
-            auto e = by_file_.find(f);
-            if (e != by_file_.end())
-                out.push_back(e->second.object);
-            erase_locked(f);
-        }
+        out = erase_files_locked(files);
     }
     notify();
     return out;

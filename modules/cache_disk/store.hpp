@@ -186,6 +186,7 @@ class Store : public std::enable_shared_from_this<Store> {
     void evict_locked(uint64_t need, std::vector<ObjectPtr> &evicted);
     void trim_memory_locked();
     void erase_locked(const std::string &file);
+    std::vector<ObjectPtr> erase_files_locked(const std::vector<std::string> &files);
     void notify();
     bool by_file_contains(const std::string &file) const;
     void count_evictions(std::string_view reason, uint64_t n);

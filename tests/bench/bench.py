@@ -35,6 +35,16 @@ def log(msg):
     print(f"{time.monotonic() - _T0:6.1f}s {msg}", file=sys.stderr, flush=True)
 
 
+def report_failure(prefix, error, tmp):
+    """Logs a BenchError and the last lines of every log in `tmp`; returns the exit code 1."""
+    log(f"{prefix}: error: {error}")
+    for f in sorted(Path(tmp).glob("*.log")):
+        tail = f.read_text(errors="replace").strip().splitlines()[-5:]
+        if tail:
+            log(f"--- {f.name}\n" + "\n".join(tail))
+    return 1
+
+
 class BenchError(Exception):
     pass
 
@@ -1084,12 +1094,7 @@ def main():
         print(f"\nMarkdown: {a.out}  ({time.time() - t_start:.0f} s)")
         return 0
     except BenchError as e:
-        log(f"bench: error: {e}")
-        for f in sorted(Path(a.tmp).glob("*.log")):
-            tail = f.read_text(errors="replace").strip().splitlines()[-5:]
-            if tail:
-                log(f"--- {f.name}\n" + "\n".join(tail))
-        return 1
+        return report_failure("bench", e, a.tmp)
     finally:
         signal.alarm(0)
         b.reg.cleanup()

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from bench import (Bench, BenchError, Proxy, Stub, fmt, log, md_table, median, nginx_common,
-                   resource_nofile, text_table, versions, wait_ready)
+                   report_failure, resource_nofile, text_table, versions, wait_ready)
 
 HERE = Path(__file__).resolve().parent
 OBJECT = "/10k.bin"
@@ -356,12 +356,7 @@ def main(argv):
         print(f"\nMarkdown: {a.out}")
         return 0
     except BenchError as e:
-        log(f"cache bench: error: {e}")
-        for f in sorted(Path(a.tmp).glob("*.log")):
-            tail = f.read_text(errors="replace").strip().splitlines()[-5:]
-            if tail:
-                log(f"--- {f.name}\n" + "\n".join(tail))
-        return 1
+        return report_failure("cache bench", e, a.tmp)
     finally:
         signal.alarm(0)
         b.reg.cleanup()

@@ -24,6 +24,14 @@ MODULES = ("round_robin", "cache_disk")
 _ids = itertools.count()
 
 
+@pytest.fixture
+def origin():
+    """A ScriptOrigin of the test's own, closed at teardown."""
+    o = ScriptOrigin()
+    yield o
+    o.close()
+
+
 def cache_config(origin, path, module_table="", route_extra="", filters=("cache_disk",),
                  modules=MODULES, admin=False, workers=2, extra=""):
     route = "filters = [%s]\n" % ", ".join('"%s"' % f for f in filters) + route_extra
@@ -458,132 +466,118 @@ def test_metrics_count_hits_misses_and_bytes(cache):
     assert cache.metric("gatehouse_cache_disk_objects", path=str(cache.path)) >= 1
 
 
-def test_restart_serves_existing_objects(start_gatehouse, tmp_path):
-    origin = ScriptOrigin()
-    try:
-        path = tmp_path / "cache"
-        p = fresh_path(origin, ok([("Cache-Control", "max-age=3600"), ("ETag", '"s"')],
-                                  b"survives" * 100))
-        g = start_gatehouse(cache_config(origin, path))
-        Cache(g, origin, path).get(p)
-        wait_until(lambda: any(f.is_file() for f in path.glob("??/*")), 5)
-        g.stop()
-        g2 = start_gatehouse(cache_config(origin, path), name="again")
-        c = Cache(g2, origin, path)
-        assert wait_until(lambda: c.get(p).status == 200 and origin.count(p) == 1
-                          and "hit" in status_of(c.get(p)), 5)
-        assert c.get(p).body == b"survives" * 100
-        assert origin.count(p) == 1
-    finally:
-        origin.close()
+def test_restart_serves_existing_objects(start_gatehouse, tmp_path, origin):
+    path = tmp_path / "cache"
+    p = fresh_path(origin, ok([("Cache-Control", "max-age=3600"), ("ETag", '"s"')],
+                              b"survives" * 100))
+    g = start_gatehouse(cache_config(origin, path))
+    Cache(g, origin, path).get(p)
+    wait_until(lambda: any(f.is_file() for f in path.glob("??/*")), 5)
+    g.stop()
+    g2 = start_gatehouse(cache_config(origin, path), name="again")
+    c = Cache(g2, origin, path)
+    assert wait_until(lambda: c.get(p).status == 200 and origin.count(p) == 1
+                      and "hit" in status_of(c.get(p)), 5)
+    assert c.get(p).body == b"survives" * 100
+    assert origin.count(p) == 1
 
 
-def test_kill_9_while_writing_never_serves_a_corrupt_object(start_gatehouse, tmp_path):
+def test_kill_9_while_writing_never_serves_a_corrupt_object(start_gatehouse, tmp_path, origin):
     """Concurrent clients store many 64-200 KiB objects; gatehouse is killed with SIGKILL in
     the middle; after a restart every object served from cache matches the checksum the
     origin put in its headers, and the rest are clean misses."""
-    origin = ScriptOrigin()
-    try:
-        path = tmp_path / "cache"
-        paths = []
-        for i in range(120):
-            body = hashlib.sha256(b"%d" % i).digest() * (2048 + 37 * i)
-            paths.append(fresh_path(origin, ok([("Cache-Control", "max-age=3600"),
-                                                ("X-Sha256", hashlib.sha256(body).hexdigest())],
-                                               body)))
-        g = start_gatehouse(cache_config(origin, path))
-        c = Cache(g, origin, path)
-        stop = threading.Event()
+    path = tmp_path / "cache"
+    paths = []
+    for i in range(120):
+        body = hashlib.sha256(b"%d" % i).digest() * (2048 + 37 * i)
+        paths.append(fresh_path(origin, ok([("Cache-Control", "max-age=3600"),
+                                            ("X-Sha256", hashlib.sha256(body).hexdigest())],
+                                           body)))
+    g = start_gatehouse(cache_config(origin, path))
+    c = Cache(g, origin, path)
+    stop = threading.Event()
 
-        def client(mine):
-            for p in mine:
-                if stop.is_set():
-                    return
-                try:
-                    c.get(p)
-                except Exception:  # the kill cuts requests short
-                    return
+    def client(mine):
+        for p in mine:
+            if stop.is_set():
+                return
+            try:
+                c.get(p)
+            except Exception:  # the kill cuts requests short
+                return
 
-        threads = [threading.Thread(target=client, args=(paths[k::4],)) for k in range(4)]
-        for t in threads:
-            t.start()
-        wait_until(lambda: sum(1 for _ in path.glob("??/*")) >= 20, 10)
-        g.stopping = True  # the kill below is the test, not a crash
-        os.kill(g.pid, signal.SIGKILL)
-        stop.set()
-        for t in threads:
-            t.join(10)
-        g.proc.wait(5)
-        g2 = start_gatehouse(cache_config(origin, path), name="after-kill")
-        c2 = Cache(g2, origin, path)
-        time.sleep(0.5)  # let the loader index what survived
-        served = 0
-        for p in paths:
-            r = c2.get(p, [("Cache-Control", "only-if-cached")])
-            if r.status == 200:
-                served += 1
-                assert hashlib.sha256(r.body).hexdigest() == r.header("x-sha256"), p
-            else:
-                assert r.status == 504
-        assert served >= 10, "objects written before the kill are served after it"
-    finally:
-        origin.close()
+    threads = [threading.Thread(target=client, args=(paths[k::4],)) for k in range(4)]
+    for t in threads:
+        t.start()
+    wait_until(lambda: sum(1 for _ in path.glob("??/*")) >= 20, 10)
+    g.stopping = True  # the kill below is the test, not a crash
+    os.kill(g.pid, signal.SIGKILL)
+    stop.set()
+    for t in threads:
+        t.join(10)
+    g.proc.wait(5)
+    g2 = start_gatehouse(cache_config(origin, path), name="after-kill")
+    c2 = Cache(g2, origin, path)
+    time.sleep(0.5)  # let the loader index what survived
+    served = 0
+    for p in paths:
+        r = c2.get(p, [("Cache-Control", "only-if-cached")])
+        if r.status == 200:
+            served += 1
+            assert hashlib.sha256(r.body).hexdigest() == r.header("x-sha256"), p
+        else:
+            assert r.status == 504
+    assert served >= 10, "objects written before the kill are served after it"
 
 
-def test_byte_cap_evicts_least_recently_used(start_gatehouse, tmp_path):
-    origin = ScriptOrigin()
-    try:
-        path = tmp_path / "cache"
-        g = start_gatehouse(cache_config(origin, path, admin=True,
-                                         module_table='max_size = "1m"\n'
-                                                      'max_object_size = "128k"\n'))
-        c = Cache(g, origin, path)
-        body = b"e" * 100_000
-        ps = [fresh_path(origin, ok([("Cache-Control", "max-age=100")], body)) for _ in range(25)]
-        for p in ps:
-            c.get(p)
-            c.get(ps[0])  # keep the first one hot
-        wait_until(lambda: c.metric("gatehouse_cache_disk_evictions_total", reason="lru"), 5)
-        on_disk = sum(f.stat().st_size for f in path.glob("??/*"))
-        assert on_disk <= (1 << 20) + (128 << 10)
-        assert c.metric("gatehouse_cache_disk_evictions_total", reason="lru") >= 10
-        before = origin.count(ps[0])
-        c.get(ps[0])
-        assert origin.count(ps[0]) == before, "the hot object survived"
-        big = fresh_path(origin, ok([("Cache-Control", "max-age=100")], b"b" * 200_000))
-        assert "detail=too_large" in status_of(c.get(big))
-    finally:
-        origin.close()
+def test_byte_cap_evicts_least_recently_used(start_gatehouse, tmp_path, origin):
+    path = tmp_path / "cache"
+    g = start_gatehouse(cache_config(origin, path, admin=True,
+                                     module_table='max_size = "1m"\n'
+                                                  'max_object_size = "128k"\n'))
+    c = Cache(g, origin, path)
+    body = b"e" * 100_000
+    ps = [fresh_path(origin, ok([("Cache-Control", "max-age=100")], body)) for _ in range(25)]
+    for p in ps:
+        c.get(p)
+        c.get(ps[0])  # keep the first one hot
+    wait_until(lambda: c.metric("gatehouse_cache_disk_evictions_total", reason="lru"), 5)
+    on_disk = sum(f.stat().st_size for f in path.glob("??/*"))
+    assert on_disk <= (1 << 20) + (128 << 10)
+    assert c.metric("gatehouse_cache_disk_evictions_total", reason="lru") >= 10
+    before = origin.count(ps[0])
+    c.get(ps[0])
+    assert origin.count(ps[0]) == before, "the hot object survived"
+    big = fresh_path(origin, ok([("Cache-Control", "max-age=100")], b"b" * 200_000))
+    assert "detail=too_large" in status_of(c.get(big))
 
 
-def test_compress_variants_are_stored_once_each(start_gatehouse, tmp_path):
+def test_compress_variants_are_stored_once_each(start_gatehouse, tmp_path, origin):
     brotli = pytest.importorskip("brotli")
     import gzip
-    origin = ScriptOrigin()
-    try:
-        path = tmp_path / "cache"
-        text = b"<p>hello cache</p>\n" * 500
-        p = fresh_path(origin, ok([("Cache-Control", "max-age=100"), ("ETag", '"c1"'),
-                                   ("Content-Type", "text/html")], text))
-        g = start_gatehouse(cache_config(origin, path, filters=("cache_disk", "compress"),
-                                         modules=MODULES + ("compress",)))
-        c = Cache(g, origin, path)
-        seen = {}
-        for ae in ("br, gzip", "gzip", "identity", "gzip, deflate, br", "gzip"):
-            r = c.get(p, [("Accept-Encoding", ae)])
-            ce = r.header("content-encoding")
-            body = (brotli.decompress(r.body) if ce == "br" else
-                    gzip.decompress(r.body) if ce == "gzip" else r.body)
-            assert body == text
-            assert "accept-encoding" in r.header("vary").lower()
-            seen.setdefault(ce, set()).add((r.header("etag"), r.header("vary")))
-        assert set(seen) == {"br", "gzip", None}
-        assert all(len(v) == 1 for v in seen.values()), seen  # hits match misses
-        assert seen["br"] == {('W/"c1"', seen["br"].copy().pop()[1])}
-        assert origin.count(p) == 3, "one origin request per encoding"
-        assert sum(1 for _ in path.glob("??/*")) == 3
-    finally:
-        origin.close()
+    path = tmp_path / "cache"
+    text = b"<p>hello cache</p>\n" * 500
+    p = fresh_path(origin, ok([("Cache-Control", "max-age=100"), ("ETag", '"c1"'),
+                               ("Content-Type", "text/html")], text))
+    g = start_gatehouse(cache_config(origin, path, filters=("cache_disk", "compress"),
+                                     modules=MODULES + ("compress",)))
+    c = Cache(g, origin, path)
+    seen = {}
+    for ae in ("br, gzip", "gzip", "identity", "gzip, deflate, br", "gzip"):
+        r = c.get(p, [("Accept-Encoding", ae)])
+        ce = r.header("content-encoding")
+        body = (brotli.decompress(r.body) if ce == "br" else
+                gzip.decompress(r.body) if ce == "gzip" else r.body)
+        assert body == text
+        assert "accept-encoding" in r.header("vary").lower()
+        seen.setdefault(ce, set()).add((r.header("etag"), r.header("vary")))
+    assert set(seen) == {"br", "gzip", None}
+    assert all(len(v) == 1 for v in seen.values()), seen  # hits match misses
+    assert seen["br"] == {('W/"c1"', seen["br"].copy().pop()[1])}
+    assert origin.count(p) == 3, "one origin request per encoding"
+    # Files are written after the response (offload): wait for the third, then count.
+    assert wait_until(lambda: sum(1 for _ in path.glob("??/*")) >= 3, 5)
+    assert sum(1 for _ in path.glob("??/*")) == 3
 
 
 @pytest.mark.parametrize("table,route,message", [
@@ -719,23 +713,19 @@ def test_leader_failure_aborts_or_releases_waiters(cache):
     assert not any(results), "no client may get a whole body the origin never sent"
 
 
-def test_collapse_timeout_lets_waiters_go_upstream(start_gatehouse, tmp_path):
-    origin = ScriptOrigin()
-    try:
-        path = tmp_path / "cache"
-        g = start_gatehouse(cache_config(origin, path, module_table='collapse_timeout = "200ms"'))
-        c = Cache(g, origin, path)
-        p = fresh_path(origin, ok([("Cache-Control", "max-age=100")], b"slow", delay=1.5))
-        results = _concurrent(4, lambda i: c.get(p))
-        assert all(r.status == 200 for r in results)
-        assert origin.count(p) == 4
-        q = fresh_path(origin, ok([("Cache-Control", "max-age=100")], b"slow", delay=0.5))
-        g2 = start_gatehouse(cache_config(origin, tmp_path / "c2",
-                                          module_table="collapse = false"), name="nocollapse")
-        _concurrent(4, lambda i: Cache(g2, origin, path).get(q))
-        assert origin.count(q) == 4
-    finally:
-        origin.close()
+def test_collapse_timeout_lets_waiters_go_upstream(start_gatehouse, tmp_path, origin):
+    path = tmp_path / "cache"
+    g = start_gatehouse(cache_config(origin, path, module_table='collapse_timeout = "200ms"'))
+    c = Cache(g, origin, path)
+    p = fresh_path(origin, ok([("Cache-Control", "max-age=100")], b"slow", delay=1.5))
+    results = _concurrent(4, lambda i: c.get(p))
+    assert all(r.status == 200 for r in results)
+    assert origin.count(p) == 4
+    q = fresh_path(origin, ok([("Cache-Control", "max-age=100")], b"slow", delay=0.5))
+    g2 = start_gatehouse(cache_config(origin, tmp_path / "c2",
+                                      module_table="collapse = false"), name="nocollapse")
+    _concurrent(4, lambda i: Cache(g2, origin, path).get(q))
+    assert origin.count(q) == 4
 
 
 # ---- serving stale ---------------------------------------------------------------------------
@@ -797,24 +787,20 @@ def test_never_stale_when_the_response_forbids_it(cache, cc):
     assert r.status in (502, 504) and r.header("x-stored") is None
 
 
-def test_grace_serves_stale_without_a_directive(start_gatehouse, tmp_path):
-    origin = ScriptOrigin()
-    try:
-        path = tmp_path / "cache"
-        g = start_gatehouse(cache_config(origin, path, module_table='stale_if_error = "1m"'))
-        c = Cache(g, origin, path)
-        p = fresh_path(origin, ok([("Cache-Control", "max-age=1")], b"graced"),
-                       Reply(disconnect=True))
-        c.get(p)
-        time.sleep(1.2)
-        assert c.get(p).body == b"graced"
-        q = fresh_path(origin, ok([("Cache-Control", "max-age=1")], b"x"), Reply(disconnect=True))
-        g2 = start_gatehouse(cache_config(origin, tmp_path / "c2"), name="nograce")
-        Cache(g2, origin, path).get(q)
-        time.sleep(1.2)
-        assert Cache(g2, origin, path).get(q).status == 502
-    finally:
-        origin.close()
+def test_grace_serves_stale_without_a_directive(start_gatehouse, tmp_path, origin):
+    path = tmp_path / "cache"
+    g = start_gatehouse(cache_config(origin, path, module_table='stale_if_error = "1m"'))
+    c = Cache(g, origin, path)
+    p = fresh_path(origin, ok([("Cache-Control", "max-age=1")], b"graced"),
+                   Reply(disconnect=True))
+    c.get(p)
+    time.sleep(1.2)
+    assert c.get(p).body == b"graced"
+    q = fresh_path(origin, ok([("Cache-Control", "max-age=1")], b"x"), Reply(disconnect=True))
+    g2 = start_gatehouse(cache_config(origin, tmp_path / "c2"), name="nograce")
+    Cache(g2, origin, path).get(q)
+    time.sleep(1.2)
+    assert Cache(g2, origin, path).get(q).status == 502
 
 
 # ---- purge through the admin listener --------------------------------------------------------
@@ -877,35 +863,31 @@ def test_purge_refuses_bad_requests_and_lives_only_on_the_admin_listener(cache):
     assert cache.get("/modules/cache_disk/purge?prefix=http").status == 404
 
 
-def test_cache_key_rules_per_route(start_gatehouse, tmp_path):
+def test_cache_key_rules_per_route(start_gatehouse, tmp_path, origin):
     """query_sort, query_deny and query_allow per route; key without the host."""
-    origin = ScriptOrigin()
-    try:
-        path = tmp_path / "cache"
-        extra = ('\n[[route]]\npath = "/allow/"\nupstream = "app"\nfilters = ["cache_disk"]\n'
-                 'filter_config = { cache_disk = { query_allow = ["id"] } }\n'
-                 '\n[[route]]\npath = "/nohost/"\nupstream = "app"\nfilters = ["cache_disk"]\n'
-                 'filter_config = { cache_disk = { key = ["path", "query"] } }\n')
-        text = cache_config(origin, path, module_table=(
-            'query_sort = true\nquery_deny = ["utm_source"]\n'), extra=extra)
-        g = start_gatehouse(text)  # routes match by longest path prefix
-        c = Cache(g, origin, path)
-        p = fresh_path(origin, ok([("Cache-Control", "max-age=100")]))
-        c.get(p + "?a=1&b=2")
-        c.get(p + "?b=2&a=1")
-        c.get(p + "?a=1&b=2&utm_source=x")
-        assert origin.count(p) == 1, "sorted, utm_source left out"
-        origin.script("/allow/x", ok([("Cache-Control", "max-age=100")]))
-        c.get("/allow/x?id=1&session=a")
-        c.get("/allow/x?id=1&session=b")
-        c.get("/allow/x?id=2")
-        assert origin.count("/allow/x") == 2, "only id is part of the key"
-        origin.script("/nohost/y", ok([("Cache-Control", "max-age=100")]))
-        c.get("/nohost/y", host="a.example")
-        c.get("/nohost/y", host="b.example")
-        assert origin.count("/nohost/y") == 1, "the host is not part of this route's key"
-    finally:
-        origin.close()
+    path = tmp_path / "cache"
+    extra = ('\n[[route]]\npath = "/allow/"\nupstream = "app"\nfilters = ["cache_disk"]\n'
+             'filter_config = { cache_disk = { query_allow = ["id"] } }\n'
+             '\n[[route]]\npath = "/nohost/"\nupstream = "app"\nfilters = ["cache_disk"]\n'
+             'filter_config = { cache_disk = { key = ["path", "query"] } }\n')
+    text = cache_config(origin, path, module_table=(
+        'query_sort = true\nquery_deny = ["utm_source"]\n'), extra=extra)
+    g = start_gatehouse(text)  # routes match by longest path prefix
+    c = Cache(g, origin, path)
+    p = fresh_path(origin, ok([("Cache-Control", "max-age=100")]))
+    c.get(p + "?a=1&b=2")
+    c.get(p + "?b=2&a=1")
+    c.get(p + "?a=1&b=2&utm_source=x")
+    assert origin.count(p) == 1, "sorted, utm_source left out"
+    origin.script("/allow/x", ok([("Cache-Control", "max-age=100")]))
+    c.get("/allow/x?id=1&session=a")
+    c.get("/allow/x?id=1&session=b")
+    c.get("/allow/x?id=2")
+    assert origin.count("/allow/x") == 2, "only id is part of the key"
+    origin.script("/nohost/y", ok([("Cache-Control", "max-age=100")]))
+    c.get("/nohost/y", host="a.example")
+    c.get("/nohost/y", host="b.example")
+    assert origin.count("/nohost/y") == 1, "the host is not part of this route's key"
 
 
 def test_interim_response_is_forwarded_and_only_the_final_one_stored(cache):
@@ -924,66 +906,54 @@ def test_interim_response_is_forwarded_and_only_the_final_one_stored(cache):
 # ---- failure paths ---------------------------------------------------------------------------
 
 
-def test_unusable_cache_directory_logs_and_proxies_without_caching(start_gatehouse, tmp_path):
-    origin = ScriptOrigin()
-    try:
-        blocker = tmp_path / "not-a-dir"
-        blocker.write_text("a file where the cache directory should be")
-        g = start_gatehouse(cache_config(origin, blocker))
-        p = fresh_path(origin, ok([("Cache-Control", "max-age=100")], b"through"))
-        c = Cache(g, origin, blocker)
-        for _ in range(2):
-            r = c.get(p)
-            assert r.status == 200 and r.body == b"through"
-            assert r.header("cache-status") is None
-        assert origin.count(p) == 2
-        assert "cache_disk: cannot create" in g.log_text()
-    finally:
-        origin.close()
+def test_unusable_cache_directory_logs_and_proxies_without_caching(start_gatehouse, tmp_path, origin):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the cache directory should be")
+    g = start_gatehouse(cache_config(origin, blocker))
+    p = fresh_path(origin, ok([("Cache-Control", "max-age=100")], b"through"))
+    c = Cache(g, origin, blocker)
+    for _ in range(2):
+        r = c.get(p)
+        assert r.status == 200 and r.body == b"through"
+        assert r.header("cache-status") is None
+    assert origin.count(p) == 2
+    assert "cache_disk: cannot create" in g.log_text()
 
 
-def test_write_errors_are_counted_and_the_response_is_unharmed(start_gatehouse, tmp_path):
+def test_write_errors_are_counted_and_the_response_is_unharmed(start_gatehouse, tmp_path, origin):
     import shutil
-    origin = ScriptOrigin()
-    try:
-        path = tmp_path / "cache"
-        g = start_gatehouse(cache_config(origin, path, admin=True,
-                                         module_table='memory_size = "0"'))
-        c = Cache(g, origin, path)
-        shutil.rmtree(path / "tmp")
-        (path / "tmp").write_text("temporaries cannot be created in a file")
-        p = fresh_path(origin, ok([("Cache-Control", "max-age=100")], b"unharmed"))
-        r = c.get(p)
-        assert r.status == 200 and r.body == b"unharmed"
-        assert wait_until(lambda: c.metric("gatehouse_cache_disk_write_errors_total") >= 1, 5)
-        assert wait_until(lambda: c.get(p).status == 200 and origin.count(p) >= 2, 5), \
-            "an object that could not be written is not served"
-    finally:
-        origin.close()
+    path = tmp_path / "cache"
+    g = start_gatehouse(cache_config(origin, path, admin=True,
+                                     module_table='memory_size = "0"'))
+    c = Cache(g, origin, path)
+    shutil.rmtree(path / "tmp")
+    (path / "tmp").write_text("temporaries cannot be created in a file")
+    p = fresh_path(origin, ok([("Cache-Control", "max-age=100")], b"unharmed"))
+    r = c.get(p)
+    assert r.status == 200 and r.body == b"unharmed"
+    assert wait_until(lambda: c.metric("gatehouse_cache_disk_write_errors_total") >= 1, 5)
+    assert wait_until(lambda: c.get(p).status == 200 and origin.count(p) >= 2, 5), \
+        "an object that could not be written is not served"
 
 
-def test_corrupted_file_is_never_served_after_restart(start_gatehouse, tmp_path):
-    origin = ScriptOrigin()
-    try:
-        path = tmp_path / "cache"
-        p = fresh_path(origin, ok([("Cache-Control", "max-age=100")], b"A" * 5000),
-                       ok([("Cache-Control", "max-age=100")], b"B" * 5000))
-        g = start_gatehouse(cache_config(origin, path))
-        Cache(g, origin, path).get(p)
-        assert wait_until(lambda: len(list(path.glob("??/*"))) == 1, 5)
-        g.stop()
-        f = next(path.glob("??/*"))
-        data = bytearray(f.read_bytes())
-        data[-10] ^= 0xFF  # one flipped byte in the body
-        f.write_bytes(bytes(data))
-        g2 = start_gatehouse(cache_config(origin, path), name="restarted")
-        c = Cache(g2, origin, path)
-        time.sleep(0.3)
-        r = c.get(p)
-        assert r.body == b"B" * 5000, "the corrupted copy was not served"
-        assert origin.count(p) == 2
-    finally:
-        origin.close()
+def test_corrupted_file_is_never_served_after_restart(start_gatehouse, tmp_path, origin):
+    path = tmp_path / "cache"
+    p = fresh_path(origin, ok([("Cache-Control", "max-age=100")], b"A" * 5000),
+                   ok([("Cache-Control", "max-age=100")], b"B" * 5000))
+    g = start_gatehouse(cache_config(origin, path))
+    Cache(g, origin, path).get(p)
+    assert wait_until(lambda: len(list(path.glob("??/*"))) == 1, 5)
+    g.stop()
+    f = next(path.glob("??/*"))
+    data = bytearray(f.read_bytes())
+    data[-10] ^= 0xFF  # one flipped byte in the body
+    f.write_bytes(bytes(data))
+    g2 = start_gatehouse(cache_config(origin, path), name="restarted")
+    c = Cache(g2, origin, path)
+    time.sleep(0.3)
+    r = c.get(p)
+    assert r.body == b"B" * 5000, "the corrupted copy was not served"
+    assert origin.count(p) == 2
 
 
 def test_clients_leaving_mid_stream_do_not_disturb_the_others(cache):
@@ -1007,66 +977,58 @@ def test_clients_leaving_mid_stream_do_not_disturb_the_others(cache):
     assert cache.get(p).body == b"".join(pieces) and cache.origin.count(p) == 1
 
 
-def test_collect_budget_passes_responses_through_unstored(start_gatehouse, tmp_path):
-    origin = ScriptOrigin()
-    try:
-        path = tmp_path / "cache"
-        g = start_gatehouse(cache_config(origin, path, admin=True, module_table=(
-            'max_size = "4m"\nmax_object_size = "1m"\ncollect_size = "1m"\n')))
-        c = Cache(g, origin, path)
-        pieces = [b"p" * 600_000, b"q" * 200_000]
-        a = fresh_path(origin, ok([("Cache-Control", "max-age=100")], chunks=pieces, pause=0.6))
-        b = fresh_path(origin, ok([("Cache-Control", "max-age=100")], chunks=pieces, pause=0.6))
-        results = _concurrent(2, lambda i: c.get(a if i == 0 else b))
-        assert all(r.body == b"".join(pieces) for r in results), "both answered whole"
-        assert c.metric("gatehouse_cache_disk_store_decisions_total", verdict="busy") >= 1
-        later = fresh_path(origin, ok([("Cache-Control", "max-age=100")], b"z" * 900_000))
-        c.get(later)
-        c.get(later)
-        assert origin.count(later) == 1, "the budget was given back"
-    finally:
-        origin.close()
+def test_collect_budget_passes_responses_through_unstored(start_gatehouse, tmp_path, origin):
+    path = tmp_path / "cache"
+    g = start_gatehouse(cache_config(origin, path, admin=True, module_table=(
+        'max_size = "4m"\nmax_object_size = "1m"\ncollect_size = "1m"\n')))
+    c = Cache(g, origin, path)
+    pieces = [b"p" * 600_000, b"q" * 200_000]
+    a = fresh_path(origin, ok([("Cache-Control", "max-age=100")], chunks=pieces, pause=0.6))
+    b = fresh_path(origin, ok([("Cache-Control", "max-age=100")], chunks=pieces, pause=0.6))
+    results = _concurrent(2, lambda i: c.get(a if i == 0 else b))
+    assert all(r.body == b"".join(pieces) for r in results), "both answered whole"
+    assert c.metric("gatehouse_cache_disk_store_decisions_total", verdict="busy") >= 1
+    later = fresh_path(origin, ok([("Cache-Control", "max-age=100")], b"z" * 900_000))
+    c.get(later)
+    c.get(later)
+    assert origin.count(later) == 1, "the budget was given back"
 
 
-def test_large_objects_are_streamed_from_their_file(start_gatehouse, tmp_path):
+def test_large_objects_are_streamed_from_their_file(start_gatehouse, tmp_path, origin):
     """Bodies over memory_object_max are never read whole: verified, then sent in pieces as the
     client takes them. Whole, ranged, HEAD and conditional hits; a file corrupted under the
     cache is never served."""
     import socket
-    origin = ScriptOrigin()
-    try:
-        path = tmp_path / "cache"
-        g = start_gatehouse(cache_config(origin, path, module_table='memory_object_max = "64k"'))
-        c = Cache(g, origin, path)
-        body = bytes(range(256)) * (3 * 4096)  # 3 MiB
-        p = fresh_path(origin, ok([("Cache-Control", "max-age=100"), ("ETag", '"big"')], body),
-                       ok([("Cache-Control", "max-age=100"), ("ETag", '"big2"')], b"refetched"))
-        assert c.get(p).body == body
-        assert wait_until(lambda: len(list(path.glob("??/*"))) == 1, 5)
-        time.sleep(0.2)
-        r = c.get(p)
-        assert r.status == 200 and r.body == body and "hit" in status_of(r)
-        assert r.header("content-length") == str(len(body))
-        r = c.get(p, [("Range", "bytes=1000000-1000099")])
-        assert r.status == 206 and r.body == body[1000000:1000100]
-        r = c.get(p, method="HEAD")
-        assert r.status == 200 and r.body == b"" and r.header("content-length") == str(len(body))
-        assert c.get(p, [("If-None-Match", '"big"')]).status == 304
-        # A slow reader: the pieces follow it, and a reader that leaves stops the stream.
-        with socket.create_connection(("127.0.0.1", g.port), timeout=5) as sock:
-            sock.sendall(Client.build("GET", p))
-            sock.recv(1000)
-        assert c.get(p).body == body
-        assert origin.count(p) == 1
-        f = next(path.glob("??/*"))
-        data = bytearray(f.read_bytes())
-        data[len(data) // 2] ^= 0xFF
-        f.write_bytes(bytes(data))
-        r = c.get(p)
-        assert r.body == b"refetched", "a corrupted file is not served"
-        assert origin.count(p) == 2
-    finally:
-        origin.close()
+    path = tmp_path / "cache"
+    g = start_gatehouse(cache_config(origin, path, module_table='memory_object_max = "64k"'))
+    c = Cache(g, origin, path)
+    body = bytes(range(256)) * (3 * 4096)  # 3 MiB
+    p = fresh_path(origin, ok([("Cache-Control", "max-age=100"), ("ETag", '"big"')], body),
+                   ok([("Cache-Control", "max-age=100"), ("ETag", '"big2"')], b"refetched"))
+    assert c.get(p).body == body
+    assert wait_until(lambda: len(list(path.glob("??/*"))) == 1, 5)
+    time.sleep(0.2)
+    r = c.get(p)
+    assert r.status == 200 and r.body == body and "hit" in status_of(r)
+    assert r.header("content-length") == str(len(body))
+    r = c.get(p, [("Range", "bytes=1000000-1000099")])
+    assert r.status == 206 and r.body == body[1000000:1000100]
+    r = c.get(p, method="HEAD")
+    assert r.status == 200 and r.body == b"" and r.header("content-length") == str(len(body))
+    assert c.get(p, [("If-None-Match", '"big"')]).status == 304
+    # A slow reader: the pieces follow it, and a reader that leaves stops the stream.
+    with socket.create_connection(("127.0.0.1", g.port), timeout=5) as sock:
+        sock.sendall(Client.build("GET", p))
+        sock.recv(1000)
+    assert c.get(p).body == body
+    assert origin.count(p) == 1
+    f = next(path.glob("??/*"))
+    data = bytearray(f.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    f.write_bytes(bytes(data))
+    r = c.get(p)
+    assert r.body == b"refetched", "a corrupted file is not served"
+    assert origin.count(p) == 2
 
 
 def test_unknown_request_directives_and_pragmas_change_nothing(cache):
@@ -1078,26 +1040,22 @@ def test_unknown_request_directives_and_pragmas_change_nothing(cache):
     assert "hit" in status_of(r) and cache.origin.count(p) == 1
 
 
-def test_rebuild_at_start_logs_and_the_cache_answers_meanwhile(start_gatehouse, tmp_path):
-    origin = ScriptOrigin()
-    try:
-        path = tmp_path / "cache"
-        g = start_gatehouse(cache_config(origin, path))
-        c = Cache(g, origin, path)
-        ps = [fresh_path(origin, ok([("Cache-Control", "max-age=300")], b"o%d" % i))
-              for i in range(300)]
-        for p in ps:
-            c.get(p)
-        assert wait_until(lambda: len(list(path.glob("??/*"))) == 300, 10)
-        g.stop()
-        g2 = start_gatehouse(cache_config(origin, path), name="rebuilt")
-        c2 = Cache(g2, origin, path)
-        start = time.time()
-        assert c2.get(ps[-1]).body == b"o299"  # answered whether indexed yet or not
-        assert time.time() - start < 2
-        assert wait_until(lambda: "300 objects indexed" in g2.log_text()
-                          or "299 objects indexed" in g2.log_text(), 10), g2.log_text()[-500:]
-        hits = sum("hit" in status_of(c2.get(p)) for p in ps[:50])
-        assert hits == 50
-    finally:
-        origin.close()
+def test_rebuild_at_start_logs_and_the_cache_answers_meanwhile(start_gatehouse, tmp_path, origin):
+    path = tmp_path / "cache"
+    g = start_gatehouse(cache_config(origin, path))
+    c = Cache(g, origin, path)
+    ps = [fresh_path(origin, ok([("Cache-Control", "max-age=300")], b"o%d" % i))
+          for i in range(300)]
+    for p in ps:
+        c.get(p)
+    assert wait_until(lambda: len(list(path.glob("??/*"))) == 300, 10)
+    g.stop()
+    g2 = start_gatehouse(cache_config(origin, path), name="rebuilt")
+    c2 = Cache(g2, origin, path)
+    start = time.time()
+    assert c2.get(ps[-1]).body == b"o299"  # answered whether indexed yet or not
+    assert time.time() - start < 2
+    assert wait_until(lambda: "300 objects indexed" in g2.log_text()
+                      or "299 objects indexed" in g2.log_text(), 10), g2.log_text()[-500:]
+    hits = sum("hit" in status_of(c2.get(p)) for p in ps[:50])
+    assert hits == 50
