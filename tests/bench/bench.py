@@ -35,6 +35,20 @@ def log(msg):
     print(f"{time.monotonic() - _T0:6.1f}s {msg}", file=sys.stderr, flush=True)
 
 
+def arm_time_limit(seconds):
+    """SIGTERM/SIGINT end the run through the normal cleanup; after `seconds` a BenchError."""
+    def on_signal(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    def on_alarm(_signum, _frame):
+        raise BenchError(f"time limit of {seconds} s reached")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(seconds)
+
+
 def report_failure(prefix, error, tmp):
     """Logs a BenchError and the last lines of every log in `tmp`; returns the exit code 1."""
     log(f"{prefix}: error: {error}")
@@ -1033,16 +1047,7 @@ def main():
     if a.rounds < 1:
         ap.error("--rounds must be ≥ 1")
 
-    def on_signal(signum, _frame):
-        raise SystemExit(128 + signum)
-
-    def on_alarm(_signum, _frame):
-        raise BenchError(f"time limit of {a.time_limit} s reached")
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(a.time_limit)
+    arm_time_limit(a.time_limit)
 
     def wanted(part):
         return parts is None or part in parts

@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 from bench import (Bench, BenchError, Proxy, Stub, fmt, log, md_table, median, nginx_common,
-                   report_failure, resource_nofile, text_table, versions, wait_ready)
+                   arm_time_limit, report_failure, resource_nofile, text_table, versions,
+                   wait_ready)
 
 HERE = Path(__file__).resolve().parent
 OBJECT = "/10k.bin"
@@ -320,16 +321,7 @@ def main(argv):
     a.tmp = tempfile.mkdtemp(prefix="gh-cache-bench-")
     a.pid_file = str(Path(a.tmp) / "pids")
 
-    def on_signal(signum, _frame):
-        raise SystemExit(128 + signum)
-
-    def on_alarm(_signum, _frame):
-        raise BenchError(f"time limit of {a.time_limit} s reached")
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(a.time_limit)
+    arm_time_limit(a.time_limit)
 
     started = datetime.datetime.now(datetime.timezone.utc)
     b = CacheBench(a)
