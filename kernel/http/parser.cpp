@@ -2,19 +2,31 @@
 
 #include <boost/beast/http/error.hpp>
 
+#include <array>
+#include <string_view>
+
 namespace gatehouse::http {
 
 namespace {
 // Any error_code works to stop Beast; the Reject value carries the meaning.
 error_code stop_code() { return beast_http::error::bad_value; }
 
-bool host_char_ok(char c) {
-    // RFC 3986 reg-name / IP-literal / port characters.
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_' || c == '~' || c == ':' || c == '[' || c == ']' ||
-           c == '!' || c == '$' || c == '&' || c == '\'' || c == '(' || c == ')' || c == '*' ||
-           c == '+' || c == ',' || c == ';' || c == '=' || c == '%';
-}
+// RFC 3986 reg-name / IP-literal / port characters, as a table: Host is checked byte by byte
+// on every request.
+constexpr auto host_chars = [] {
+    std::array<bool, 256> ok{};
+    for (int c = 'a'; c <= 'z'; ++c)
+        ok[c] = true;
+    for (int c = 'A'; c <= 'Z'; ++c)
+        ok[c] = true;
+    for (int c = '0'; c <= '9'; ++c)
+        ok[c] = true;
+    for (unsigned char c : std::string_view("-._~:[]!$&'()*+,;=%"))
+        ok[c] = true;
+    return ok;
+}();
+
+bool host_char_ok(char c) { return host_chars[static_cast<unsigned char>(c)]; }
 } // namespace
 
 unsigned status_for(Reject why) {
@@ -38,6 +50,8 @@ void HeadParser<isRequest>::reset(const ParserLimits& limits) {
     this->body_limit(std::uint64_t(-1));
     this->eager(false);
     head_.clear();
+    head_parsed_ = 0;
+    head_base_ = nullptr;
 }
 
 template <bool isRequest>
@@ -51,14 +65,28 @@ template <bool isRequest>
 size_t HeadParser<isRequest>::feed(const char* data, size_t size, error_code& ec) {
     base_ = data;
     base_size_ = size;
-    size_t n = 0;
     bool in_head = !this->is_header_done();
+    size_t n = 0;
+    if (in_head) {
+        // Beast parses a partial head field by field: it has consumed what it parsed, and the
+        // views it reported point where those bytes were. The caller keeps every byte of the
+        // head until it is whole (and may have moved them since): Beast goes on after what it
+        // consumed, and the views follow the bytes.
+        if (head_parsed_ && data != head_base_)
+            rebase_views(head_, head_base_, data, head_parsed_);
+        head_base_ = data;
+        n = head_parsed_;
+    }
     // Without eager, each put() parses one piece: the head, a chunk header, some body.
     while (n < size && !this->is_done()) {
         size_t used = this->put(boost::asio::const_buffer(data + n, size - n), ec);
         n += used;
         if (ec || used == 0 || in_head)
             break;
+    }
+    if (in_head && !this->is_header_done()) {
+        head_parsed_ = n;
+        n = 0; // nothing consumed until the head is whole
     }
     if (ec == beast_http::error::need_more)
         ec = {};
@@ -106,14 +134,16 @@ void HeadParser<isRequest>::on_response_impl(int code, boost::beast::string_view
 }
 
 template <bool isRequest>
-bool HeadParser<isRequest>::check_field(std::string_view name, std::string_view value,
-                                        error_code& ec) {
+bool HeadParser<isRequest>::check_field(beast_http::field kind, std::string_view name,
+                                        std::string_view value, error_code& ec) {
     // Beast hands obs-folded values over from a buffer of its own: refuse them (RFC 9112 §5.2).
     if (!in_input(value) || !in_input(name)) {
         fail(ec, Reject::bad_request, "obs-fold in header field");
         return false;
     }
-    if (iequals(name, "content-length")) {
+    // Beast has already looked the name up (case-insensitively) in its table of known fields.
+    switch (kind) {
+    case beast_http::field::content_length: {
         ++content_length_fields_;
         if (content_length_fields_ > 1) {
             fail(ec, Reject::bad_request, "duplicate Content-Length");
@@ -127,7 +157,9 @@ bool HeadParser<isRequest>::check_field(std::string_view name, std::string_view 
             fail(ec, Reject::bad_request, "invalid Content-Length");
             return false;
         }
-    } else if (iequals(name, "transfer-encoding")) {
+        break;
+    }
+    case beast_http::field::transfer_encoding: {
         ++transfer_encoding_fields_;
         // Only a single "chunked" is supported; anything else is ambiguous framing.
         unsigned codings = 0;
@@ -138,7 +170,9 @@ bool HeadParser<isRequest>::check_field(std::string_view name, std::string_view 
         });
         if (codings != 1 || transfer_encoding_fields_ > 1)
             te_valid_ = false;
-    } else if (iequals(name, "connection")) {
+        break;
+    }
+    case beast_http::field::connection:
         for_each_token(value, [&](std::string_view option) {
             if (iequals(option, "close"))
                 connection_close_ = true;
@@ -149,11 +183,15 @@ bool HeadParser<isRequest>::check_field(std::string_view name, std::string_view 
             else
                 connection_other_ = true;
         });
-    } else if (iequals(name, "upgrade")) {
+        break;
+    case beast_http::field::upgrade:
         has_upgrade_ = true;
+        break;
+    default:
+        break;
     }
     if constexpr (isRequest) {
-        if (iequals(name, "host")) {
+        if (kind == beast_http::field::host) {
             if (++host_fields_ > 1) {
                 fail(ec, Reject::bad_request, "repeated Host");
                 return false;
@@ -164,7 +202,7 @@ bool HeadParser<isRequest>::check_field(std::string_view name, std::string_view 
                     return false;
                 }
             head_.host = value;
-        } else if (iequals(name, "expect")) {
+        } else if (kind == beast_http::field::expect) {
             if (iequals(value, "100-continue"))
                 head_.expect_continue = true;
             else
@@ -175,7 +213,7 @@ bool HeadParser<isRequest>::check_field(std::string_view name, std::string_view 
 }
 
 template <bool isRequest>
-void HeadParser<isRequest>::on_field_impl(beast_http::field, boost::beast::string_view name,
+void HeadParser<isRequest>::on_field_impl(beast_http::field kind, boost::beast::string_view name,
                                           boost::beast::string_view value, error_code& ec) {
     std::string_view n{name.data(), name.size()}, v{value.data(), value.size()};
     if (header_done_) {
@@ -192,7 +230,7 @@ void HeadParser<isRequest>::on_field_impl(beast_http::field, boost::beast::strin
     if (head_.fields.size() >= limits_.headers)
         return fail(ec, isRequest ? Reject::too_many_headers : Reject::bad_request,
                     "too many header fields");
-    if (!check_field(n, v, ec))
+    if (!check_field(kind, n, v, ec))
         return;
     head_.fields.push_back({n, v});
 }

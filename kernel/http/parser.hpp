@@ -87,7 +87,8 @@ private:
     bool in_input(std::string_view v) const {
         return v.data() >= base_ && v.data() + v.size() <= base_ + base_size_;
     }
-    bool check_field(std::string_view name, std::string_view value, error_code& ec);
+    bool check_field(beast_http::field kind, std::string_view name, std::string_view value,
+                     error_code& ec);
     bool check_framing(error_code& ec);
     bool add_body(uint64_t n, error_code& ec);
 
@@ -96,6 +97,9 @@ private:
     BodySink* sink_ = nullptr;
     const char* base_ = nullptr;
     size_t base_size_ = 0;
+    // An incomplete head: where its bytes were at the last feed and how many Beast has parsed.
+    const char* head_base_ = nullptr;
+    size_t head_parsed_ = 0;
     uint64_t body_bytes_ = 0;
     Reject reject_ = Reject::none;
     const char* reason_ = "";

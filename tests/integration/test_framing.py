@@ -1,6 +1,8 @@
 """Strict request framing (DESIGN §2, issue 2 item 5): every ambiguous or malformed request is
 answered 400 and the connection closed, so nothing after it can be smuggled to the backend."""
 
+import time
+
 import pytest
 
 from harness import Client, get, raw_request
@@ -135,3 +137,29 @@ def test_chunked_request_body_is_decoded_not_smuggled(proxy):
         first = c.read_response()
         assert first.status == 200 and first.json()["body_length"] == 5
         assert c.read_response().json()["target"] == "/echo?second"
+
+
+def test_request_head_split_across_packets_is_one_request(proxy):
+    """A head that arrives in pieces -- the first one ending after complete fields, then split
+    inside a field and just before the empty line -- is one request, forwarded whole (real
+    clients' heads cross segment boundaries; this used to be a 400: Beast had parsed the first
+    fields already and was fed them again)."""
+    gh, _ = proxy
+    head = (b"GET /echo?split=1 HTTP/1.1\r\n" + H + b"X-One: 1\r\nX-Two: two\r\n"
+            b"X-Three: " + b"3" * 3000 + b"\r\n\r\n")
+    first = len(b"GET /echo?split=1 HTTP/1.1\r\n" + H + b"X-One: 1\r\n")
+    cuts = [first, first + 5, 2000, len(head) - 2]
+    with Client(gh.port) as c:
+        last = 0
+        for cut in cuts + [len(head)]:
+            c.send(head[last:cut])
+            last = cut
+            time.sleep(0.05)
+        r = c.read_response()
+        assert r.status == 200, r
+        seen = {k.lower(): v for k, v in r.json()["headers"]}
+        assert r.json()["target"] == "/echo?split=1"
+        assert seen["x-one"] == "1" and seen["x-two"] == "two" and seen["x-three"] == "3" * 3000
+        # the connection goes on with the next request
+        c.send(Client.build("GET", "/echo?next=1"))
+        assert c.read_response().json()["target"] == "/echo?next=1"

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 
 using namespace gatehouse::http;
@@ -142,6 +143,75 @@ TEST(RequestFraming, FeedStopsAfterTheHeadSoItsSizeIsKnown) {
     size_t body = parser.feed(bytes.data() + n, bytes.size() - n, ec);
     EXPECT_EQ(body, 3u) << "the body ends at Content-Length; the next request is not consumed";
     EXPECT_TRUE(parser.is_done());
+}
+
+TEST(RequestFraming, HeadArrivingInPiecesIsOneHeadOnTheBytesWhereverTheyMoved) {
+    // Every split point, including after complete fields: feed() consumes nothing until the
+    // head is whole (the caller keeps the bytes, and may move them meanwhile), then all of it,
+    // with every view on the bytes where they are now.
+    const std::string bytes = "GET /a HTTP/1.1\r\nHost: h\r\nX-One: 1\r\nX-Two: 2\r\n\r\n";
+    for (size_t split = 1; split < bytes.size(); ++split) {
+        RequestHead head;
+        RequestParser parser(head);
+        parser.reset({});
+        boost::beast::error_code ec;
+        std::string first = bytes.substr(0, split);
+        EXPECT_EQ(parser.feed(first.data(), first.size(), ec), 0u) << split;
+        EXPECT_FALSE(ec) << split;
+        EXPECT_FALSE(parser.is_header_done()) << split;
+        const std::string whole = bytes;       // the rest arrived; the bytes moved
+        std::fill(first.begin(), first.end(), '#'); // what a stale view would read
+        EXPECT_EQ(parser.feed(whole.data(), whole.size(), ec), bytes.size()) << split;
+        ASSERT_FALSE(ec) << split;
+        ASSERT_TRUE(parser.is_header_done());
+        EXPECT_EQ(head.method, "GET") << split;
+        EXPECT_EQ(head.target, "/a") << split;
+        EXPECT_EQ(head.host, "h") << split;
+        ASSERT_EQ(head.fields.size(), 3u) << split;
+        EXPECT_EQ(head.fields[0].name, "Host") << split;
+        EXPECT_EQ(head.fields[1].name, "X-One") << split;
+        EXPECT_EQ(head.fields[1].value, "1") << split;
+        EXPECT_EQ(head.fields[2].value, "2") << split;
+        for (const auto& f : head.fields)
+            EXPECT_TRUE(f.name.data() >= whole.data() &&
+                        f.value.data() + f.value.size() <= whole.data() + whole.size())
+                << split;
+    }
+}
+
+TEST(RequestFraming, BareLineFeedIsRefusedWithoutWaitingForMore) {
+    // No CRLF CRLF will ever come: the bytes go to Beast, which refuses them at once.
+    RequestHead head;
+    RequestParser parser(head);
+    parser.reset({});
+    boost::beast::error_code ec;
+    std::string bytes = "GET / HTTP/1.1\r\nHost: a\nX: b";
+    parser.feed(bytes.data(), bytes.size(), ec);
+    EXPECT_TRUE(ec);
+    EXPECT_EQ(parser.reject(), Reject::bad_request);
+}
+
+TEST(ResponseFraming, HeadArrivingInPiecesIsOneHeadOnTheBytesWhereverTheyMoved) {
+    const std::string bytes = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: a\r\n\r\nok";
+    for (size_t split = 1; split < bytes.size() - 2; ++split) {
+        ResponseHead head;
+        ResponseParser parser(head);
+        parser.reset({});
+        boost::beast::error_code ec;
+        std::string first = bytes.substr(0, split);
+        EXPECT_EQ(parser.feed(first.data(), first.size(), ec), 0u) << split;
+        EXPECT_FALSE(ec) << split;
+        const std::string whole = bytes;
+        std::fill(first.begin(), first.end(), '#');
+        EXPECT_EQ(parser.feed(whole.data(), whole.size(), ec), bytes.size() - 2) << split;
+        ASSERT_FALSE(ec) << split;
+        EXPECT_EQ(head.status, 200u);
+        EXPECT_EQ(head.reason, "OK") << split;
+        EXPECT_EQ(head.framing.content_length, 2u);
+        ASSERT_EQ(head.fields.size(), 2u);
+        EXPECT_EQ(head.fields[0].name, "Content-Length") << split;
+        EXPECT_EQ(head.fields[1].value, "a") << split;
+    }
 }
 
 TEST(ResponseFraming, CloseDelimitedAndBodilessResponsesAreRecognised) {
