@@ -89,7 +89,7 @@ void ClientConnection::start() {
     stream_.tls = true;
     transport_.enable_tls(tls_store_->default_context());
     timeout_ = Timeout::header;
-    watchdog_.arm(config_->timeouts.header, shared_from_this());
+    watchdog_.arm(config_->timeouts.header, *this);
     transport_.tls_stream_ref().async_handshake(
         asio::ssl::stream_base::server, [self = shared_from_this()](const error_code& ec) {
             self->on_handshake(ec);
@@ -122,14 +122,14 @@ void ClientConnection::read_request() {
     auto keepalive = config_->timeouts.keepalive;
     if (!requests_served_) {
         timeout_ = Timeout::header;
-        watchdog_.arm(config_->timeouts.header, shared_from_this());
+        watchdog_.arm(config_->timeouts.header, *this);
     } else if (!transport_.tls() && keepalive > idle_release) {
         timeout_ = Timeout::idle;
         idle_deadline_ = Watchdog::Clock::now() + keepalive;
-        watchdog_.arm(idle_release, shared_from_this());
+        watchdog_.arm(idle_release, *this);
     } else {
         timeout_ = Timeout::keepalive;
-        watchdog_.arm(keepalive, shared_from_this());
+        watchdog_.arm(keepalive, *this);
     }
     in_.reserve(std::max<size_t>(16 * 1024, config_->limits.max_header_bytes));
     in_.compact();
@@ -151,16 +151,16 @@ void ClientConnection::on_read_request(const error_code& ec, size_t n) {
     idle_parked_ = false;
     if (timeout_ == Timeout::keepalive || timeout_ == Timeout::idle) {
         timeout_ = Timeout::header;
-        watchdog_.arm(config_->timeouts.header, shared_from_this());
+        watchdog_.arm(config_->timeouts.header, *this);
     }
     parse_request();
 }
 
 void ClientConnection::parse_request() {
-    if (!timing_.started) {
+    bool first_bytes = !timing_.started;
+    if (first_bytes) {
         timing_ = {};
         timing_.started = true;
-        timing_.wall_start = std::chrono::system_clock::now();
         timing_.start = std::chrono::steady_clock::now();
     }
     if (!request_parser_) {
@@ -190,7 +190,8 @@ void ClientConnection::parse_request() {
                                 });
         return;
     }
-    timing_.head = std::chrono::steady_clock::now();
+    // A head that came whole with the first read took no time to arrive (one clock read less).
+    timing_.head = first_bytes ? timing_.start : std::chrono::steady_clock::now();
     timing_.bytes_in += n;
     request_store_.assign(in_.data(), n);
     http::rebase_views(request_, in_.data(), request_store_.data(), n);
@@ -253,7 +254,7 @@ void ClientConnection::send_continue_then_upstream() {
         in_.empty() && !request_body_started_) {
         static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
         timeout_ = Timeout::client_write;
-        watchdog_.arm(config_->timeouts.client_write, shared_from_this());
+        watchdog_.arm(config_->timeouts.client_write, *this);
         asio::async_write(transport_, asio::buffer(cont.data(), cont.size()),
                           [self = shared_from_this()](const error_code& ec, size_t) {
                               self->watchdog_.disarm();
@@ -334,7 +335,7 @@ void ClientConnection::send_reply() {
     response_started_ = true;
     response_.status = stream_.reply_status;
     timeout_ = Timeout::client_write;
-    watchdog_.arm(config_->timeouts.client_write, shared_from_this());
+    watchdog_.arm(config_->timeouts.client_write, *this);
     // Head and body in one gathered write: the body is not copied behind the head. Like a
     // proxied response: one non-blocking sendmsg, and the rest (if any) asynchronously.
     out_buffers_ = {asio::buffer(out_head_),
@@ -404,7 +405,7 @@ void ClientConnection::flush_streamed_reply() {
     r.in_flight.swap(r.pending);
     r.writing = true;
     timeout_ = Timeout::client_write;
-    watchdog_.arm(config_->timeouts.client_write, shared_from_this());
+    watchdog_.arm(config_->timeouts.client_write, *this);
     asio::async_write(transport_, asio::buffer(r.in_flight),
                       [self = shared_from_this()](const error_code& ec, size_t n) {
                           self->watchdog_.disarm();
@@ -577,7 +578,7 @@ void ClientConnection::close() {
         in_.consume(in_.size());
         in_.reserve(4096);
         timeout_ = Timeout::none;
-        watchdog_.arm(std::chrono::milliseconds(2000), shared_from_this());
+        watchdog_.arm(std::chrono::milliseconds(2000), *this);
         // The raw socket: whatever arrives now (TLS records included) is discarded unread.
         transport_.socket().async_read_some(asio::buffer(in_.space(), in_.space_size()),
                                 [self = shared_from_this()](const error_code& ec, size_t) {
@@ -630,7 +631,7 @@ void ClientConnection::on_watchdog() {
         timeout_ = Timeout::keepalive;
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
             idle_deadline_ - Watchdog::Clock::now());
-        watchdog_.arm(std::max(left, std::chrono::milliseconds(1)), shared_from_this());
+        watchdog_.arm(std::max(left, std::chrono::milliseconds(1)), *this);
         transport_.socket().cancel(ec);
         return;
     }

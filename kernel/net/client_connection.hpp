@@ -203,7 +203,6 @@ private:
     Termination termination_ = Termination::completed;
     // Timings and byte counts of the current request, for the access log.
     struct Timing {
-        std::chrono::system_clock::time_point wall_start;
         std::chrono::steady_clock::time_point start, head, connect_start, connected, first_byte;
         uint64_t bytes_in = 0, bytes_out = 0;
         bool started = false, logged = false;

@@ -145,7 +145,7 @@ void ClientConnection::read_held_body() {
     }
     request_body_started_ = true;
     timeout_ = Timeout::body_idle;
-    watchdog_.arm(config_->timeouts.body_idle, shared_from_this());
+    watchdog_.arm(config_->timeouts.body_idle, *this);
     in_.compact();
     transport_.async_read_some(asio::buffer(in_.space(), in_.space_size()),
                             [self = shared_from_this()](const error_code& ec, size_t n) {

@@ -56,7 +56,7 @@ void ClientConnection::log_access() {
     if (!log)
         return;
     accesslog::AccessRecord r;
-    r.start = timing_.wall_start;
+    r.start = worker_.wall_time(timing_.start);
     r.client_address = stream_.client_address;
     r.method = request_.method;
     r.target = stream_.normalised_target.empty() ? request_.target

@@ -24,6 +24,8 @@ using boost::system::error_code;
 namespace {
 
 constexpr size_t response_buffer = 128 * 1024;
+// The first read of a response lands in one page: most heads, and small responses whole, fit.
+constexpr size_t first_read_buffer = 4 * 1024;
 
 // After a read completes, takes what else has arrived since, without waiting, so a body goes
 // out in few large writes rather than many small ones (each small write also wakes the client
@@ -36,10 +38,13 @@ bool top_up(Transport& transport, Buffer& buf) {
         return false;
     int fd = transport.socket().native_handle();
     while (buf.space_size() > 0) {
-        ssize_t n = ::recv(fd, buf.space(), buf.space_size(), MSG_DONTWAIT);
+        const size_t want = buf.space_size();
+        ssize_t n = raw_recv(fd, buf.space(), want, MSG_DONTWAIT);
         if (n <= 0)
             return false;
         buf.commit(static_cast<size_t>(n));
+        if (static_cast<size_t>(n) < want)
+            return false; // a short read took all there was: no call just to hear EAGAIN
     }
     int waiting = 0;
     return ::ioctl(fd, FIONREAD, &waiting) == 0 && waiting > 0;
@@ -54,11 +59,12 @@ void ClientConnection::read_response() {
     response_parser_->reset({config_->limits.max_response_header_bytes, 1000, 0, 0});
     if (request_.method == "HEAD")
         response_parser_->expect_no_body();
-    // One buffer for the head and the body: a body read is as large as it can usefully be
-    // (fewer, larger writes to the client), and pages the reads never touch cost no memory.
-    upstream_->buffer.reserve(std::max<size_t>(response_buffer, config_->limits.max_response_header_bytes));
+    // A connection waiting for its upstream holds one page, not a full buffer: with many
+    // responses outstanding, a full buffer reserved now would be cold in the CPU cache by the
+    // time its response came (see on_response_read for the rest).
+    upstream_->buffer.reserve(first_read_buffer);
     timeout_ = Timeout::upstream_first_byte;
-    watchdog_.arm(pool_->config().first_byte_timeout, shared_from_this());
+    watchdog_.arm(pool_->config().first_byte_timeout, *this);
     upstream_->buffer.compact();
     upstream_->transport.async_read_some(
         asio::buffer(upstream_->buffer.space(), upstream_->buffer.space_size()),
@@ -82,6 +88,16 @@ void ClientConnection::on_response_read(const error_code& ec, size_t n) {
                                           : "upstream closed the connection mid-header");
     }
     upstream_->buffer.commit(n);
+    if (upstream_->buffer.full() && upstream_->buffer.capacity() < response_buffer) {
+        // More than the first page came: move to a full-size buffer, taken from the worker's
+        // cache now that the bytes are here (the most recently used one, still in the CPU
+        // cache), and take what else has arrived without waiting. The head and the body share
+        // it: a body read is as large as it can usefully be (fewer, larger writes to the
+        // client), and pages the reads never touch cost no memory.
+        upstream_->buffer.reserve(
+            std::max<size_t>(response_buffer, config_->limits.max_response_header_bytes));
+        top_up(upstream_->transport, upstream_->buffer);
+    }
     parse_response();
 }
 
@@ -158,7 +174,7 @@ void ClientConnection::parse_response() {
                         if (ec)
                             return self->on_client_write_error(ec);
                         self->timeout_ = Timeout::upstream_first_byte;
-                        self->watchdog_.arm(self->pool_->config().first_byte_timeout, self);
+                        self->watchdog_.arm(self->pool_->config().first_byte_timeout, *self);
                         self->parse_response();
                     });
             }
@@ -347,7 +363,7 @@ void ClientConnection::write_response_chunk() {
                           [self = shared_from_this(), wec] { self->on_response_written(wec); });
     }
     timeout_ = Timeout::client_write;
-    watchdog_.arm(config_->timeouts.client_write, shared_from_this());
+    watchdog_.arm(config_->timeouts.client_write, *this);
     asio::async_write(transport_, std::span<const asio::const_buffer>(pending),
                       [self = shared_from_this()](const error_code& ec, size_t n) {
                           self->timing_.bytes_out += n;
@@ -390,7 +406,7 @@ void ClientConnection::read_response_body() {
     Buffer& buf = upstream_->buffer;
     buf.compact();
     timeout_ = Timeout::upstream_idle;
-    watchdog_.arm(pool_->config().idle_timeout, shared_from_this());
+    watchdog_.arm(pool_->config().idle_timeout, *this);
     upstream_->transport.async_read_some(
         asio::buffer(buf.space(), buf.space_size()),
         [self = shared_from_this()](const error_code& ec, size_t n) {
@@ -459,10 +475,10 @@ void ClientConnection::peek_response(bool first, bool paused) {
     buf.compact();
     if (!stream_.peeked.empty() && !upstream_more_) {
         timeout_ = Timeout::peek_pause;
-        watchdog_.arm(peek_pause, shared_from_this());
+        watchdog_.arm(peek_pause, *this);
     } else {
         timeout_ = Timeout::peek_idle;
-        watchdog_.arm(pool_->config().idle_timeout, shared_from_this());
+        watchdog_.arm(pool_->config().idle_timeout, *this);
     }
     upstream_->transport.async_read_some(
         asio::buffer(buf.space(), buf.space_size()),

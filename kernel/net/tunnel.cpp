@@ -28,7 +28,7 @@ void ClientConnection::start_tunnel() {
 
 void ClientConnection::arm_tunnel_timeout() {
     timeout_ = Timeout::tunnel;
-    watchdog_.arm(config_->timeouts.tunnel, shared_from_this());
+    watchdog_.arm(config_->timeouts.tunnel, *this);
 }
 
 // from_client: read the client, write the upstream; otherwise the reverse.

@@ -33,14 +33,15 @@ public:
 
     explicit Watchdog(boost::asio::any_io_executor executor) : timer_(executor) {}
 
-    // The pending wait holds `owner`; owner->on_watchdog() runs when the deadline passes (the
-    // owner knows which timeout that was).
+    // The pending wait holds a reference to `owner` (from its shared_from_this(), taken only
+    // when a wait starts: moving a deadline later costs no reference count);
+    // owner.on_watchdog() runs when the deadline passes (the owner knows which timeout that was).
     template <class Owner>
-    void arm(std::chrono::milliseconds timeout, const std::shared_ptr<Owner>& owner) {
+    void arm(std::chrono::milliseconds timeout, Owner& owner) {
         deadline_ = Clock::now() + timeout;
         if (waiting_ && armed_at_ <= deadline_)
             return;
-        start(owner);
+        start(owner.shared_from_this());
     }
     void disarm() { deadline_ = Clock::time_point::max(); }
     void cancel() {
@@ -53,14 +54,14 @@ public:
 
 private:
     template <class Owner>
-    void start(const std::shared_ptr<Owner>& owner) {
+    void start(std::shared_ptr<Owner> owner) {
         armed_at_ = deadline_;
         waiting_ = true;
         ++generation_;
         // The timer runs on the precise clock: wait for what is left by the coarse one (it may
         // fire up to a tick early; the handler then waits again for the rest).
         timer_.expires_after(deadline_ - Clock::now());
-        timer_.async_wait([this, owner, generation = generation_](
+        timer_.async_wait([this, owner = std::move(owner), generation = generation_](
                               const boost::system::error_code& ec) {
             if (ec || generation != generation_)
                 return; // cancelled or superseded

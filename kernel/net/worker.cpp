@@ -26,7 +26,7 @@ std::unique_ptr<UpstreamConnection> ConnectionCache::take(const upstream::Upstre
 void ConnectionCache::put(std::unique_ptr<UpstreamConnection> connection) {
     Key key{connection->pool, connection->peer->index};
     uint32_t limit = connection->pool->config().keepalive;
-    connection->idle_since = std::chrono::steady_clock::now();
+    connection->idle_since = CoarseClock::now();
     for (auto& [k, list] : idle_) {
         if (!(k == key))
             continue;
@@ -42,7 +42,7 @@ void ConnectionCache::put(std::unique_ptr<UpstreamConnection> connection) {
     }
 }
 
-void ConnectionCache::sweep(std::chrono::steady_clock::time_point now) {
+void ConnectionCache::sweep(CoarseClock::time_point now) {
     for (auto& [key, list] : idle_) {
         auto timeout = key.pool->config().keepalive_timeout;
         std::erase_if(list, [&](const std::unique_ptr<UpstreamConnection>& c) {
@@ -81,12 +81,21 @@ void Worker::close_all_connections() {
 
 void Worker::drop_pooled(const upstream::UpstreamPool* pool) { connections_.drop(pool); }
 
+void Worker::measure_wall_offset() {
+    auto steady = std::chrono::steady_clock::now().time_since_epoch();
+    auto wall = std::chrono::system_clock::now().time_since_epoch();
+    wall_offset_ = std::chrono::duration_cast<std::chrono::nanoseconds>(wall) -
+                   std::chrono::duration_cast<std::chrono::nanoseconds>(steady);
+    wall_offset_measured_ = true;
+}
+
 void Worker::schedule_sweep() {
     sweep_timer_.expires_after(std::chrono::milliseconds(250));
     sweep_timer_.async_wait([this](const boost::system::error_code& ec) {
         if (ec)
             return;
-        connections_.sweep(std::chrono::steady_clock::now());
+        connections_.sweep(CoarseClock::now());
+        measure_wall_offset();
         schedule_sweep();
     });
 }

@@ -4,6 +4,7 @@
 
 #include "net/buffer.hpp"
 #include "net/transport.hpp"
+#include "net/watchdog.hpp"
 #include "upstream/pool.hpp"
 
 #include <gatehouse/gatehouse.h>
@@ -33,7 +34,7 @@ struct UpstreamConnection {
     Buffer buffer;
     upstream::Peer* peer = nullptr;
     const upstream::UpstreamPool* pool = nullptr;
-    std::chrono::steady_clock::time_point idle_since;
+    CoarseClock::time_point idle_since; // idle timeouts are seconds: the tick clock will do
     uint64_t requests = 0; // served on this connection; > 0 means it was reused
 };
 
@@ -43,7 +44,7 @@ public:
     std::unique_ptr<UpstreamConnection> take(const upstream::UpstreamPool& pool, uint32_t peer);
     void put(std::unique_ptr<UpstreamConnection> connection);
     // Closes connections idle for longer than their pool's keepalive_timeout.
-    void sweep(std::chrono::steady_clock::time_point now);
+    void sweep(CoarseClock::time_point now);
     void clear() { idle_.clear(); }
     void drop(const upstream::UpstreamPool* pool);
 
@@ -89,12 +90,26 @@ public:
     void close_all_connections();
     // On this worker's thread: forget pooled connections of pools that are going away.
     void drop_pooled(const upstream::UpstreamPool* pool);
+    // The wall-clock time of a steady-clock instant, from an offset between the two clocks that
+    // the worker measures again every sweep (250 ms): a request's start time for the access
+    // log without a second clock read per request. A step of the system clock shows within
+    // one sweep.
+    std::chrono::system_clock::time_point wall_time(std::chrono::steady_clock::time_point t) {
+        if (!wall_offset_measured_)
+            measure_wall_offset();
+        return std::chrono::system_clock::time_point(
+            std::chrono::duration_cast<std::chrono::system_clock::duration>(t.time_since_epoch() +
+                                                                            wall_offset_));
+    }
 
 private:
     void schedule_sweep();
+    void measure_wall_offset();
     std::vector<std::shared_ptr<ClientConnection>> alive_connections() const;
 
     unsigned id_;
+    std::chrono::nanoseconds wall_offset_{0}; // system_clock - steady_clock
+    bool wall_offset_measured_ = false;
     // Declared before io_: destroying io_ destroys pending handlers, and with them connections
     // that unregister themselves here.
     std::unordered_set<ClientConnection*> connections_open_;

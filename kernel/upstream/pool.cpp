@@ -7,11 +7,17 @@
 #include <boost/asio/ip/address.hpp>
 #include <fmt/format.h>
 
+#include <ctime>
+
 namespace gatehouse::upstream {
 
 int64_t now_ns() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
-        .count();
+    // The coarse monotonic clock (the kernel's last tick): ejection and backoff deadlines are
+    // milliseconds to minutes, and this is read on every server selection, where the precise
+    // clock's TSC read cost more than the rest of the check.
+    timespec ts;
+    ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
 UpstreamPool::UpstreamPool(const config::UpstreamConfig& config, uint32_t index)

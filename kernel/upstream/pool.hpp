@@ -121,6 +121,7 @@ private:
     void* balancer_state_ = nullptr;
 };
 
+// Monotonic nanoseconds at tick resolution (CLOCK_MONOTONIC_COARSE) for ejection and backoff deadlines.
 int64_t now_ns();
 
 } // namespace gatehouse::upstream

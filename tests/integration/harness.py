@@ -490,10 +490,12 @@ def raw_request(port, data, timeout=3.0, shut_write=False):
 
 class OneShotUpstream:
     """A listener that records the exact bytes of one request head and answers it with canned
-    bytes; then closes the connection, or with `hold` keeps it open (silent) for that many
-    seconds first. `address` is for proxy_config; close() stops it."""
+    bytes -- or a list of pieces, sent `pause` seconds apart -- then closes the connection, or
+    with `hold` keeps it open (silent) for that many seconds first. `address` is for
+    proxy_config; close() stops it."""
 
-    def __init__(self, response, hold=0.0):
+    def __init__(self, response, hold=0.0, pause=0.0):
+        self.pause = pause
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(1)
@@ -514,7 +516,11 @@ class OneShotUpstream:
                 if not data:
                     return
                 self.head += data
-            conn.sendall(response)
+            pieces = response if isinstance(response, list) else [response]
+            for i, piece in enumerate(pieces):
+                if i:
+                    time.sleep(self.pause)
+                conn.sendall(piece)
             if hold:
                 time.sleep(hold)
 

@@ -180,3 +180,46 @@ def test_interim_responses_reach_http11_clients(start_gatehouse, version, forwar
             assert interim == []
     finally:
         up.close()
+
+
+def response_head(fields_bytes, body_length):
+    """A 200 head whose X-Pad fields add up to about `fields_bytes`."""
+    fields = "".join("X-Pad-%03d: %s\r\n" % (i, "p" * 90) for i in range(fields_bytes // 103))
+    return ("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n" % (body_length, fields)).encode()
+
+
+@pytest.mark.parametrize("pieces", [
+    # the head trickles in: the first read is short, later ones fill the first page
+    "trickled head",
+    # head and body in one burst, well past the first page
+    "one burst",
+    # exactly one page in all (head and body)
+    "exactly 4096 bytes",
+])
+def test_responses_past_the_first_read_page_arrive_whole(start_gatehouse, pieces):
+    """The first read of a response lands in one 4 KiB page, and a response that fills it moves
+    to a full-size buffer: heads and bodies on either side of that boundary, however they are
+    split, reach the client byte for byte."""
+    body = bytes(range(256)) * 1200  # 300 KiB
+    head = response_head(10000, len(body))
+    if pieces == "trickled head":
+        response = [head[i:i + 1500] for i in range(0, len(head), 1500)] + [body]
+    elif pieces == "one burst":
+        response = head + body
+    else:
+        body = b"x" * (4096 - len(response_head(0, 1000)))
+        head = response_head(0, len(body))
+        response = head + body
+        assert len(response) == 4096
+    up = harness.OneShotUpstream(response, pause=0.05)
+    try:
+        gh = start_gatehouse(harness.proxy_config([up.address]))
+        with Client(gh.port, timeout=5) as c:
+            c.send(Client.build("GET", "/x"))
+            r = c.read_response()
+        assert r.status == 200
+        assert r.body == body
+        if pieces != "exactly 4096 bytes":
+            assert r.header("x-pad-000") == "p" * 90 and r.header("x-pad-096") == "p" * 90
+    finally:
+        up.close()
