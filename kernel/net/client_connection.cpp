@@ -348,11 +348,12 @@ void ClientConnection::send_reply() {
     if (wec || sent == total) {
         watchdog_.disarm();
         timeout_ = Timeout::none;
-        return asio::post(transport_.get_executor(), [self = shared_from_this(), wec] {
-            if (wec)
-                return self->on_client_write_error(wec);
-            self->finish_request();
-        });
+        return asio::post(worker_.io().get_executor(),
+                          in_slot(post_slot_, [self = shared_from_this(), wec] {
+                              if (wec)
+                                  return self->on_client_write_error(wec);
+                              self->finish_request();
+                          }));
     }
     asio::async_write(transport_, std::span<const asio::const_buffer>(parts),
                       [self = shared_from_this()](const error_code& ec, size_t n) {

@@ -359,8 +359,10 @@ void ClientConnection::write_response_chunk() {
         // Continue from the event loop, as a completion would: by then the client has often
         // sent its next request (and the upstream its next bytes), so the next read finds
         // data instead of costing a recv that says EAGAIN.
-        return asio::post(transport_.get_executor(),
-                          [self = shared_from_this(), wec] { self->on_response_written(wec); });
+        return asio::post(worker_.io().get_executor(),
+                          in_slot(post_slot_, [self = shared_from_this(), wec] {
+                              self->on_response_written(wec);
+                          }));
     }
     timeout_ = Timeout::client_write;
     watchdog_.arm(config_->timeouts.client_write, *this);

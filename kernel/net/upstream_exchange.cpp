@@ -328,8 +328,10 @@ void ClientConnection::send_request_head() {
     size_t total = asio::buffer_size(buffers);
     error_code wec;
     if (upstream_->transport.try_write(buffers, wec) == total || wec)
-        return asio::post(transport_.get_executor(),
-                          [self = shared_from_this(), wec] { self->on_upstream_written(wec); });
+        return asio::post(worker_.io().get_executor(),
+                          in_slot(post_slot_, [self = shared_from_this(), wec] {
+                              self->on_upstream_written(wec);
+                          }));
     timeout_ = Timeout::upstream_idle;
     watchdog_.arm(pool_->config().idle_timeout, *this);
     asio::async_write(upstream_->transport, buffers,
