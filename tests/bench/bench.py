@@ -767,6 +767,82 @@ class Bench:
         return dest
 
 
+    def callgrind(self, path, conns):
+        """User-space instructions per proxied request: gatehouse (1 worker, round_robin) under
+        valgrind's callgrind, counting only inside the event loop (start-up excluded), for a
+        wrk run after a warm-up. Deterministic where the timed figures are noisy: the measure to
+        compare two builds by. Report: total per request and the functions by their own cost."""
+        if not shutil.which("valgrind"):
+            self.notes.append("--callgrind: valgrind not installed")
+            return None
+        port = self.ports.get()
+        conf = self.tmp / "gh-callgrind.toml"
+        conf.write_text(gatehouse_conf(1, port, self.b1, self.b2, self.b3,
+                                       Path(self.a.module_dir).resolve(), ["round_robin"],
+                                       "round_robin"))
+        out_file = self.tmp / "callgrind.out"
+        logf = open(self.tmp / "gh-callgrind.log", "w")
+        p = self.reg.popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}",
+                            "--toggle-collect=*scheduler::do_run_one*", self.a.gatehouse,
+                            "-c", str(conf)], "callgrind", stdout=logf, stderr=subprocess.STDOUT)
+        wait_ready(port, path, p, "callgrind", timeout=60)
+        self.wrk(port, path, 2, conns)  # warm-up: pools filled, caches grown
+        self.reg.run(["callgrind_control", "--zero", str(p.pid)], "callgrind_control", 30)
+        r = self.wrk(port, path, self.a.duration, conns)
+        self.reg.run(["callgrind_control", "--dump", str(p.pid)], "callgrind_control", 60)
+        p.terminate()
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+        dumps = sorted(self.tmp.glob("callgrind.out.*"), key=lambda f: f.stat().st_mtime)
+        if not dumps or not r["requests"]:
+            self.notes.append("--callgrind: no dump or no requests")
+            return None
+        total, by_fn = callgrind_self_costs(dumps[0].read_text(errors="replace"))
+        n = r["requests"]
+        dest = Path(self.a.out).with_name("callgrind-gatehouse.txt")
+        lines = [f"# callgrind: gatehouse 1 worker, {path}, wrk -c{conns} {self.a.duration} s "
+                 f"under valgrind, {n} requests; user-space instructions in the event loop",
+                 f"instructions per request: {total / n:.0f}", "",
+                 "# per request  share  function (own cost)"]
+        for fn, cost in sorted(by_fn.items(), key=lambda kv: -kv[1])[:60]:
+            lines.append(f"{cost / n:10.0f}  {100.0 * cost / total:5.1f} %  {fn[:150]}")
+        dest.write_text("\n".join(lines) + "\n")
+        log(f"[callgrind] {total / n:.0f} instructions per request -> {dest}")
+        return dest
+
+
+def callgrind_self_costs(text):
+    """(total, {function: own cost}) from a callgrind dump: cost lines count for the current
+    fn= unless they follow a calls= line (those are the callee's inclusive cost)."""
+    names, own, fn, after_call = {}, {}, None, False
+
+    def name(tok):
+        m = re.match(r"\((\d+)\)(?: (.*))?", tok)
+        if not m:
+            return tok
+        if m.group(2):
+            names[m.group(1)] = m.group(2)
+        return names.get(m.group(1), tok)
+
+    for line in text.splitlines():
+        if line.startswith("fn="):
+            fn, after_call = name(line[3:]), False
+        elif line.startswith("cfn="):
+            name(line[4:])
+        elif line.startswith("calls="):
+            after_call = True
+        elif line[:1].isdigit() or line[:1] in "+-*":
+            parts = line.split()
+            if len(parts) >= 2:
+                if after_call:
+                    after_call = False
+                else:
+                    own[fn] = own.get(fn, 0) + int(parts[1])
+    return sum(own.values()), own
+
+
 def read_response(s):
     data = b""
     while b"\r\n\r\n" not in data:
@@ -1024,6 +1100,9 @@ def main():
                     help="seconds the idle connections stay idle before RSS is read (default 3; 1 quick)")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--callgrind", action="store_true",
+                    help="also count gatehouse's user-space instructions per request under "
+                         "callgrind (writes callgrind-gatehouse.txt; --profile-path sets the load)")
     ap.add_argument("--profile-path", default="/1k.bin",
                     help="what the --profile load requests (default /1k.bin; /100k.bin)")
     ap.add_argument("--profile-proxy", default="gh-rr-1",
@@ -1091,6 +1170,8 @@ def main():
             log(f"[idle-close] {p:10} {r['errors']} errors in {r['requests']} requests "
                 f"({r['bursts']} bursts, {r['new_upstream']} new upstream connections)")
         prof = b.profile(b.proxies[a.profile_proxy], a.profile_path, 64) if a.profile else None
+        if a.callgrind:
+            b.callgrind(a.profile_path, 64)
         md, txt = build_report(b, rounds, sysc, idle, closes, started, time.time(), a.command,
                                prof)
         Path(a.out).write_text("<!-- written by tests/bench/run.sh; paste into the README's "

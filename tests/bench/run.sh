@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # gatehouse vs nginx vs HAProxy on loopback (issue 4). See tests/bench/README.md.
 #
-#   tests/bench/run.sh [--no-build] [--quick] [--rounds N] [--profile] [--keep-tmp]
+#   tests/bench/run.sh [--no-build] [--quick] [--rounds N] [--profile] [--callgrind] [--keep-tmp]
 #                      [--duration S] [--idle-conns N] ...   (other options: bench.py --help)
 #
 # Installs nginx, haproxy, wrk and strace with apt when missing (as root), builds a Release
@@ -18,12 +18,14 @@ python=${PYTHON:-python3}
 do_build=1
 keep_tmp=0
 profile=0
+callgrind=0
 args=()
 for arg in "$@"; do
   case $arg in
     --no-build) do_build=0 ;;
     --keep-tmp) keep_tmp=1 ;;
     --profile) profile=1; args+=("$arg") ;;
+    --callgrind) callgrind=1; args+=("$arg") ;;
     -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) args+=("$arg") ;;
   esac
@@ -33,6 +35,7 @@ done
 source "$(dirname "$0")/tools.sh"
 tools=(nginx haproxy wrk strace)
 ((profile)) && tools+=(perf)
+((callgrind)) && tools+=(valgrind callgrind_control)
 bench_tools bench "${tools[@]}"
 
 # ---- gatehouse ---------------------------------------------------------------------------

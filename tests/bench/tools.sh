@@ -4,8 +4,9 @@
 #                                   with apt when it is missing (as root; otherwise exit 1)
 #
 # Packages: nginx -> nginx-light (nginx as a fallback), perf -> linux-perf (optional: a warning
-# when unavailable), anything else -> the package of the same name. The packages' services
-# (nginx and haproxy on port 80) are kept from starting while they install.
+# when unavailable), callgrind_control -> valgrind, anything else -> the package of the same
+# name. The packages' services (nginx and haproxy on port 80) are kept from starting while they
+# install.
 bench_tools() {
   local prefix=$1 cmd
   shift
@@ -29,6 +30,7 @@ bench_tools() {
     case $cmd in
       nginx) eval "$install_pkg nginx-light" || eval "$install_pkg nginx" || rc=1 ;;
       perf) eval "$install_pkg linux-perf" || echo "$prefix: linux-perf unavailable, no profile" >&2 ;;
+      callgrind_control) ;; # part of valgrind
       *) eval "$install_pkg $cmd" || rc=1 ;;
     esac
   done
