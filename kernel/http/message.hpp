@@ -9,9 +9,26 @@
 
 namespace gatehouse::http {
 
+// The header names the proxy treats specially, found with one switch on the length and at
+// most two comparisons instead of a comparison per name.
+enum class FieldKind : uint8_t {
+    other,
+    hop_by_hop, // RFC 9110 §7.6.1: describes this connection only, never forwarded
+    expect,
+    content_length,
+    forwarded,
+    x_forwarded_for,
+    x_forwarded_proto,
+    x_forwarded_host,
+    unclassified, // not looked at yet: kind_of() classifies by name
+};
+
 struct Field {
     std::string_view name;
     std::string_view value;
+    // Set by the parser from the field Beast has looked up anyway; fields added later (modules'
+    // edits) leave it unclassified.
+    FieldKind kind = FieldKind::unclassified;
 };
 
 struct Framing {
@@ -84,19 +101,10 @@ void for_each_token(std::string_view value, Fn&& fn) {
     }
 }
 
-// The header names the proxy treats specially, found with one switch on the length and at
-// most two comparisons instead of a comparison per name.
-enum class FieldKind : uint8_t {
-    other,
-    hop_by_hop, // RFC 9110 §7.6.1: describes this connection only, never forwarded
-    expect,
-    content_length,
-    forwarded,
-    x_forwarded_for,
-    x_forwarded_proto,
-    x_forwarded_host,
-};
 FieldKind classify(std::string_view name);
+inline FieldKind kind_of(const Field& f) {
+    return f.kind != FieldKind::unclassified ? f.kind : classify(f.name);
+}
 
 inline bool is_hop_by_hop(std::string_view name) { return classify(name) == FieldKind::hop_by_hop; }
 

@@ -40,6 +40,26 @@ unsigned status_for(Reject why) {
     }
 }
 
+FieldKind field_kind(beast_http::field f, std::string_view name) {
+    using F = beast_http::field;
+    switch (f) {
+    case F::connection:
+    case F::keep_alive:
+    case F::proxy_connection:
+    case F::te:
+    case F::trailer:
+    case F::transfer_encoding:
+    case F::upgrade:
+    case F::proxy_authenticate:
+    case F::proxy_authorization: return FieldKind::hop_by_hop;
+    case F::expect: return FieldKind::expect;
+    case F::content_length: return FieldKind::content_length;
+    case F::forwarded: return FieldKind::forwarded;
+    case F::unknown: return classify(name);
+    default: return FieldKind::other;
+    }
+}
+
 template <bool isRequest>
 void HeadParser<isRequest>::reset(const ParserLimits& limits) {
     // basic_parser cannot be re-initialised in place; the owner re-constructs the parser per
@@ -173,6 +193,15 @@ bool HeadParser<isRequest>::check_field(beast_http::field kind, std::string_view
         break;
     }
     case beast_http::field::connection:
+        // The usual values whole, without tokenising.
+        if (iequals(value, "keep-alive")) {
+            connection_keep_alive_ = true;
+            break;
+        }
+        if (iequals(value, "close")) {
+            connection_close_ = true;
+            break;
+        }
         for_each_token(value, [&](std::string_view option) {
             if (iequals(option, "close"))
                 connection_close_ = true;
@@ -232,7 +261,7 @@ void HeadParser<isRequest>::on_field_impl(beast_http::field kind, boost::beast::
                     "too many header fields");
     if (!check_field(kind, n, v, ec))
         return;
-    head_.fields.push_back({n, v});
+    head_.fields.push_back({n, v, field_kind(kind, n)});
 }
 
 template <bool isRequest>

@@ -122,4 +122,8 @@ using ResponseParser = HeadParser<false>;
 
 unsigned status_for(Reject why);
 
+// What classify(name) says, from the field Beast has already looked the name up as: names Beast
+// does not know (the X-Forwarded-* family among them) are classified by name.
+FieldKind field_kind(beast_http::field f, std::string_view name);
+
 } // namespace gatehouse::http

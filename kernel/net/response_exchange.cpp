@@ -153,7 +153,7 @@ void ClientConnection::parse_response() {
                                                             : response_.reason);
                 ConnectionOptions options(response_.fields, response_.framing);
                 for (const auto& f : response_.fields)
-                    if (http::classify(f.name) != http::FieldKind::hop_by_hop &&
+                    if (http::kind_of(f) != http::FieldKind::hop_by_hop &&
                         !options.lists(f.name))
                         append_field(interim_, f.name, f.value);
                 interim_.append("\r\n");
@@ -249,7 +249,7 @@ void ClientConnection::build_response_head() {
     bool drop_length = response_mode_ != BodyMode::raw;
     FieldWriter fields(out, response_store_);
     for (const auto& f : response_.fields) {
-        http::FieldKind kind = http::classify(f.name);
+        http::FieldKind kind = http::kind_of(f);
         if (kind == http::FieldKind::hop_by_hop ||
             (drop_length && kind == http::FieldKind::content_length) ||
             options.lists(f.name))

@@ -251,7 +251,7 @@ void ClientConnection::build_request_head() {
     bool drop_length = held || request_rechunked();
     FieldWriter fields(out, request_store_);
     for (const auto& f : request_.fields) {
-        switch (http::classify(f.name)) {
+        switch (http::kind_of(f)) {
         case http::FieldKind::hop_by_hop:
         case http::FieldKind::expect:
             continue;
@@ -276,6 +276,7 @@ void ClientConnection::build_request_head() {
                 continue;
             break;
         case http::FieldKind::other:
+        case http::FieldKind::unclassified: // kind_of() never answers this
             break;
         }
         if (options.lists(f.name))

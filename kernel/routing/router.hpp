@@ -83,7 +83,9 @@ void Router<Route>::add(std::string_view host, std::string_view path, bool exact
 template <class Route>
 const Route* Router<Route>::match(std::string_view host, std::string_view path) const {
     // The host picks one group, as a virtual host would; the path is matched only within it.
-    if (auto it = exact_hosts_.find(host); it != exact_hosts_.end())
+    // (No hashing of the host when no route names one.)
+    if (auto it = exact_hosts_.empty() ? exact_hosts_.end() : exact_hosts_.find(host);
+        it != exact_hosts_.end())
         return it->second.match(path);
     for (const auto& [suffix, table] : wildcard_hosts_)
         if (host.size() > suffix.size() && host.substr(host.size() - suffix.size()) == suffix)

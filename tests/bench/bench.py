@@ -770,8 +770,8 @@ class Bench:
     def callgrind(self, path, conns):
         """User-space instructions per proxied request: gatehouse (1 worker, round_robin) under
         valgrind's callgrind, counting only inside the event loop (start-up excluded), for a
-        wrk run after a warm-up. Deterministic where the timed figures are noisy: the measure to
-        compare two builds by. Report: total per request and the functions by their own cost."""
+        wrk run after a warm-up. Steady to about 1 % where the timed figures move by 5 %: the
+        measure to compare two builds by. Report: total per request and the functions by their own cost."""
         if not shutil.which("valgrind"):
             self.notes.append("--callgrind: valgrind not installed")
             return None

@@ -214,6 +214,32 @@ TEST(ResponseFraming, HeadArrivingInPiecesIsOneHeadOnTheBytesWhereverTheyMoved) 
     }
 }
 
+TEST(FieldKinds, TheParsersKindFromBeastsLookupIsClassifysAnswer) {
+    // Every name classify() knows, in other cases too, and some it does not.
+    for (std::string name :
+         {"te", "TE", "expect", "Expect", "trailer", "upgrade", "forwarded", "connection",
+          "Connection", "keep-alive", "Keep-Alive", "content-length", "Content-Length",
+          "x-forwarded-for", "X-Forwarded-For", "proxy-connection", "x-forwarded-host",
+          "transfer-encoding", "x-forwarded-proto", "proxy-authenticate", "proxy-authorization",
+          "host", "date", "server", "etag", "x-custom", "content-type", "set-cookie", "via",
+          "accept-encoding", "authorization", "x-forwarded-port", "x-real-ip"}) {
+        EXPECT_EQ(field_kind(boost::beast::http::string_to_field(name), name), classify(name))
+            << name;
+    }
+}
+
+TEST(FieldKinds, ParsedFieldsCarryTheirKindAndAddedOnesAreClassifiedByName) {
+    Parsed p = parse_request("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n"
+                             "X-Forwarded-For: 1.2.3.4\r\nX-A: b\r\n\r\n");
+    ASSERT_EQ(p.head.fields.size(), 4u);
+    EXPECT_EQ(p.head.fields[1].kind, FieldKind::hop_by_hop);
+    EXPECT_EQ(p.head.fields[2].kind, FieldKind::x_forwarded_for);
+    EXPECT_EQ(p.head.fields[3].kind, FieldKind::other);
+    Field added{"Keep-Alive", "timeout=5"};
+    EXPECT_EQ(added.kind, FieldKind::unclassified);
+    EXPECT_EQ(kind_of(added), FieldKind::hop_by_hop);
+}
+
 TEST(ResponseFraming, CloseDelimitedAndBodilessResponsesAreRecognised) {
     ResponseHead head;
     ResponseParser parser(head);
