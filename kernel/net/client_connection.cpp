@@ -349,7 +349,7 @@ void ClientConnection::send_reply() {
         watchdog_.disarm();
         timeout_ = Timeout::none;
         return asio::post(worker_.io().get_executor(),
-                          in_slot(post_slot_, [self = shared_from_this(), wec] {
+                          recycled([self = shared_from_this(), wec] {
                               if (wec)
                                   return self->on_client_write_error(wec);
                               self->finish_request();

@@ -5,7 +5,7 @@
 
 #include "http/parser.hpp"
 #include "net/buffer.hpp"
-#include "net/post_slot.hpp"
+#include "net/post_memory.hpp"
 #include "net/stream.hpp"
 #include "net/transport.hpp"
 #include "net/watchdog.hpp"
@@ -225,7 +225,6 @@ private:
     std::string chunk_prefix_;    // chunk-size line when re-chunking
     std::string interim_;         // a 1xx response being forwarded to the client
     std::array<boost::asio::const_buffer, 4> out_buffers_; // the response write in progress
-    PostSlot post_slot_; // memory for the continuation of a write that completed inline
     size_t pending_consume_ = 0;  // bytes of in_/upstream buffer to consume after a write
     http::ResponseHead response_;
     std::string response_store_;

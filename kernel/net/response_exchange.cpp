@@ -360,7 +360,7 @@ void ClientConnection::write_response_chunk() {
         // sent its next request (and the upstream its next bytes), so the next read finds
         // data instead of costing a recv that says EAGAIN.
         return asio::post(worker_.io().get_executor(),
-                          in_slot(post_slot_, [self = shared_from_this(), wec] {
+                          recycled([self = shared_from_this(), wec] {
                               self->on_response_written(wec);
                           }));
     }

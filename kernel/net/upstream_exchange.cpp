@@ -330,7 +330,7 @@ void ClientConnection::send_request_head() {
     error_code wec;
     if (upstream_->transport.try_write(buffers, wec) == total || wec)
         return asio::post(worker_.io().get_executor(),
-                          in_slot(post_slot_, [self = shared_from_this(), wec] {
+                          recycled([self = shared_from_this(), wec] {
                               self->on_upstream_written(wec);
                           }));
     timeout_ = Timeout::upstream_idle;
