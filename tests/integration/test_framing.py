@@ -1,6 +1,7 @@
 """Strict request framing (DESIGN §2, issue 2 item 5): every ambiguous or malformed request is
 answered 400 and the connection closed, so nothing after it can be smuggled to the backend."""
 
+import hashlib
 import time
 
 import pytest
@@ -163,3 +164,42 @@ def test_request_head_split_across_packets_is_one_request(proxy):
         # the connection goes on with the next request
         c.send(Client.build("GET", "/echo?next=1"))
         assert c.read_response().json()["target"] == "/echo?next=1"
+
+
+def test_chunked_request_body_split_across_packets(proxy):
+    """A chunked body whose chunk-size lines, data and trailer arrive split across reads is
+    decoded whole, and the connection goes on."""
+    gh, _ = proxy
+    pieces = [post(CHUNKED) + b"5\r", b"\nhel", b"lo\r\n1", b"0\r\n0123456789abcdef\r\n0\r\nX-T",
+              b"r: t\r\n", b"\r\n"]
+    with Client(gh.port) as c:
+        for piece in pieces:
+            c.send(piece)
+            time.sleep(0.05)
+        r = c.read_response()
+        assert r.status == 200, r
+        echo = r.json()
+        assert echo["body_length"] == 21
+        assert echo["body_sha256"] == hashlib.sha256(b"hello0123456789abcdef").hexdigest()
+        c.send(Client.build("GET", "/echo?next=1"))
+        assert c.read_response().json()["target"] == "/echo?next=1"
+
+
+def test_pipelined_request_whose_head_is_split_after_complete_fields(proxy):
+    """The second of two pipelined requests arrives half: its request line and first fields
+    come with the first request, the rest later (the buffer is compacted in between, moving the
+    half head): both are answered, in order, with the second's fields intact."""
+    gh, _ = proxy
+    first = b"GET /echo?a=1 HTTP/1.1\r\n" + H + b"\r\n"
+    second_part = b"GET /echo?b=2 HTTP/1.1\r\n" + H + b"X-One: 1\r\n"
+    with Client(gh.port) as c:
+        c.send(first + second_part)
+        assert c.read_response().json()["target"] == "/echo?a=1"
+        time.sleep(0.1)
+        c.send(b"X-Two: 2\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 200, r
+        echo = r.json()
+        assert echo["target"] == "/echo?b=2"
+        seen = {k.lower(): v for k, v in echo["headers"]}
+        assert seen["x-one"] == "1" and seen["x-two"] == "2" and seen["host"] == "test.local"
