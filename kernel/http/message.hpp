@@ -9,8 +9,7 @@
 
 namespace gatehouse::http {
 
-// The header names the proxy treats specially, found with one switch on the length and at
-// most two comparisons instead of a comparison per name.
+// The header names the proxy treats specially.
 enum class FieldKind : uint8_t {
     other,
     hop_by_hop, // RFC 9110 §7.6.1: describes this connection only, never forwarded
@@ -101,6 +100,7 @@ void for_each_token(std::string_view value, Fn&& fn) {
     }
 }
 
+// One switch on the length and at most two comparisons instead of a comparison per name.
 FieldKind classify(std::string_view name);
 inline FieldKind kind_of(const Field& f) {
     return f.kind != FieldKind::unclassified ? f.kind : classify(f.name);

@@ -141,6 +141,9 @@ private:
     void on_upstream_written(const boost::system::error_code& ec);
     void read_response();
     void on_response_read(const boost::system::error_code& ec, size_t n);
+    // After a read of the upstream buffer: whether it filled the first page and moved to a
+    // full-size buffer (then more may be waiting).
+    bool grow_response_buffer();
     void parse_response();
     void on_response_head();
     void build_response_head();

@@ -88,17 +88,22 @@ void ClientConnection::on_response_read(const error_code& ec, size_t n) {
                                           : "upstream closed the connection mid-header");
     }
     upstream_->buffer.commit(n);
-    if (upstream_->buffer.full() && upstream_->buffer.capacity() < response_buffer) {
-        // More than the first page came: move to a full-size buffer, taken from the worker's
-        // cache now that the bytes are here (the most recently used one, still in the CPU
-        // cache), and take what else has arrived without waiting. The head and the body share
-        // it: a body read is as large as it can usefully be (fewer, larger writes to the
-        // client), and pages the reads never touch cost no memory.
-        upstream_->buffer.reserve(
-            std::max<size_t>(response_buffer, config_->limits.max_response_header_bytes));
+    if (grow_response_buffer())
         top_up(upstream_->transport, upstream_->buffer);
-    }
     parse_response();
+}
+
+bool ClientConnection::grow_response_buffer() {
+    // A read filled the first page: move to a full-size buffer, taken from the worker's cache
+    // now that the bytes are here (the most recently used one, still in the CPU cache). The
+    // head and the body share it: a body read is as large as it can usefully be (fewer, larger
+    // writes to the client), and pages the reads never touch cost no memory. Every read of the
+    // response comes here, so a body that arrives after its head grows the buffer too.
+    Buffer& buf = upstream_->buffer;
+    if (!buf.full() || buf.capacity() >= response_buffer)
+        return false;
+    buf.reserve(std::max<size_t>(response_buffer, config_->limits.max_response_header_bytes));
+    return true;
 }
 
 void ClientConnection::parse_response() {
@@ -434,6 +439,7 @@ void ClientConnection::on_response_body_read(const error_code& ec, size_t n) {
         return close();
     }
     upstream_->buffer.commit(n);
+    grow_response_buffer();
     upstream_more_ = !response_.close_delimited && top_up(upstream_->transport, upstream_->buffer);
     write_response_chunk();
 }
@@ -506,6 +512,7 @@ void ClientConnection::on_peek_read(const error_code& ec, size_t n) {
         return fail_upstream(502, "upstream closed the connection mid-body", "reset");
     }
     upstream_->buffer.commit(n);
+    grow_response_buffer();
     upstream_more_ = !response_.close_delimited && top_up(upstream_->transport, upstream_->buffer);
     peek_response(false);
 }

@@ -86,7 +86,6 @@ void Worker::measure_wall_offset() {
     auto wall = std::chrono::system_clock::now().time_since_epoch();
     wall_offset_ = std::chrono::duration_cast<std::chrono::nanoseconds>(wall) -
                    std::chrono::duration_cast<std::chrono::nanoseconds>(steady);
-    wall_offset_measured_ = true;
 }
 
 void Worker::schedule_sweep() {

@@ -63,7 +63,9 @@ public:
     // post() to it), so the reactor's per-socket locking is switched off; posting and timer
     // registration stay locked.
     explicit Worker(unsigned id)
-        : id_(id), io_(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO), sweep_timer_(io_) {}
+        : id_(id), io_(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO), sweep_timer_(io_) {
+        measure_wall_offset();
+    }
 
     unsigned id() const { return id_; }
     boost::asio::io_context& io() { return io_; }
@@ -95,8 +97,6 @@ public:
     // log without a second clock read per request. A step of the system clock shows within
     // one sweep.
     std::chrono::system_clock::time_point wall_time(std::chrono::steady_clock::time_point t) {
-        if (!wall_offset_measured_)
-            measure_wall_offset();
         return std::chrono::system_clock::time_point(
             std::chrono::duration_cast<std::chrono::system_clock::duration>(t.time_since_epoch() +
                                                                             wall_offset_));
@@ -109,7 +109,6 @@ private:
 
     unsigned id_;
     std::chrono::nanoseconds wall_offset_{0}; // system_clock - steady_clock
-    bool wall_offset_measured_ = false;
     // Declared before io_: destroying io_ destroys pending handlers, and with them connections
     // that unregister themselves here.
     std::unordered_set<ClientConnection*> connections_open_;
