@@ -133,10 +133,16 @@ void ClientConnection::read_request() {
     }
     in_.reserve(std::max<size_t>(16 * 1024, config_->limits.max_header_bytes));
     in_.compact();
-    transport_.async_read_some(asio::buffer(in_.space(), in_.space_size()),
-                            [self = shared_from_this()](const error_code& ec, size_t n) {
-                                self->on_read_request(ec, n);
-                            });
+    // The next request is often here already (the client sent it as our response arrived): read
+    // it now. Otherwise the read waits for its bytes without a recv that says EAGAIN first; no
+    // write to the client is in flight between requests (Transport::async_read_draining).
+    auto space = asio::buffer(in_.space(), in_.space_size());
+    error_code ec;
+    if (size_t n = transport_.try_read(space, ec); n || ec)
+        return on_read_request(ec, n);
+    transport_.async_read_draining(space, [self = shared_from_this()](const error_code& ec, size_t n) {
+        self->on_read_request(ec, n);
+    });
 }
 
 void ClientConnection::on_read_request(const error_code& ec, size_t n) {

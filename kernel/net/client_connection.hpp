@@ -235,6 +235,9 @@ private:
     bool response_started_ = false; // a byte of the response went to the client
     enum class BodyMode : uint8_t { raw, dechunk, rechunk } response_mode_ = BodyMode::raw;
     bool response_body_done_ = false;
+    // The whole request went out in the call chain now running: the response read waits for
+    // readiness instead of trying a recv (Transport::async_read_answer).
+    bool answer_pending_ = false;
     bool observe_only_ = false; // every response-body subscriber is an observer: body sent raw
     bool upstream_eof_ = false;
     bool upstream_more_ = false; // bytes known to be waiting behind the buffer (GH_CHUNK_MORE)

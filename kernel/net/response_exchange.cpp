@@ -66,9 +66,14 @@ void ClientConnection::read_response() {
     timeout_ = Timeout::upstream_first_byte;
     watchdog_.arm(pool_->config().first_byte_timeout, *this);
     upstream_->buffer.compact();
-    upstream_->transport.async_read_some(
-        asio::buffer(upstream_->buffer.space(), upstream_->buffer.space_size()),
-        [self = shared_from_this()](const error_code& ec, size_t n) { self->on_response_read(ec, n); });
+    auto space = asio::buffer(upstream_->buffer.space(), upstream_->buffer.space_size());
+    auto done = [self = shared_from_this()](const error_code& ec, size_t n) {
+        self->on_response_read(ec, n);
+    };
+    if (std::exchange(answer_pending_, false))
+        upstream_->transport.async_read_answer(space, std::move(done));
+    else
+        upstream_->transport.async_read_some(space, std::move(done));
 }
 
 void ClientConnection::on_response_read(const error_code& ec, size_t n) {

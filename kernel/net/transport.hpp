@@ -3,6 +3,9 @@
 // AsyncWriteStream.
 #pragma once
 
+#include "net/readiness_socket.hpp"
+
+#include <boost/asio/error.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/stream.hpp>
 
@@ -53,6 +56,63 @@ public:
             socket_.async_read_some(buffers, std::forward<Handler>(handler));
     }
 
+    // Reads once bytes come, without first trying a recv that can only say EAGAIN: for a read
+    // whose bytes can only come in answer to what this same call chain has just written (the
+    // response to the request just sent). See ReadinessSocket. TLS reads as async_read_some.
+    template <class Handler>
+    void async_read_answer(boost::asio::mutable_buffer buffer, Handler&& handler) {
+        if (tls_)
+            return tls_->async_read_some(buffer, std::forward<Handler>(handler));
+        socket_.set_drained();
+        socket_.async_read_some(buffer, std::forward<Handler>(handler));
+    }
+
+    // Plain TCP, when the reactor has seen bytes come since the socket was last drained: one
+    // recv now. Returns the bytes read; 0 with no error when there were none after all. Either
+    // way, a read that leaves nothing behind marks the socket drained, in this call chain, so the
+    // reactor's next read waits for the next edge instead of trying a recv that says EAGAIN.
+    // TLS, or nothing come: returns 0 and reads nothing.
+    size_t try_read(boost::asio::mutable_buffer buffer, boost::system::error_code& ec) {
+        ec = {};
+        if (tls_ || !socket_.maybe_readable())
+            return 0;
+        ssize_t n;
+        do
+            n = raw_recv(socket_.native_handle(), buffer.data(), buffer.size(), MSG_DONTWAIT);
+        while (n < 0 && errno == EINTR);
+        if (n == 0) {
+            ec = boost::asio::error::eof;
+            return 0;
+        }
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                socket_.set_drained();
+            else
+                ec = boost::system::error_code(errno, boost::system::system_category());
+            return 0;
+        }
+        if (static_cast<size_t>(n) < buffer.size())
+            socket_.set_drained();
+        return static_cast<size_t>(n);
+    }
+
+    // Reads that complete from the reactor with fewer bytes than asked drained the socket; the
+    // handler says so right away. Only where no other operation on this socket (a write) can
+    // complete in the same reactor turn: then the reactor runs this read's handler directly
+    // after its recv, and no edge can have been taken in between. TLS: async_read_some.
+    template <class Handler>
+    void async_read_draining(boost::asio::mutable_buffer buffer, Handler&& handler) {
+        if (tls_)
+            return tls_->async_read_some(buffer, std::forward<Handler>(handler));
+        socket_.async_read_some(
+            buffer, [this, size = buffer.size(), handler = std::forward<Handler>(handler)](
+                        const boost::system::error_code& ec, size_t n) mutable {
+                if (!ec && n < size)
+                    socket_.set_drained();
+                handler(ec, n);
+            });
+    }
+
     template <class Buffers, class Handler>
     void async_write_some(const Buffers& buffers, Handler&& handler) {
         if (tls_)
@@ -99,7 +159,7 @@ public:
     }
 
 private:
-    boost::asio::ip::tcp::socket socket_;
+    ReadinessSocket socket_;
     std::unique_ptr<tls_stream> tls_; // on the heap: most connections are plain TCP
 };
 

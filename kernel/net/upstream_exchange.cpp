@@ -328,7 +328,13 @@ void ClientConnection::send_request_head() {
     request_bytes_sent_ = true;
     size_t total = asio::buffer_size(buffers);
     error_code wec;
-    if (upstream_->transport.try_write(buffers, wec) == total || wec)
+    if (upstream_->transport.try_write(buffers, wec) == total && !wec) {
+        // Whole request out now: go on in this call chain, so the response read is queued
+        // before the event loop can see the answer arrive (Transport::async_read_answer).
+        answer_pending_ = true;
+        return on_upstream_written(wec);
+    }
+    if (wec)
         return asio::post(worker_.io().get_executor(),
                           recycled([self = shared_from_this(), wec] {
                               self->on_upstream_written(wec);
@@ -376,8 +382,10 @@ void ClientConnection::on_upstream_written(const error_code& ec) {
         pending_consume_ = 0;
         request_body_started_ = true;
     }
-    if (!request_body_done_)
+    if (!request_body_done_) {
+        answer_pending_ = false;
         return in_.empty() ? send_request_body() : write_request_body_chunk();
+    }
     read_response();
 }
 

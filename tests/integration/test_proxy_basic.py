@@ -1,6 +1,8 @@
 """Requests pass through gatehouse; keep-alive holds on both sides; pipelining; pool reuse."""
 
 import hashlib
+import socket
+import time
 
 from harness import Client, get, proxy_config, raw_request, request
 
@@ -66,6 +68,38 @@ def test_pipelined_requests_are_answered_in_order(proxy):
             info = r.json()
             assert info["target"] == "/echo?n=%d" % i
             assert info["body_length"] == (i if i % 3 == 0 else 0)
+
+
+def test_request_sent_while_the_previous_one_waits_for_its_upstream_is_answered(proxy):
+    """The second request arrives on its own while the first is still at the upstream: the
+    proxy has seen its bytes come before it wants them, and must read them once the first is
+    answered -- the client sends nothing more, so a read that waited for new bytes would hang."""
+    gh, _ = proxy
+    with Client(gh.port, timeout=5) as c:
+        c.send(Client.build("GET", "/sleep/300"))
+        time.sleep(0.1)
+        c.send(Client.build("GET", "/echo?n=2"))
+        first = c.read_response()
+        assert first.status == 200, first
+        started = time.monotonic()
+        second = c.read_response()
+        assert second.status == 200, second
+        assert second.json()["target"] == "/echo?n=2"
+        assert time.monotonic() - started < 2
+
+
+def test_client_half_close_while_its_request_is_at_the_upstream(proxy):
+    """A client that shuts down its sending side after a request (its FIN comes while the
+    upstream is still working) gets the response, then the connection is closed -- promptly,
+    not after the keep-alive timeout."""
+    gh, _ = proxy
+    with Client(gh.port, timeout=5) as c:
+        c.send(Client.build("GET", "/sleep/300"))
+        time.sleep(0.1)
+        c.sock.shutdown(socket.SHUT_WR)
+        r = c.read_response()
+        assert r.status == 200, r
+        assert c.wait_closed(2)
 
 
 def test_upstream_connections_are_pooled_and_reused(proxy):
