@@ -366,9 +366,13 @@ void ClientConnection::write_response_chunk() {
     size_t sent = transport_.try_write(pending, wec);
     timing_.bytes_out += sent;
     if (wec || (sent == total && total > 0)) {
-        // Continue from the event loop, as a completion would: by then the client has often
-        // sent its next request (and the upstream its next bytes), so the next read finds
-        // data instead of costing a recv that says EAGAIN.
+        // The response is out and the client has sent nothing since its request: wait for the
+        // next one now (that read cannot recurse: it waits). Otherwise continue from the event
+        // loop, as a completion would: a body's next bytes have often come from the upstream by
+        // then, and pipelined requests are not answered by ever deeper recursion.
+        if (!wec && response_body_done_ && response_.status != 101 && in_.empty() &&
+            transport_.drained())
+            return on_response_written(wec);
         return asio::post(worker_.io().get_executor(),
                           recycled([self = shared_from_this(), wec] {
                               self->on_response_written(wec);

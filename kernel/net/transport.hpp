@@ -96,6 +96,9 @@ public:
         return static_cast<size_t>(n);
     }
 
+    // Plain TCP with nothing come since the socket was last drained: a read now would wait.
+    bool drained() { return !tls_ && !socket_.maybe_readable(); }
+
     // Reads that complete from the reactor with fewer bytes than asked drained the socket; the
     // handler says so right away. Only where no other operation on this socket (a write) can
     // complete in the same reactor turn: then the reactor runs this read's handler directly
