@@ -4,7 +4,7 @@
 #   tests/bench/run.sh [--no-build] [--quick] [--rounds N] [--profile] [--callgrind] [--keep-tmp]
 #                      [--duration S] [--idle-conns N] ...   (other options: bench.py --help)
 #
-# Installs nginx, haproxy, wrk and strace with apt when missing (as root), builds a Release
+# Installs nginx, haproxy, wrk and perf (linux-perf) with apt when missing (as root), builds a Release
 # gatehouse into build-bench/ (GATEHOUSE_BUILD_DIR overrides; --no-build uses what is there),
 # runs tests/bench/bench.py and writes tests/bench/results.md. Every process started is killed
 # by PID on exit; configs and logs live in a temp dir that is removed (unless --keep-tmp).
@@ -33,8 +33,7 @@ done
 
 # ---- tools -------------------------------------------------------------------------------
 source "$(dirname "$0")/tools.sh"
-tools=(nginx haproxy wrk strace)
-((profile)) && tools+=(perf)
+tools=(nginx haproxy wrk perf)
 ((callgrind)) && tools+=(valgrind callgrind_control)
 bench_tools bench "${tools[@]}"
 

@@ -29,7 +29,7 @@ bench_tools() {
   for cmd in "${need[@]}"; do
     case $cmd in
       nginx) eval "$install_pkg nginx-light" || eval "$install_pkg nginx" || rc=1 ;;
-      perf) eval "$install_pkg linux-perf" || echo "$prefix: linux-perf unavailable, no profile" >&2 ;;
+      perf) eval "$install_pkg linux-perf" || echo "$prefix: linux-perf unavailable, no syscall counts or profile" >&2 ;;
       callgrind_control) ;; # part of valgrind
       *) eval "$install_pkg $cmd" || rc=1 ;;
     esac
