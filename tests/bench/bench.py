@@ -758,8 +758,8 @@ class Bench:
 
     def callgrind(self, path, conns):
         """User-space instructions per proxied request: gatehouse (1 worker, round_robin) under
-        valgrind's callgrind, counting only inside the event loop (start-up excluded), for a
-        wrk run after a warm-up. Steady to about 1 % where the timed figures move by 5 %: the
+        valgrind's callgrind, counting the whole process during a wrk run after a warm-up (the
+        counters are zeroed then; the other threads sleep meanwhile). Steady to about 1 % where the timed figures move by 5 %: the
         measure to compare two builds by. Report: total per request and the functions by their own cost."""
         if not shutil.which("valgrind"):
             self.notes.append("--callgrind: valgrind not installed")
@@ -772,7 +772,7 @@ class Bench:
         out_file = self.tmp / "callgrind.out"
         logf = open(self.tmp / "gh-callgrind.log", "w")
         p = self.reg.popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}",
-                            "--toggle-collect=*scheduler::do_run_one*", self.a.gatehouse,
+                            self.a.gatehouse,
                             "-c", str(conf)], "callgrind", stdout=logf, stderr=subprocess.STDOUT)
         wait_ready(port, path, p, "callgrind", timeout=60)
         self.wrk(port, path, 2, conns)  # warm-up: pools filled, caches grown
@@ -792,7 +792,7 @@ class Bench:
         n = r["requests"]
         dest = Path(self.a.out).with_name("callgrind-gatehouse.txt")
         lines = [f"# callgrind: gatehouse 1 worker, {path}, wrk -c{conns} {self.a.duration} s "
-                 f"under valgrind, {n} requests; user-space instructions in the event loop",
+                 f"under valgrind, {n} requests; user-space instructions of the process",
                  f"instructions per request: {total / n:.0f}", "",
                  "# per request  share  function (own cost)"]
         for fn, cost in sorted(by_fn.items(), key=lambda kv: -kv[1])[:60]:
