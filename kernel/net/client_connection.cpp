@@ -25,21 +25,18 @@ std::atomic<std::shared_ptr<accesslog::AccessLog>> access_log;
 metrics::KernelMetrics* kernel_metrics = nullptr;
 
 namespace {
-std::string lower(std::string_view s) {
-    std::string out(s);
+// `out` = the Host header value without the port, lower-case: "Example.com:8080" ->
+// "example.com", "[::1]:80" -> "[::1]". Into the connection's string: no allocation per request.
+void assign_host_without_port(std::string& out, std::string_view host) {
+    if (!host.empty() && host[0] == '[') {
+        size_t close = host.find(']');
+        out.assign(host.substr(0, close == std::string_view::npos ? host.size() : close + 1));
+    } else {
+        out.assign(host.substr(0, host.find(':')));
+    }
     for (auto& c : out)
         if (c >= 'A' && c <= 'Z')
             c = static_cast<char>(c + 32);
-    return out;
-}
-
-// Host header value without the port: "Example.com:8080" -> "example.com", "[::1]:80" -> "[::1]".
-std::string host_without_port(std::string_view host) {
-    if (!host.empty() && host[0] == '[') {
-        size_t close = host.find(']');
-        return lower(host.substr(0, close == std::string_view::npos ? host.size() : close + 1));
-    }
-    return lower(host.substr(0, host.find(':')));
 }
 } // namespace
 
@@ -231,7 +228,7 @@ bool ClientConnection::prepare_stream() {
         stream_.normalised_target += '?';
         stream_.normalised_target += stream_.query;
     }
-    stream_.host = host_without_port(request_.host);
+    assign_host_without_port(stream_.host, request_.host);
     return true;
 }
 

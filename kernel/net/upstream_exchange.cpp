@@ -284,8 +284,10 @@ void ClientConnection::build_request_head() {
         fields.add(f);
     }
     fields.flush();
-    append_field(out, "X-Forwarded-For", xff.empty() ? std::string(client_ip)
-                                                     : fmt::format("{}, {}", xff, client_ip));
+    if (xff.empty())
+        append_field(out, "X-Forwarded-For", client_ip);
+    else
+        append_field(out, "X-Forwarded-For", fmt::format("{}, {}", xff, client_ip));
     std::string_view scheme = stream_.tls ? "https" : "http";
     append_field(out, "X-Forwarded-Proto", xfp.empty() ? scheme : std::string_view(xfp));
     if (!request_.host.empty() || !xfh.empty())
