@@ -1,7 +1,9 @@
 """Requests pass through gatehouse; keep-alive holds on both sides; pipelining; pool reuse."""
 
 import hashlib
+import random
 import socket
+import threading
 import time
 
 from harness import Client, get, proxy_config, raw_request, request
@@ -100,6 +102,50 @@ def test_client_half_close_while_its_request_is_at_the_upstream(proxy):
         r = c.read_response()
         assert r.status == 200, r
         assert c.wait_closed(2)
+
+
+def test_many_clients_mixing_pipelined_and_paced_requests_all_get_answers(proxy):
+    """Clients on several connections at once send their requests alone, paced, or several
+    pipelined in one write or in separate writes while earlier ones are at the upstream: every
+    request is answered, in order, and none waits for a timeout (each connection's reads rely
+    on knowing when its socket was drained)."""
+    gh, _ = proxy
+    errors = []
+
+    def client(seed):
+        rng = random.Random(seed)
+        try:
+            with Client(gh.port, timeout=5) as c:
+                n = 0
+                for _ in range(15):
+                    batch = rng.randint(1, 4)
+                    targets = ["/echo?c=%d&n=%d" % (seed, n + i) for i in range(batch)]
+                    if rng.random() < 0.3:
+                        targets[0] = "/sleep/%d" % rng.randint(1, 30)
+                    if rng.random() < 0.5:
+                        c.send(b"".join(Client.build("GET", t) for t in targets))
+                    else:
+                        for t in targets:
+                            c.send(Client.build("GET", t))
+                            time.sleep(rng.random() * 0.005)
+                    for t in targets:
+                        r = c.read_response()
+                        assert r.status == 200, r
+                        if t.startswith("/echo"):
+                            assert r.json()["target"] == t
+                    n += batch
+        except Exception as e:  # noqa: BLE001 -- reported by the main thread
+            errors.append("client %d: %r" % (seed, e))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(12)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not any(t.is_alive() for t in threads), "a client hung"
+    assert not errors, errors
+    assert time.monotonic() - started < 20
 
 
 def test_upstream_connections_are_pooled_and_reused(proxy):
