@@ -5,6 +5,7 @@
 
 #include "http/parser.hpp"
 #include "net/buffer.hpp"
+#include "net/per_request.hpp"
 #include "net/post_memory.hpp"
 #include "net/stream.hpp"
 #include "net/transport.hpp"
@@ -184,7 +185,7 @@ private:
     Buffer in_;
     std::string request_store_; // the request head's bytes; request_ views point here
     http::RequestHead request_;
-    std::optional<http::RequestParser> request_parser_;
+    PerRequest<http::RequestParser> request_parser_;
     bool request_body_done_ = false;
     uint64_t requests_served_ = 0;
     bool keep_alive_ = true;
@@ -231,7 +232,7 @@ private:
     size_t pending_consume_ = 0;  // bytes of in_/upstream buffer to consume after a write
     http::ResponseHead response_;
     std::string response_store_;
-    std::optional<http::ResponseParser> response_parser_;
+    PerRequest<http::ResponseParser> response_parser_;
     bool response_started_ = false; // a byte of the response went to the client
     enum class BodyMode : uint8_t { raw, dechunk, rechunk } response_mode_ = BodyMode::raw;
     bool response_body_done_ = false;

@@ -6,11 +6,12 @@
 // flight at once, and cost no memory per connection.
 #pragma once
 
+#include "net/block_memory.hpp"
+
 #include <cstddef>
 #include <new>
 #include <type_traits>
 #include <utility>
-#include <vector>
 
 namespace gatehouse::net {
 
@@ -18,33 +19,14 @@ namespace post_memory {
 constexpr size_t block = 128; // a posted continuation: the op, a shared_ptr and a little state
 constexpr size_t kept = 256;  // free blocks kept per thread
 
-inline std::vector<void*>& free_blocks() {
-    thread_local struct Blocks {
-        std::vector<void*> list;
-        ~Blocks() {
-            for (void* p : list)
-                ::operator delete(p);
-        }
-    } blocks;
-    return blocks.list;
-}
-
 inline void* allocate(size_t bytes) {
-    if (bytes > block)
-        return ::operator new(bytes);
-    auto& list = free_blocks();
-    if (list.empty())
-        return ::operator new(block);
-    void* p = list.back();
-    list.pop_back();
-    return p;
+    return bytes > block ? ::operator new(bytes) : block_memory::allocate<block, kept>();
 }
 
 inline void deallocate(void* p, size_t bytes) {
-    auto& list = free_blocks();
-    if (bytes > block || list.size() >= kept)
+    if (bytes > block)
         return ::operator delete(p);
-    list.push_back(p);
+    block_memory::deallocate<block, kept>(p);
 }
 } // namespace post_memory
 
