@@ -139,8 +139,11 @@ private:
     void send_request_body();
     void on_request_body_read(const boost::system::error_code& ec, size_t n);
     void write_request_body_chunk();
-    void on_upstream_written(const boost::system::error_code& ec);
-    void read_response();
+    // sent_now: the whole request went out in the call chain now running (an inline write), so
+    // the response read waits for readiness instead of trying a recv
+    // (Transport::async_read_answer).
+    void on_upstream_written(const boost::system::error_code& ec, bool sent_now = false);
+    void read_response(bool sent_now = false);
     void on_response_read(const boost::system::error_code& ec, size_t n);
     // After a read of the upstream buffer: whether it filled the first page and moved to a
     // full-size buffer (then more may be waiting).
@@ -236,9 +239,6 @@ private:
     bool response_started_ = false; // a byte of the response went to the client
     enum class BodyMode : uint8_t { raw, dechunk, rechunk } response_mode_ = BodyMode::raw;
     bool response_body_done_ = false;
-    // The whole request went out in the call chain now running: the response read waits for
-    // readiness instead of trying a recv (Transport::async_read_answer).
-    bool answer_pending_ = false;
     bool observe_only_ = false; // every response-body subscriber is an observer: body sent raw
     bool upstream_eof_ = false;
     bool upstream_more_ = false; // bytes known to be waiting behind the buffer (GH_CHUNK_MORE)

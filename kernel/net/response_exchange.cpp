@@ -54,7 +54,7 @@ bool top_up(Transport& transport, Buffer& buf) {
 
 // ---- response coming back -------------------------------------------------------------------
 
-void ClientConnection::read_response() {
+void ClientConnection::read_response(bool sent_now) {
     response_parser_.emplace(response_);
     response_parser_->reset({config_->limits.max_response_header_bytes, 1000, 0, 0});
     if (request_.method == "HEAD")
@@ -70,7 +70,7 @@ void ClientConnection::read_response() {
     auto done = [self = shared_from_this()](const error_code& ec, size_t n) {
         self->on_response_read(ec, n);
     };
-    if (std::exchange(answer_pending_, false))
+    if (sent_now)
         upstream_->transport.async_read_answer(space, std::move(done));
     else
         upstream_->transport.async_read_some(space, std::move(done));

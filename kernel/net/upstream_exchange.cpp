@@ -333,8 +333,7 @@ void ClientConnection::send_request_head() {
     if (upstream_->transport.try_write(buffers, wec) == total && !wec) {
         // Whole request out now: go on in this call chain, so the response read is queued
         // before the event loop can see the answer arrive (Transport::async_read_answer).
-        answer_pending_ = true;
-        return on_upstream_written(wec);
+        return on_upstream_written(wec, true);
     }
     if (wec)
         return asio::post(worker_.io().get_executor(),
@@ -365,7 +364,7 @@ void ClientConnection::write_request_body_chunk() {
                       });
 }
 
-void ClientConnection::on_upstream_written(const error_code& ec) {
+void ClientConnection::on_upstream_written(const error_code& ec, bool sent_now) {
     watchdog_.disarm();
     Timeout was = std::exchange(timeout_, Timeout::none);
     if (closing_)
@@ -384,11 +383,9 @@ void ClientConnection::on_upstream_written(const error_code& ec) {
         pending_consume_ = 0;
         request_body_started_ = true;
     }
-    if (!request_body_done_) {
-        answer_pending_ = false;
+    if (!request_body_done_)
         return in_.empty() ? send_request_body() : write_request_body_chunk();
-    }
-    read_response();
+    read_response(sent_now);
 }
 
 void ClientConnection::send_request_body() {

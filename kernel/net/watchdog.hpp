@@ -3,29 +3,14 @@
 // deadline re-arms the timer.
 #pragma once
 
+#include "coarse_clock.hpp"
+
 #include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
-#include <ctime>
 #include <memory>
 
 namespace gatehouse::net {
-
-// CLOCK_MONOTONIC_COARSE: the kernel's last tick (a few ms of resolution), read without the
-// TSC. Deadlines are re-armed several times per request; timeouts are whole milliseconds to
-// minutes, so a tick of lateness does not matter and the precise clock is not worth its cost.
-struct CoarseClock {
-    using duration = std::chrono::nanoseconds;
-    using rep = duration::rep;
-    using period = duration::period;
-    using time_point = std::chrono::time_point<CoarseClock>;
-    static constexpr bool is_steady = true;
-    static time_point now() noexcept {
-        timespec ts;
-        ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-        return time_point(duration(static_cast<rep>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec));
-    }
-};
 
 class Watchdog {
 public:

@@ -1,5 +1,6 @@
 #include "upstream/pool.hpp"
 
+#include "coarse_clock.hpp"
 #include "log.hpp"
 #include "modules/loader.hpp"
 
@@ -7,18 +8,9 @@
 #include <boost/asio/ip/address.hpp>
 #include <fmt/format.h>
 
-#include <ctime>
-
 namespace gatehouse::upstream {
 
-int64_t now_ns() {
-    // The coarse monotonic clock (the kernel's last tick): ejection and backoff deadlines are
-    // milliseconds to minutes, and this is read on every server selection, where the precise
-    // clock's TSC read cost more than the rest of the check.
-    timespec ts;
-    ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
+int64_t now_ns() { return CoarseClock::now().time_since_epoch().count(); }
 
 UpstreamPool::UpstreamPool(const config::UpstreamConfig& config, uint32_t index)
     : config_(config), index_(index) {

@@ -21,8 +21,6 @@ struct LoadedModule;
 
 namespace gatehouse::upstream {
 
-using Clock = std::chrono::steady_clock;
-
 struct Peer {
     uint32_t index = 0;
     config::ServerEntry entry;
@@ -121,7 +119,8 @@ private:
     void* balancer_state_ = nullptr;
 };
 
-// Monotonic nanoseconds at tick resolution (CLOCK_MONOTONIC_COARSE) for ejection and backoff deadlines.
+// CoarseClock's nanoseconds (tick resolution) for ejection and backoff deadlines: read on every
+// server selection, where the precise clock's TSC read cost more than the rest of the check.
 int64_t now_ns();
 
 } // namespace gatehouse::upstream
