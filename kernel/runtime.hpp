@@ -79,6 +79,11 @@ public:
     const metrics::GenerationMetrics& metrics() const { return metrics_; }
     void bind_metrics(metrics::KernelMetrics& km);
     void set_number(uint64_t n) { number_ = n; }
+    // The access log requests served under this generation write to (null = off). Set by the
+    // server before the generation is published, and cleared only after the workers stopped: a
+    // request reads it without synchronisation.
+    accesslog::AccessLog* access_log() const { return access_log_.get(); }
+    void set_access_log(std::shared_ptr<accesslog::AccessLog> log) { access_log_ = std::move(log); }
 
 private:
     bool parse_module_configs(modules::ModuleSet& modules, config::Diagnostics& diag);
@@ -96,6 +101,7 @@ private:
     std::vector<std::shared_ptr<tls::ClientContext>> pool_tls_;
     uint64_t number_ = 1;
     metrics::GenerationMetrics metrics_;
+    std::shared_ptr<accesslog::AccessLog> access_log_;
 };
 
 } // namespace gatehouse

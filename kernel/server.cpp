@@ -104,10 +104,10 @@ bool Server::open_access_log(const Generation& generation,
     return out != nullptr;
 }
 
-void Server::use_access_log(const Generation& generation, std::shared_ptr<accesslog::AccessLog> log) {
+void Server::use_access_log(Generation& generation, std::shared_ptr<accesslog::AccessLog> log) {
     access_log_config_ = generation.config().access_log;
     access_log_ = log;
-    net::access_log.store(std::move(log));
+    generation.set_access_log(std::move(log));
 }
 
 std::string Server::render_metrics() const {
@@ -412,7 +412,8 @@ void Server::shut_down() {
     released_.clear();
     modules::stop_offload_pool();
     modules::set_current_generation(nullptr);
-    net::access_log.store(nullptr);
+    if (current_owned_)
+        current_owned_->set_access_log(nullptr);
     access_log_.reset(); // flushes
     net::kernel_metrics = nullptr;
     if (!pid_file_.empty())

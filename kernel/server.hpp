@@ -64,7 +64,7 @@ private:
     // The generation's access log: the open one if unchanged, else newly opened (not yet used).
     bool open_access_log(const Generation& generation, std::shared_ptr<accesslog::AccessLog>& out,
                          std::string& error);
-    void use_access_log(const Generation& generation, std::shared_ptr<accesslog::AccessLog> log);
+    void use_access_log(Generation& generation, std::shared_ptr<accesslog::AccessLog> log);
 
     std::string config_file_;
     std::string pid_file_; // written at start, removed at exit

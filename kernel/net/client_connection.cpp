@@ -21,7 +21,6 @@ std::atomic<bool> draining{false};
 // How long a keep-alive connection keeps its buffers while waiting for the next request.
 constexpr std::chrono::milliseconds idle_release{1000};
 std::atomic<uint64_t> current_generation_number{1};
-std::atomic<std::shared_ptr<accesslog::AccessLog>> access_log;
 metrics::KernelMetrics* kernel_metrics = nullptr;
 
 namespace {
@@ -201,7 +200,11 @@ void ClientConnection::parse_request() {
     in_.consume(n);
     watchdog_.disarm();
     timeout_ = Timeout::none;
+    // Until on_request_head() returns, it is still the moment the head arrived: an upstream
+    // attempt started in that call takes timing_.head as its start (one clock read less).
+    in_head_call_ = true;
     on_request_head();
+    in_head_call_ = false;
 }
 
 bool ClientConnection::prepare_stream() {

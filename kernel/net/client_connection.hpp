@@ -59,8 +59,6 @@ extern std::atomic<bool> draining;
 extern std::atomic<uint64_t> current_generation_number;
 // The process's request metrics (set before workers start; null in tools that serve nothing).
 extern metrics::KernelMetrics* kernel_metrics;
-// The access log in use (null = off); swapped by the main thread on reload.
-extern std::atomic<std::shared_ptr<accesslog::AccessLog>> access_log;
 
 class ClientConnection : public std::enable_shared_from_this<ClientConnection>,
                          private http::BodySink {
@@ -228,6 +226,7 @@ private:
     bool request_bytes_sent_ = false; // any byte of this request written on this attempt
     bool request_body_started_ = false; // body bytes taken from the client (cannot replay)
     std::chrono::steady_clock::time_point attempt_start_;
+    bool in_head_call_ = false; // inside the on_request_head() call that follows the head's arrival
     std::string out_head_;        // head being written (request upstream, or response to client)
     std::string chunk_prefix_;    // chunk-size line when re-chunking
     std::string interim_;         // a 1xx response being forwarded to the client

@@ -52,7 +52,7 @@ void ClientConnection::log_access() {
     generation_->metrics().request_done(worker_.id(),
                                         stream_.route ? stream_.route->index : metrics::kNoRoute,
                                         status, static_cast<uint64_t>(micros(timing_.start, now)));
-    auto log = access_log.load(std::memory_order_relaxed);
+    accesslog::AccessLog* log = generation_->access_log();
     if (!log)
         return;
     accesslog::AccessRecord r;
