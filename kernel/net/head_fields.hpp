@@ -64,7 +64,7 @@ public:
     void add(const http::Field& f);
     void flush() {
         if (run_begin_)
-            out_.append(run_begin_, run_end_);
+            out_.append(run_begin_, static_cast<size_t>(run_end_ - run_begin_));
         run_begin_ = run_end_ = nullptr;
     }
 
