@@ -98,6 +98,19 @@ def cpu_ticks(pids):
     return total
 
 
+def cpu_ns(pids):
+    """CPU time of each process's threads alive now, in ns (the scheduler's own count, from
+    /proc/PID/task/TID/schedstat): finer than cpu_ticks for the short runs of --compare."""
+    total = 0
+    for pid in pids:
+        for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+            try:
+                total += int(stat.read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue
+    return total
+
+
 def rss_kib(pids):
     total = 0
     for pid in pids:
@@ -528,6 +541,8 @@ class Bench:
         wait_ready(b2, "/1k.bin", self.backend, "backend nginx")
         self.stub = Stub(st)
         self.stub.read()
+        if a.compare:
+            return
 
         modules = sorted(p.stem for p in Path(a.module_dir).glob("*.so")
                          if p.stem != "abi_conformance")
@@ -553,17 +568,18 @@ class Bench:
                                "-e", str(self.tmp / f"{name}-error.log")],
                               name, stdout=logf, stderr=subprocess.STDOUT)
 
-    def add_gatehouse(self, key, label, workers, load, balancer):
+    def add_gatehouse(self, key, label, workers, load, balancer, binary=None, module_dir=None):
+        binary = binary or self.a.gatehouse
         port = self.ports.get()
         conf = self.tmp / f"{key}.toml"
         conf.write_text(gatehouse_conf(workers, port, self.b1, self.b2, self.b3,
-                                       Path(self.a.module_dir).resolve(), load, balancer))
-        rc, out, err = self.reg.run([self.a.gatehouse, "check", "-c", str(conf)], "gatehouse check",
-                                    20)
+                                       Path(module_dir or self.a.module_dir).resolve(), load,
+                                       balancer))
+        rc, out, err = self.reg.run([binary, "check", "-c", str(conf)], "gatehouse check", 20)
         if rc:
             raise BenchError(f"{key}: gatehouse check failed:\n{out}{err}")
         logf = open(self.tmp / f"{key}.log", "w")
-        p = self.reg.popen([self.a.gatehouse, "-c", str(conf)], key,
+        p = self.reg.popen([binary, "-c", str(conf)], key,
                            stdout=logf, stderr=subprocess.STDOUT)
         wait_ready(port, "/1k.bin", p, key)
         self.proxies[key] = Proxy(key, label, "gatehouse", workers, port, p)
@@ -755,6 +771,47 @@ class Bench:
                         + "\n".join(l for l in lines if l.strip()) + "\n")
         return dest
 
+
+    def compare(self, other, rounds, duration, conns):
+        """Two gatehouse builds (1 worker, round_robin) driven at the same time, a wrk each on
+        `conns` connections, against the same backend: both run under the same conditions, so the
+        drift between rounds that makes alternated measurements move by ±5 % cancels out of their
+        ratio (an A/A run -- a build against itself -- gives 1.00 ± 0.02 per round). Returns the
+        per-round CPU ns per request of each and their ratios (other ÷ this build)."""
+        other_modules = Path(other).resolve().parent.parent / "modules"
+        if not (other_modules / "round_robin.so").exists():
+            other_modules = None  # an installed binary: the modules of this build
+        self.add_gatehouse("gh-a", "this build", 1, ["round_robin"], "round_robin")
+        self.add_gatehouse("gh-b", "other build", 1, ["round_robin"], "round_robin", other,
+                           other_modules)
+        a, b = self.proxies["gh-a"], self.proxies["gh-b"]
+
+        def drive(duration):
+            procs = [self.reg.popen(["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency",
+                                     "--timeout", "5s", f"http://127.0.0.1:{p.port}/1k.bin"],
+                                    "wrk", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True)
+                     for p in (a, b)]
+            outs = []
+            for proc in procs:
+                out, err = proc.communicate(timeout=duration + 30)
+                if proc.returncode:
+                    raise BenchError(f"wrk failed ({proc.returncode}): {err.strip()}")
+                outs.append(parse_wrk(out))
+            return outs
+
+        drive(self.a.warmup)
+        rows = []
+        for rnd in range(rounds):
+            c0 = [cpu_ns(p.pids(self.reg)) for p in (a, b)]
+            ra, rb = drive(duration)
+            c1 = [cpu_ns(p.pids(self.reg)) for p in (a, b)]
+            na = (c1[0] - c0[0]) / max(1, ra["requests"])
+            nb = (c1[1] - c0[1]) / max(1, rb["requests"])
+            rows.append((na, nb, nb / na, ra["errors"] + rb["errors"]))
+            log(f"[compare {rnd + 1}/{rounds}] this {na:6.0f} ns/req  other {nb:6.0f} ns/req  "
+                f"other/this {nb / na:.3f}  errors {ra['errors'] + rb['errors']}")
+        return rows
 
     def callgrind(self, path, conns):
         """User-space instructions per proxied request: gatehouse (1 worker, round_robin) under
@@ -1097,8 +1154,10 @@ def main():
     ap.add_argument("--gatehouse", required=True)
     ap.add_argument("--module-dir", required=True)
     ap.add_argument("--out", default=str(HERE / "results.md"))
-    ap.add_argument("--rounds", type=int, help="rounds (default 3; 1 with --quick)")
-    ap.add_argument("--duration", type=int, help="seconds per measurement (default 5; 3 quick)")
+    ap.add_argument("--rounds", type=int,
+                    help="rounds (default 5; 1 with --quick, 12 with --compare)")
+    ap.add_argument("--duration", type=int,
+                    help="seconds per measurement (default 4; 3 with --quick or --compare)")
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1, help="wrk threads")
     ap.add_argument("--syscalls-duration", type=int, help="seconds (default 3; 2 quick)")
@@ -1114,6 +1173,12 @@ def main():
                     help="what the --profile load requests (default /1k.bin; /100k.bin)")
     ap.add_argument("--profile-proxy", default="gh-rr-1",
                     help="whose profile --profile records (default gh-rr-1; nginx-1, haproxy-1)")
+    ap.add_argument("--compare", metavar="GATEHOUSE",
+                    help="instead of the benchmark: CPU per request of this build against another "
+                         "gatehouse binary, both driven at the same time (see Bench.compare); "
+                         "prints per-round figures, writes no report")
+    ap.add_argument("--compare-conns", type=int, default=32,
+                    help="connections of each of the two wrk in --compare (default 32)")
     ap.add_argument("--command", default="tests/bench/run.sh")
     ap.add_argument("--time-limit", type=int, default=1500, help="abort the whole run after")
     ap.add_argument("--only", help="comma-separated parts to run (experiments; the report is then "
@@ -1126,7 +1191,10 @@ def main():
         if unknown:
             ap.error(f"--only: unknown part(s) {', '.join(sorted(unknown))}")
         SCENARIOS[:] = [s for s in SCENARIOS if s[0] in parts]
-    for name, full, quick in (("rounds", 3, 1), ("duration", 5, 3), ("syscalls_duration", 3, 2),
+    if a.compare:
+        a.rounds = a.rounds or 12
+        a.duration = a.duration or 3
+    for name, full, quick in (("rounds", 5, 1), ("duration", 4, 3), ("syscalls_duration", 3, 2),
                               ("idle_wait", 3.0, 1.0)):
         if getattr(a, name) is None:
             setattr(a, name, quick if a.quick else full)
@@ -1144,6 +1212,15 @@ def main():
     try:
         log(f"starting backend and proxies in {a.tmp}")
         b.start()
+        if a.compare:
+            rows = b.compare(a.compare, a.rounds, a.duration, a.compare_conns)
+            ratios = [r[2] for r in rows]
+            spread = statistics.stdev(ratios) if len(ratios) > 1 else 0.0
+            print(f"\nCPU per request, {a.compare} ÷ {a.gatehouse}: median {median(ratios):.3f}, "
+                  f"mean {statistics.mean(ratios):.3f}, sd {spread:.3f} over {len(rows)} rounds; "
+                  f"ns/request medians: this {median([r[0] for r in rows]):.0f}, "
+                  f"other {median([r[1] for r in rows]):.0f}; errors {sum(r[3] for r in rows)}")
+            return 0
         log(f"modules for the +modules variant: {', '.join(b.all_modules)}")
         rounds = {key: {p: [] for p in proxies} for key, _, _, _, proxies, _ in SCENARIOS}
         for rnd in range(a.rounds):
