@@ -26,6 +26,11 @@ namespace gatehouse::net {
 inline ssize_t raw_sendmsg(int fd, const msghdr* msg, int flags) {
     return static_cast<ssize_t>(::syscall(SYS_sendmsg, fd, msg, flags));
 }
+// One buffer: send(2), which takes it as it is (sendmsg first copies the msghdr and the iovec
+// array in from user space).
+inline ssize_t raw_send(int fd, const void* data, size_t size, int flags) {
+    return static_cast<ssize_t>(::syscall(SYS_sendto, fd, data, size, flags, nullptr, 0));
+}
 inline ssize_t raw_recv(int fd, void* data, size_t size, int flags) {
     return static_cast<ssize_t>(::syscall(SYS_recvfrom, fd, data, size, flags, nullptr, nullptr));
 }
@@ -124,8 +129,8 @@ public:
             socket_.async_write_some(buffers, std::forward<Handler>(handler));
     }
 
-    // Plain TCP: writes what the socket takes right now (one sendmsg, never waiting) and moves
-    // `buffers` past it; returns the bytes written. The caller completes inline when that was
+    // Plain TCP: writes what the socket takes right now (one send or sendmsg, never waiting) and
+    // moves `buffers` past it; returns the bytes written. The caller completes inline when that was
     // everything, and hands the rest to async_write otherwise -- so a write that fits costs no
     // trip through the event loop. TLS: writes nothing (its records need the stream).
     size_t try_write(std::span<boost::asio::const_buffer> buffers, boost::system::error_code& ec) {
@@ -143,9 +148,12 @@ public:
         msghdr msg{};
         msg.msg_iov = iov;
         msg.msg_iovlen = count;
+        constexpr int flags = MSG_NOSIGNAL | MSG_DONTWAIT;
+        int fd = socket_.native_handle();
         ssize_t n;
         do
-            n = raw_sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+            n = count == 1 ? raw_send(fd, iov[0].iov_base, iov[0].iov_len, flags)
+                           : raw_sendmsg(fd, &msg, flags);
         while (n < 0 && errno == EINTR);
         if (n < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK)
