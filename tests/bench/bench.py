@@ -772,19 +772,15 @@ class Bench:
         return dest
 
 
-    def compare(self, other, rounds, duration, conns):
-        """Two gatehouse builds (1 worker, round_robin) driven at the same time, a wrk each on
-        `conns` connections, against the same backend: both run under the same conditions, so the
-        drift between rounds that makes alternated measurements move by ±5 % cancels out of their
-        ratio (an A/A run -- a build against itself -- gives 1.00 ± 0.02 per round). Returns the
-        per-round CPU ns per request of each and their ratios (other ÷ this build)."""
-        other_modules = Path(other).resolve().parent.parent / "modules"
-        if not (other_modules / "round_robin.so").exists():
-            other_modules = None  # an installed binary: the modules of this build
-        self.add_gatehouse("gh-a", "this build", 1, ["round_robin"], "round_robin")
-        self.add_gatehouse("gh-b", "other build", 1, ["round_robin"], "round_robin", other,
-                           other_modules)
-        a, b = self.proxies["gh-a"], self.proxies["gh-b"]
+    def together(self, pair, rounds, duration, conns, tag):
+        """Two proxies driven at the same time, a wrk each on `conns` connections, against the same
+        backend: both run under the same conditions (the machine's drift, and the idle time a
+        proxy faster than wrk has when measured alone, hit both), so their ratio of CPU per
+        request is steadier than the alternated rounds' (a gatehouse build against itself gives
+        1.00 ± 0.02 per round). CPU is the scheduler's count of each proxy's threads. Returns per
+        round (first's ns/req, second's ns/req, second ÷ first, errors, first's requests,
+        second's requests)."""
+        a, b = pair
 
         def drive(duration):
             procs = [self.reg.popen(["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency",
@@ -808,10 +804,23 @@ class Bench:
             c1 = [cpu_ns(p.pids(self.reg)) for p in (a, b)]
             na = (c1[0] - c0[0]) / max(1, ra["requests"])
             nb = (c1[1] - c0[1]) / max(1, rb["requests"])
-            rows.append((na, nb, nb / na, ra["errors"] + rb["errors"]))
-            log(f"[compare {rnd + 1}/{rounds}] this {na:6.0f} ns/req  other {nb:6.0f} ns/req  "
-                f"other/this {nb / na:.3f}  errors {ra['errors'] + rb['errors']}")
+            errors = ra["errors"] + rb["errors"]
+            rows.append((na, nb, nb / na, errors, ra["requests"], rb["requests"]))
+            log(f"[{tag} {rnd + 1}/{rounds}] {a.key} {na:6.0f} ns/req  {b.key} {nb:6.0f} ns/req  "
+                f"ratio {nb / na:.3f}  errors {errors}")
         return rows
+
+    def compare(self, other, rounds, duration, conns):
+        """This build against another gatehouse binary (1 worker, round_robin each), driven
+        together(): rows with the other's CPU per request ÷ this build's."""
+        other_modules = Path(other).resolve().parent.parent / "modules"
+        if not (other_modules / "round_robin.so").exists():
+            other_modules = None  # an installed binary: the modules of this build
+        self.add_gatehouse("gh-a", "this build", 1, ["round_robin"], "round_robin")
+        self.add_gatehouse("gh-b", "other build", 1, ["round_robin"], "round_robin", other,
+                           other_modules)
+        return self.together((self.proxies["gh-a"], self.proxies["gh-b"]), rounds, duration,
+                             conns, "compare")
 
     def callgrind(self, path, conns):
         """User-space instructions per proxied request: gatehouse (1 worker, round_robin) under
@@ -992,7 +1001,7 @@ def versions(gatehouse):
     }
 
 
-def build_report(b, rounds, sysc, idle, closes, started, finished, command, prof):
+def build_report(b, rounds, sysc, idle, closes, same, started, finished, command, prof):
     a = b.a
     lines_txt, md = [], []
     v = versions(a.gatehouse)
@@ -1081,6 +1090,27 @@ def build_report(b, rounds, sysc, idle, closes, started, finished, command, prof
              for p, r in closes.items()]
     md += md_table(["proxy", "requests", "errors", "new upstream connections"], crows)
     md.append("")
+    if same:
+        md.append("### Same time: gatehouse and one other proxy driven together (1 worker each, "
+                  "a wrk -t1 -c32 each)")
+        md.append("")
+        md.append("Both at the same moment and with more work than CPU (two wrk, two proxies and "
+                  "the backend on the machine's CPUs): each proxy finds events waiting whenever it "
+                  "runs, where, measured alone, a proxy faster than its wrk waits on it part of "
+                  "the time and handles events one or two at a time. CPU from the scheduler's own "
+                  "counts; medians over rounds.")
+        md.append("")
+        trows = []
+        for p, rs in same.items():
+            trows.append([b.proxies[p].label, str(len(rs)),
+                          f"{median([r[0] for r in rs]) / 1000:.2f}",
+                          f"{median([r[1] for r in rs]) / 1000:.2f}",
+                          f"{median([r[0] / r[1] for r in rs]):.3f}",
+                          f"{median([r[4] / max(1, r[5]) for r in rs]):.3f}",
+                          str(sum(r[3] for r in rs))])
+        md += md_table(["other proxy", "rounds", "gatehouse CPU µs/req", "other CPU µs/req",
+                        "CPU ÷other", "requests ÷other", "errors"], trows)
+        md.append("")
     md.append("### Syscalls per request by name (perf stat on the syscall tracepoints, separate run)")
     md.append("")
     srows = []
@@ -1183,11 +1213,12 @@ def main():
     ap.add_argument("--time-limit", type=int, default=1500, help="abort the whole run after")
     ap.add_argument("--only", help="comma-separated parts to run (experiments; the report is then "
                     "partial): scenario keys (" + ", ".join(s[0] for s in SCENARIOS) +
-                    "), syscalls, idle, idle-close")
+                    "), syscalls, idle, idle-close, same-time")
     a = ap.parse_args()
     parts = set(a.only.split(",")) if a.only else None
     if parts is not None:
-        unknown = parts - {s[0] for s in SCENARIOS} - {"syscalls", "idle", "idle-close"}
+        unknown = parts - {s[0] for s in SCENARIOS} - {"syscalls", "idle", "idle-close",
+                                                       "same-time"}
         if unknown:
             ap.error(f"--only: unknown part(s) {', '.join(sorted(unknown))}")
         SCENARIOS[:] = [s for s in SCENARIOS if s[0] in parts]
@@ -1256,11 +1287,15 @@ def main():
             closes[p] = r
             log(f"[idle-close] {p:10} {r['errors']} errors in {r['requests']} requests "
                 f"({r['bursts']} bursts, {r['new_upstream']} new upstream connections)")
+        same = {}
+        for other in ("nginx-1", "haproxy-1") if wanted("same-time") else ():
+            same[other] = b.together((b.proxies["gh-rr-1"], b.proxies[other]), a.rounds,
+                                     a.syscalls_duration, 32, "same-time")
         prof = b.profile(b.proxies[a.profile_proxy], a.profile_path, 64) if a.profile else None
         if a.callgrind:
             b.callgrind(a.profile_path, 64)
-        md, txt = build_report(b, rounds, sysc, idle, closes, started, time.time(), a.command,
-                               prof)
+        md, txt = build_report(b, rounds, sysc, idle, closes, same, started, time.time(),
+                               a.command, prof)
         Path(a.out).write_text("<!-- written by tests/bench/run.sh; paste into the README's "
                                "Performance section -->\n" + md)
         print(txt)
