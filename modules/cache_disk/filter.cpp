@@ -93,10 +93,6 @@ void CacheFilter::activate(Config &c) {
     std::shared_ptr<Store> store = stores_[c.path].lock();
     if (!store) {
         store = std::make_shared<Store>(c.path, c.limits);
-        if (auto err = store->open()) {
-            gh::log_error("cache_disk: " + *err + "; caching is off for this configuration");
-            return;
-        }
         const std::string path = c.path;
         StoreEvents events;
         events.usage = [this, path](uint64_t b, uint64_t n, uint64_t m) {
@@ -114,7 +110,10 @@ void CacheFilter::activate(Config &c) {
                                      " objects indexed in " + std::to_string(ms) + " ms (" +
                                      std::to_string(bad) + " bad files deleted)");
         };
-        store->set_events(std::move(events));
+        if (auto err = store->open(std::move(events))) {
+            gh::log_error("cache_disk: " + *err + "; caching is off for this configuration");
+            return;
+        }
         stores_[c.path] = store;
     } else {
         store->set_limits(c.limits);

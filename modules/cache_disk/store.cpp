@@ -374,12 +374,11 @@ StoreLimits Store::limits() const {
     return limits_;
 }
 
-void Store::set_events(StoreEvents e) {
-    std::lock_guard lock(mu_);
-    events_ = std::move(e);
-}
-
-std::optional<std::string> Store::open() {
+std::optional<std::string> Store::open(StoreEvents events) {
+    {
+        std::lock_guard lock(mu_);
+        events_ = std::move(events);
+    }
     std::error_code ec;
     fs::create_directories(path_ + "/tmp", ec);
     if (ec)

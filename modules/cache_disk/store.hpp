@@ -112,11 +112,12 @@ class Store : public std::enable_shared_from_this<Store> {
     void set_limits(const StoreLimits &limits);
     StoreLimits limits() const;
     StoreStats &stats() { return stats_; }
-    void set_events(StoreEvents e);
 
     // Creates the directory layout (blocking: call at activation) and starts the manager thread
     // (rebuilds the index from the files, then sweeps inactive objects). Returns an error text.
-    std::optional<std::string> open();
+    // `events` are in place before the thread starts: the rebuild's end, which can come at once,
+    // is always reported.
+    std::optional<std::string> open(StoreEvents events = {});
 
     // The variants stored under `key`; marks them used.
     std::vector<ObjectPtr> lookup(const std::string &key);

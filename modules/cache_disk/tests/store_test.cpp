@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -109,6 +110,35 @@ TEST(StoreTest, WriteReadAndRebuildAfterRestart) {
     std::string body;
     ASSERT_TRUE(s.read_object(*v[0], &body));
     EXPECT_TRUE(body == "body-2" || body == "body-3");
+}
+
+TEST(StoreTest, TheRebuildIsReportedEvenWhenItEndsAtOnce) {
+    // The report used to be installed after open() had started the thread: a rebuild that ended
+    // first (a small cache, a busy machine) was never logged.
+    TempDir dir;
+    {
+        Store s(dir.path.string(), {});
+        ASSERT_FALSE(s.open());
+        ASSERT_TRUE(wait_loaded(s));
+        for (int i = 0; i < 5; ++i)
+            put(s, make("k" + std::to_string(i)), "body");
+    }
+    for (int attempt = 0; attempt < 20; ++attempt) {
+        std::atomic<int> reports{0};
+        std::atomic<uint64_t> indexed{0};
+        StoreEvents events;
+        events.loaded = [&](uint64_t objects, uint64_t, uint64_t) {
+            indexed = objects;
+            ++reports;
+        };
+        Store s(dir.path.string(), {});
+        ASSERT_FALSE(s.open(std::move(events)));
+        ASSERT_TRUE(wait_loaded(s));
+        for (int i = 0; i < 200 && reports == 0; ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        EXPECT_EQ(reports, 1) << "attempt " << attempt;
+        EXPECT_EQ(indexed, 5u);
+    }
 }
 
 TEST(StoreTest, LruEvictionKeepsUnderTheCap) {
