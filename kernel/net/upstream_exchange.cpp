@@ -69,7 +69,8 @@ void ClientConnection::next_attempt() {
         termination_ = Termination::completed; // a new attempt; the last one's reset is history
     inflight_ = upstream::InflightGuard::adopt(peer);
     stream_.peer_address = peer->entry.address;
-    attempt_start_ = attempt_ == 1 && in_head_call_ ? timing_.head : std::chrono::steady_clock::now();
+    attempt_start_ =
+        attempt_ == 1 && in_head_call_ ? timing_.head : std::chrono::steady_clock::now();
     timing_.connect_start = attempt_start_;
     timing_.connected = timing_.first_byte = {};
     request_bytes_sent_ = false;
