@@ -772,14 +772,15 @@ class Bench:
         return dest
 
 
-    def together(self, pair, rounds, duration, conns, tag):
+    def together(self, pair, rounds, duration, conns, tag, count_syscalls=False):
         """Two proxies driven at the same time, a wrk each on `conns` connections, against the same
         backend: both run under the same conditions (the machine's drift, and the idle time a
         proxy faster than wrk has when measured alone, hit both), so their ratio of CPU per
         request is steadier than the alternated rounds' (a gatehouse build against itself gives
         1.00 ± 0.02 per round). CPU is the scheduler's count of each proxy's threads. Returns per
         round (first's ns/req, second's ns/req, second ÷ first, errors, first's requests,
-        second's requests)."""
+        second's requests), and with `count_syscalls` (first's, second's) (syscalls, epoll_waits)
+        per request from one more run under `perf stat` (else None)."""
         a, b = pair
 
         def drive(duration):
@@ -808,7 +809,44 @@ class Bench:
             rows.append((na, nb, nb / na, errors, ra["requests"], rb["requests"]))
             log(f"[{tag} {rnd + 1}/{rounds}] {a.key} {na:6.0f} ns/req  {b.key} {nb:6.0f} ns/req  "
                 f"ratio {nb / na:.3f}  errors {errors}")
-        return rows
+        if not count_syscalls:
+            return rows, None
+        # One more run with perf stat on each (syscalls and epoll_waits per wrk request).
+        events = ["raw_syscalls:sys_enter"]
+        if tracepoint_exists("sys_enter_epoll_wait"):
+            events.append("syscalls:sys_enter_epoll_wait")
+        stats = []
+        for p in (a, b):
+            out = self.tmp / f"together-{p.key}.csv"
+            argv = ["perf", "stat", "-x", ",", "-o", str(out),
+                    "-p", ",".join(map(str, p.pids(self.reg)))]
+            for e in events:
+                argv += ["-e", e]
+            stats.append((self.reg.popen(argv, "perf stat", stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL), out))
+        time.sleep(0.5)  # attached
+        if any(st.poll() is not None for st, _ in stats):
+            raise BenchError("perf stat could not attach to the same-time proxies")
+        try:
+            results = drive(duration)
+        finally:
+            for st, _ in stats:
+                if st.poll() is None:
+                    st.send_signal(signal.SIGINT)
+                try:
+                    st.wait(20)
+                except subprocess.TimeoutExpired:
+                    st.kill()
+                    st.wait(5)
+        calls = []
+        for (_, out), r in zip(stats, results):
+            counts = parse_perf_stat(out.read_text())
+            n = max(1, r["requests"])
+            calls.append((counts.get("raw_syscalls:sys_enter", 0) / n,
+                          counts.get("syscalls:sys_enter_epoll_wait", 0) / n))
+        log(f"[{tag} syscalls] {a.key} {calls[0][0]:.2f}/req (epoll_wait {calls[0][1]:.2f})  "
+            f"{b.key} {calls[1][0]:.2f}/req (epoll_wait {calls[1][1]:.2f})")
+        return rows, calls
 
     def compare(self, other, rounds, duration, conns):
         """This build against another gatehouse binary (1 worker, round_robin each), driven
@@ -819,8 +857,9 @@ class Bench:
         self.add_gatehouse("gh-a", "this build", 1, ["round_robin"], "round_robin")
         self.add_gatehouse("gh-b", "other build", 1, ["round_robin"], "round_robin", other,
                            other_modules)
-        return self.together((self.proxies["gh-a"], self.proxies["gh-b"]), rounds, duration,
-                             conns, "compare")
+        rows, _ = self.together((self.proxies["gh-a"], self.proxies["gh-b"]), rounds, duration,
+                                conns, "compare")
+        return rows
 
     def callgrind(self, path, conns):
         """User-space instructions per proxied request: gatehouse (1 worker, round_robin) under
@@ -1101,15 +1140,18 @@ def build_report(b, rounds, sysc, idle, closes, same, started, finished, command
                   "counts; medians over rounds.")
         md.append("")
         trows = []
-        for p, rs in same.items():
+        for p, (rs, calls) in same.items():
+            sc = (f"{calls[0][0]:.2f} ({calls[0][1]:.2f})", f"{calls[1][0]:.2f} ({calls[1][1]:.2f})") \
+                if calls else ("–", "–")
             trows.append([b.proxies[p].label, str(len(rs)),
                           f"{median([r[0] for r in rs]) / 1000:.2f}",
                           f"{median([r[1] for r in rs]) / 1000:.2f}",
                           f"{median([r[0] / r[1] for r in rs]):.3f}",
                           f"{median([r[4] / max(1, r[5]) for r in rs]):.3f}",
-                          str(sum(r[3] for r in rs))])
+                          sc[0], sc[1], str(sum(r[3] for r in rs))])
         md += md_table(["other proxy", "rounds", "gatehouse CPU µs/req", "other CPU µs/req",
-                        "CPU ÷other", "requests ÷other", "errors"], trows)
+                        "CPU ÷other", "requests ÷other", "gatehouse syscalls/req (epoll_wait)",
+                        "other syscalls/req (epoll_wait)", "errors"], trows)
         md.append("")
     md.append("### Syscalls per request by name (perf stat on the syscall tracepoints, separate run)")
     md.append("")
@@ -1290,7 +1332,8 @@ def main():
         same = {}
         for other in ("nginx-1", "haproxy-1") if wanted("same-time") else ():
             same[other] = b.together((b.proxies["gh-rr-1"], b.proxies[other]), a.rounds,
-                                     a.syscalls_duration, 32, "same-time")
+                                     a.syscalls_duration, 32, "same-time",
+                                     count_syscalls=shutil.which("perf") is not None)
         prof = b.profile(b.proxies[a.profile_proxy], a.profile_path, 64) if a.profile else None
         if a.callgrind:
             b.callgrind(a.profile_path, 64)
