@@ -1133,11 +1133,10 @@ def build_report(b, rounds, sysc, idle, closes, same, started, finished, command
         md.append("### Same time: gatehouse and one other proxy driven together (1 worker each, "
                   "a wrk -t1 -c32 each)")
         md.append("")
-        md.append("Both at the same moment and with more work than CPU (two wrk, two proxies and "
-                  "the backend on the machine's CPUs): each proxy finds events waiting whenever it "
-                  "runs, where, measured alone, a proxy faster than its wrk waits on it part of "
-                  "the time and handles events one or two at a time. CPU from the scheduler's own "
-                  "counts; medians over rounds.")
+        md.append("Both at the same moment, sharing the CPUs with two wrk and the backend: the "
+                  "machine's drift and the load generators' pace hit both alike, where alternated "
+                  "runs measure each proxy at a different moment. CPU from the scheduler's own "
+                  "counts; medians over rounds; syscalls from one more run under perf stat.")
         md.append("")
         trows = []
         for p, (rs, calls) in same.items():
