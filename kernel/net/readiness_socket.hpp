@@ -10,8 +10,8 @@
 //
 // The reactor keeps that choice in its per-descriptor state, a private member; C++ lets an
 // explicit template instantiation name a private member ([temp.spec.general]/6), which is how
-// this reaches it. Tied to the reactor of the Boost this is built with: the static_assert below
-// stops a build against another one until this has been checked there.
+// this reaches it. Tied to the reactor of the Boost this is built with: the #error below stops
+// a build against another one until this has been checked there.
 //
 // When clearing the flag is right: the reactor sets it whenever it takes a readiness edge for the
 // socket, so clearing it throws away the knowledge of any edge taken since this socket's last

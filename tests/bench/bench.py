@@ -10,6 +10,7 @@ Traffic goes to 127.0.0.1 only.
 """
 
 import argparse
+import contextlib
 import datetime
 import os
 import platform
@@ -650,6 +651,30 @@ class Bench:
         return {"requests": total + r["requests"], "errors": errors + r["errors"],
                 "bursts": len(IDLE_CLOSE_PAUSES) + 1, "new_upstream": acc1 - acc0 - 1}
 
+    @contextlib.contextmanager
+    def perf_stat(self, targets, events, who):
+        """`perf stat -x,` with the `events` arguments attached to each (pids, output file) of
+        `targets` while the block runs; stopped with SIGINT after it (its counts are written
+        then)."""
+        stats = [self.reg.popen(["perf", "stat", "-x", ",", "-o", str(out),
+                                 "-p", ",".join(map(str, pids))] + events, "perf stat",
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 for pids, out in targets]
+        try:
+            time.sleep(0.5)  # attached
+            if any(st.poll() is not None for st in stats):
+                raise BenchError(f"perf stat could not attach to {who}")
+            yield
+        finally:
+            for st in stats:
+                if st.poll() is None:
+                    st.send_signal(signal.SIGINT)
+                try:
+                    st.wait(20)
+                except subprocess.TimeoutExpired:
+                    st.kill()
+                    st.wait(5)
+
     def syscalls(self, proxy, path, conns):
         """Syscalls of all the proxy's threads while wrk runs ÷ requests at the backend, counted
         by `perf stat` on the kernel's syscall tracepoints. Not strace: it stops the process at
@@ -659,31 +684,17 @@ class Bench:
         a = self.a
         pids = proxy.pids(self.reg)
         out = self.tmp / f"syscalls-{proxy.key}-{path.strip('/')}.csv"
-        argv = ["perf", "stat", "-x", ",", "-o", str(out), "-p", ",".join(map(str, pids)),
-                "-e", "raw_syscalls:sys_enter"]
-        names = [n for n in SYSCALL_NAMES if tracepoint_exists(f"sys_enter_{n}")]
-        for n in names:
-            argv += ["-e", f"syscalls:sys_enter_{n}"]
+        events = ["-e", "raw_syscalls:sys_enter"]
+        for n in SYSCALL_NAMES:
+            if tracepoint_exists(f"sys_enter_{n}"):
+                events += ["-e", f"syscalls:sys_enter_{n}"]
         for n in EAGAIN_READS:
             if tracepoint_exists(f"sys_exit_{n}"):
-                argv += ["-e", f"syscalls:sys_exit_{n}", "--filter", "ret == -11"]
-        st = self.reg.popen(argv, "perf stat", stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-        time.sleep(0.5)  # attached
-        if st.poll() is not None:
-            raise BenchError(f"perf stat could not attach to {proxy.label}")
-        try:
+                events += ["-e", f"syscalls:sys_exit_{n}", "--filter", "ret == -11"]
+        with self.perf_stat([(pids, out)], events, proxy.label):
             acc0, req0 = self.stub.read()
             r = self.wrk(proxy.port, path, a.syscalls_duration, conns)
             acc1, req1 = self.stub.read()
-        finally:
-            if st.poll() is None:
-                st.send_signal(signal.SIGINT)
-            try:
-                st.wait(20)
-            except subprocess.TimeoutExpired:
-                st.kill()
-                st.wait(5)
         requests = max(1, req1 - req0 - 1)
         counts = parse_perf_stat(out.read_text())
         total = counts.pop("raw_syscalls:sys_enter", 0)
@@ -771,7 +782,6 @@ class Bench:
                         + "\n".join(l for l in lines if l.strip()) + "\n")
         return dest
 
-
     def together(self, pair, rounds, duration, conns, tag, count_syscalls=False):
         """Two proxies driven at the same time, a wrk each on `conns` connections, against the same
         backend: both run under the same conditions (the machine's drift, and the idle time a
@@ -812,34 +822,15 @@ class Bench:
         if not count_syscalls:
             return rows, None
         # One more run with perf stat on each (syscalls and epoll_waits per wrk request).
-        events = ["raw_syscalls:sys_enter"]
+        events = ["-e", "raw_syscalls:sys_enter"]
         if tracepoint_exists("sys_enter_epoll_wait"):
-            events.append("syscalls:sys_enter_epoll_wait")
-        stats = []
-        for p in (a, b):
-            out = self.tmp / f"together-{p.key}.csv"
-            argv = ["perf", "stat", "-x", ",", "-o", str(out),
-                    "-p", ",".join(map(str, p.pids(self.reg)))]
-            for e in events:
-                argv += ["-e", e]
-            stats.append((self.reg.popen(argv, "perf stat", stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL), out))
-        time.sleep(0.5)  # attached
-        if any(st.poll() is not None for st, _ in stats):
-            raise BenchError("perf stat could not attach to the same-time proxies")
-        try:
+            events += ["-e", "syscalls:sys_enter_epoll_wait"]
+        outs = [self.tmp / f"together-{p.key}.csv" for p in (a, b)]
+        with self.perf_stat([(p.pids(self.reg), out) for p, out in zip((a, b), outs)], events,
+                            "the same-time proxies"):
             results = drive(duration)
-        finally:
-            for st, _ in stats:
-                if st.poll() is None:
-                    st.send_signal(signal.SIGINT)
-                try:
-                    st.wait(20)
-                except subprocess.TimeoutExpired:
-                    st.kill()
-                    st.wait(5)
         calls = []
-        for (_, out), r in zip(stats, results):
+        for out, r in zip(outs, results):
             counts = parse_perf_stat(out.read_text())
             n = max(1, r["requests"])
             calls.append((counts.get("raw_syscalls:sys_enter", 0) / n,
@@ -864,8 +855,9 @@ class Bench:
     def callgrind(self, path, conns):
         """User-space instructions per proxied request: gatehouse (1 worker, round_robin) under
         valgrind's callgrind, counting the whole process during a wrk run after a warm-up (the
-        counters are zeroed then; the other threads sleep meanwhile). Steady to about 1 % where the timed figures move by 5 %: the
-        measure to compare two builds by. Report: total per request and the functions by their own cost."""
+        counters are zeroed then; the other threads sleep meanwhile). Steady to about 1 % where
+        the timed figures move by 5 %: a measure to compare two builds by. Report: total per
+        request and the functions by their own cost."""
         if not shutil.which("valgrind"):
             self.notes.append("--callgrind: valgrind not installed")
             return None
