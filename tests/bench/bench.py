@@ -1222,7 +1222,9 @@ def main():
     ap.add_argument("--duration", type=int,
                     help="seconds per measurement (default 4; 3 with --quick or --compare)")
     ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--threads", type=int, default=1, help="wrk threads")
+    ap.add_argument("--threads", type=int, default=2,
+                    help="wrk threads (default 2: one wrk thread is the slowest process on two "
+                         "CPUs and every proxy waits on it; see README, 'The load')")
     ap.add_argument("--syscalls-duration", type=int, help="seconds (default 3; 2 quick)")
     ap.add_argument("--idle-conns", type=int, default=10000)
     ap.add_argument("--idle-wait", type=float,
