@@ -1220,7 +1220,7 @@ def main():
     ap.add_argument("--rounds", type=int,
                     help="rounds (default 5; 1 with --quick, 12 with --compare)")
     ap.add_argument("--duration", type=int,
-                    help="seconds per measurement (default 4; 3 with --quick or --compare)")
+                    help="seconds per measurement (default 3)")
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2,
                     help="wrk threads (default 2: one wrk thread is the slowest process on two "
@@ -1260,7 +1260,7 @@ def main():
     if a.compare:
         a.rounds = a.rounds or 12
         a.duration = a.duration or 3
-    for name, full, quick in (("rounds", 5, 1), ("duration", 4, 3), ("syscalls_duration", 3, 2),
+    for name, full, quick in (("rounds", 5, 1), ("duration", 3, 3), ("syscalls_duration", 3, 2),
                               ("idle_wait", 3.0, 1.0)):
         if getattr(a, name) is None:
             setattr(a, name, quick if a.quick else full)
