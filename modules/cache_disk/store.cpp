@@ -505,7 +505,7 @@ uint64_t Store::memory_bytes() const {
     return memory_bytes_;
 }
 
-void Store::erase_locked(const std::string &file) {
+void Store::erase_locked(std::string file) {
     auto e = by_file_.find(file);
     if (e == by_file_.end())
         return;

@@ -186,7 +186,8 @@ class Store : public std::enable_shared_from_this<Store> {
     void sweep_inactive();
     void evict_locked(uint64_t need, std::vector<ObjectPtr> &evicted);
     void trim_memory_locked();
-    void erase_locked(const std::string &file);
+    // By value: callers pass strings this erases (lru_.back(), an entry's key).
+    void erase_locked(std::string file);
     std::vector<ObjectPtr> erase_files_locked(const std::vector<std::string> &files);
     void notify();
     bool by_file_contains(const std::string &file) const;
