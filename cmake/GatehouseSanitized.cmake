@@ -7,12 +7,9 @@
 # (a sanitized copy took 7.5 minutes to build on 2 cores); for the kernel, build a whole tree
 # with CXXFLAGS=-fsanitize=address and run the tests there (the top README says how).
 #
-#   gatehouse_sanitized_copy(TARGET COPY [REPLACE original=copy ...])
-#     Defines COPY (a static library or an executable, like TARGET) from TARGET's sources,
-#     include directories, definitions, options, features and links, plus the sanitizer flags.
-#     REPLACE swaps linked targets for their sanitized copies (an executable's library).
-#   gatehouse_sanitized_tests(TARGET [REPLACE ...])
-#     The copy of a GoogleTest executable, TARGET_asan, and its tests, named asan.<test>.
+#   gatehouse_sanitized_tests(TARGET)
+#     TARGET_asan: a GoogleTest executable built from TARGET's sources, include directories,
+#     definitions, options and links plus the sanitizer flags; its tests are named asan.<test>.
 #
 # Off with -DGATEHOUSE_SANITIZED_TESTS=OFF, and by itself when the build as a whole already
 # uses a sanitizer (CMAKE_CXX_FLAGS with -fsanitize).
@@ -25,54 +22,27 @@ endif()
 set(GATEHOUSE_SANITIZER_FLAGS
   -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
 
-function(gatehouse_sanitized_copy target copy)
-  cmake_parse_arguments(PARSE_ARGV 2 S "" "" "REPLACE")
-  get_target_property(type ${target} TYPE)
-  get_target_property(dir ${target} SOURCE_DIR)
-  get_target_property(sources ${target} SOURCES)
-  set(absolute)
-  foreach(source IN LISTS sources)
-    if(IS_ABSOLUTE "${source}")
-      list(APPEND absolute "${source}")
-    else()
-      list(APPEND absolute "${dir}/${source}")
-    endif()
-  endforeach()
-  if(type STREQUAL "STATIC_LIBRARY")
-    add_library(${copy} STATIC ${absolute})
-  elseif(type STREQUAL "EXECUTABLE")
-    add_executable(${copy} ${absolute})
-  else()
-    message(FATAL_ERROR "gatehouse_sanitized_copy: ${target} is a ${type}")
-  endif()
-  foreach(property IN ITEMS INCLUDE_DIRECTORIES COMPILE_DEFINITIONS COMPILE_OPTIONS
-                            COMPILE_FEATURES CXX_STANDARD INTERFACE_INCLUDE_DIRECTORIES
-                            INTERFACE_COMPILE_DEFINITIONS LINK_LIBRARIES
-                            INTERFACE_LINK_LIBRARIES)
-    get_target_property(value ${target} ${property})
-    if(NOT value)
-      continue()
-    endif()
-    foreach(pair IN LISTS S_REPLACE)
-      string(REPLACE "=" ";" pair "${pair}")
-      list(GET pair 0 from)
-      list(GET pair 1 to)
-      list(TRANSFORM value REPLACE "^${from}$" "${to}")
-    endforeach()
-    set_property(TARGET ${copy} PROPERTY ${property} "${value}")
-  endforeach()
-  # -Wmaybe-uninitialized: false positives in Boost's headers under the sanitizers.
-  target_compile_options(${copy} PRIVATE ${GATEHOUSE_SANITIZER_FLAGS} -Wno-maybe-uninitialized)
-  target_link_options(${copy} PRIVATE -fsanitize=address,undefined)
-endfunction()
-
 function(gatehouse_sanitized_tests target)
   if(NOT GATEHOUSE_SANITIZED_TESTS)
     return()
   endif()
-  gatehouse_sanitized_copy(${target} ${target}_asan ${ARGN})
+  set(copy ${target}_asan)
+  get_target_property(dir ${target} SOURCE_DIR)
+  get_target_property(sources ${target} SOURCES)
+  list(TRANSFORM sources PREPEND "${dir}/" REGEX "^[^/]")
+  add_executable(${copy} ${sources})
+  foreach(property IN ITEMS INCLUDE_DIRECTORIES COMPILE_DEFINITIONS COMPILE_OPTIONS
+                            COMPILE_FEATURES CXX_STANDARD LINK_LIBRARIES)
+    get_target_property(value ${target} ${property})
+    if(value)
+      set_property(TARGET ${copy} PROPERTY ${property} "${value}")
+    endif()
+  endforeach()
+  # -Wmaybe-uninitialized: false positives in Boost's headers under the sanitizers.
+  target_compile_options(${copy} PRIVATE ${GATEHOUSE_SANITIZER_FLAGS} -Wno-maybe-uninitialized)
+  target_link_options(${copy} PRIVATE -fsanitize=address,undefined)
   # Leaks are errors; UBSan reports stop the test (-fno-sanitize-recover) with its stack.
-  gtest_discover_tests(${target}_asan TEST_PREFIX "asan." DISCOVERY_TIMEOUT 60
+  gtest_discover_tests(${copy} TEST_PREFIX "asan." DISCOVERY_TIMEOUT 60
     PROPERTIES ENVIRONMENT
     "ASAN_OPTIONS=detect_leaks=1:halt_on_error=1;UBSAN_OPTIONS=print_stacktrace=1")
 endfunction()
