@@ -3,13 +3,17 @@
 # to the plain ones (their names start with "asan."), so a use after free or a leak fails the
 # suite rather than passing by luck in the optimised build. Modules run their own threads and
 # are written by third parties against the same SDK; their tests compile a few sources each, so
-# the copies cost about a minute of cold build. The kernel's unit tests link the whole kernel
-# (a sanitized copy took 7.5 minutes to build on 2 cores); for the kernel, build a whole tree
-# with CXXFLAGS=-fsanitize=address and run the tests there (the top README says how).
+# the copies cost about a minute of cold build. Of the kernel, only the HTTP parser and its tests
+# (the code that reads untrusted bytes; tests/unit/CMakeLists.txt): the kernel's unit tests link
+# the whole kernel, and a sanitized copy of it took 7.5 minutes to build on 2 cores. For all of
+# the kernel, build a whole tree with CXXFLAGS=-fsanitize=address and run the tests there (the
+# top README says how).
 #
 #   gatehouse_sanitized_tests(TARGET)
 #     TARGET_asan: a GoogleTest executable built from TARGET's sources, include directories,
-#     definitions, options and links plus the sanitizer flags; its tests are named asan.<test>.
+#     definitions, options and links, then gatehouse_sanitize()d.
+#   gatehouse_sanitize(TARGET)
+#     Adds the sanitizer flags to a GoogleTest executable and registers its tests as asan.<test>.
 #
 # Off with -DGATEHOUSE_SANITIZED_TESTS=OFF, and by itself when the build as a whole already
 # uses a sanitizer (CMAKE_CXX_FLAGS with -fsanitize).
@@ -38,11 +42,15 @@ function(gatehouse_sanitized_tests target)
       set_property(TARGET ${copy} PROPERTY ${property} "${value}")
     endif()
   endforeach()
+  gatehouse_sanitize(${copy})
+endfunction()
+
+function(gatehouse_sanitize target)
   # -Wmaybe-uninitialized: false positives in Boost's headers under the sanitizers.
-  target_compile_options(${copy} PRIVATE ${GATEHOUSE_SANITIZER_FLAGS} -Wno-maybe-uninitialized)
-  target_link_options(${copy} PRIVATE -fsanitize=address,undefined)
+  target_compile_options(${target} PRIVATE ${GATEHOUSE_SANITIZER_FLAGS} -Wno-maybe-uninitialized)
+  target_link_options(${target} PRIVATE -fsanitize=address,undefined)
   # Leaks are errors; UBSan reports stop the test (-fno-sanitize-recover) with its stack.
-  gtest_discover_tests(${copy} TEST_PREFIX "asan." DISCOVERY_TIMEOUT 60
+  gtest_discover_tests(${target} TEST_PREFIX "asan." DISCOVERY_TIMEOUT 60
     PROPERTIES ENVIRONMENT
     "ASAN_OPTIONS=detect_leaks=1:halt_on_error=1;UBSAN_OPTIONS=print_stacktrace=1")
 endfunction()
