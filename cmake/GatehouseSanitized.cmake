@@ -18,6 +18,8 @@
 # Off with -DGATEHOUSE_SANITIZED_TESTS=OFF, and by itself when the build as a whole already
 # uses a sanitizer (CMAKE_CXX_FLAGS with -fsanitize).
 
+include(GoogleTest)
+
 option(GATEHOUSE_SANITIZED_TESTS "Also run the unit tests under ASan and UBSan" ON)
 if(CMAKE_CXX_FLAGS MATCHES "-fsanitize")
   set(GATEHOUSE_SANITIZED_TESTS OFF)

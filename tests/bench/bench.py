@@ -1219,8 +1219,7 @@ def main():
     ap.add_argument("--out", default=str(HERE / "results.md"))
     ap.add_argument("--rounds", type=int,
                     help="rounds (default 5; 1 with --quick, 12 with --compare)")
-    ap.add_argument("--duration", type=int,
-                    help="seconds per measurement (default 3)")
+    ap.add_argument("--duration", type=int, default=3, help="seconds per measurement")
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2,
                     help="wrk threads (default 2: one wrk thread is the slowest process on two "
@@ -1259,8 +1258,7 @@ def main():
         SCENARIOS[:] = [s for s in SCENARIOS if s[0] in parts]
     if a.compare:
         a.rounds = a.rounds or 12
-        a.duration = a.duration or 3
-    for name, full, quick in (("rounds", 5, 1), ("duration", 3, 3), ("syscalls_duration", 3, 2),
+    for name, full, quick in (("rounds", 5, 1), ("syscalls_duration", 3, 2),
                               ("idle_wait", 3.0, 1.0)):
         if getattr(a, name) is None:
             setattr(a, name, quick if a.quick else full)
