@@ -3,6 +3,7 @@
     admin_config(...)            one listener, an [admin] listener on port 0, upstreams and routes
     admin_port(gh)               the port from the `admin listening on 127.0.0.1:PORT` log line
     scrape(port) / parse_metrics(text) / Samples.value(name, **labels)
+    settled_metrics(port)        parsed metrics once every client connection has closed
     promtool_check(text)         `promtool check metrics` (None when promtool is not installed)
     read_lines(path) / wait_lines(path, predicate, timeout)
     SplitGatehouse               a gatehouse with stdout and stderr in separate files
@@ -63,6 +64,22 @@ def scrape(port):
     r = harness.get(port, "/metrics")
     assert r.status == 200, r
     return r.body.decode()
+
+
+def settled_metrics(port, timeout=3.0):
+    """The metrics once gatehouse_connections_open is 0. A request is counted when its response
+    has been written, which the client can see before the worker has finished; a connection
+    closes only after its last request was counted. So a test closes its clients, then calls
+    this instead of scrape() to read exact values."""
+    last = {}
+
+    def settled():
+        last["m"] = parse_metrics(scrape(port))
+        return last["m"].value("gatehouse_connections_open") == 0
+    assert wait_until(settled, timeout), \
+        "gatehouse_connections_open never went back to 0 (%s)" % last["m"].value(
+            "gatehouse_connections_open")
+    return last["m"]
 
 
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?$")

@@ -10,7 +10,7 @@ import zlib
 import pytest
 
 import harness
-from admin_helpers import admin_port, parse_metrics, promtool_check, scrape
+from admin_helpers import admin_port, promtool_check, scrape, settled_metrics
 from harness import Client
 
 brotli = pytest.importorskip("brotli")
@@ -294,8 +294,8 @@ def test_skips_and_metrics(start_backend, start_gatehouse):
     admin = admin_port(g)
     reasons = skip_cases(g)
     sent = {"gzip": fetch(g, "/text/100000", "gzip"), "br": fetch(g, "/text/100000", "br")}
+    m = settled_metrics(admin)
     text = scrape(admin)
-    m = parse_metrics(text)
     for reason in reasons:
         assert m.value("gatehouse_compress_skipped_total", reason=reason) == 1, reason
     assert m.types["gatehouse_compress_skipped_total"] == "counter"
@@ -324,14 +324,14 @@ def test_cpu_guard_sends_uncompressed_when_the_worker_is_busy(start_backend, sta
     r = fetch(g, "/text/5000?vary=Origin", "br")
     assert r.header("content-encoding") is None and r.body == text_body(5000)
     assert vary_tokens(r) == ["origin", "accept-encoding"]
-    m = parse_metrics(scrape(admin))
+    m = settled_metrics(admin)
     assert m.value("gatehouse_compress_skipped_total", reason="cpu_guard") == 1
     assert m.value("gatehouse_compress_worker_busy_ratio", worker="0") > 0.01
     # Idle for a while: the next window is mostly idle and compression resumes.
     time.sleep(1.5)
     r = fetch(g, "/text/5000", "br")
     assert r.header("content-encoding") == "br" and decoded(r) == text_body(5000)
-    m = parse_metrics(scrape(admin))
+    m = settled_metrics(admin)
     assert m.value("gatehouse_compress_worker_busy_ratio", worker="0") < 0.01
 
 
