@@ -34,6 +34,8 @@ std::optional<uint64_t> parse_duration_ms(std::string_view text) {
         return scale(value, 60'000);
     if (unit == "h")
         return scale(value, 3'600'000);
+    if (unit == "d")
+        return scale(value, 86'400'000);
     return std::nullopt;
 }
 

@@ -47,7 +47,7 @@ typedef struct gh_host_api_v1 {
     gh_status_t (*cfg_int)(const gh_config_node_t *node, int64_t *out);
     gh_status_t (*cfg_float)(const gh_config_node_t *node, double *out);
     gh_status_t (*cfg_bool)(const gh_config_node_t *node, int32_t *out);
-    /* "250ms", "5s", "2m", "1h" or an integer of milliseconds. */
+    /* "250ms", "5s", "2m", "1h", "1d" or an integer of milliseconds. */
     gh_status_t (*cfg_duration_ms)(const gh_config_node_t *node, uint64_t *out);
     /* "512", "64k", "10m", "1g" (powers of 1024) or an integer of bytes. */
     gh_status_t (*cfg_bytes)(const gh_config_node_t *node, uint64_t *out);

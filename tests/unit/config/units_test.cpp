@@ -9,6 +9,11 @@ TEST(Units, DurationsTakeAUnit) {
     EXPECT_EQ(parse_duration_ms("5s"), 5000u);
     EXPECT_EQ(parse_duration_ms("2m"), 120000u);
     EXPECT_EQ(parse_duration_ms("1h"), 3600000u);
+    EXPECT_EQ(parse_duration_ms("1d"), 86400000u);
+    EXPECT_EQ(parse_duration_ms("7d"), 604800000u);
+    EXPECT_FALSE(parse_duration_ms("1D"));
+    EXPECT_FALSE(parse_duration_ms("1w"));
+    EXPECT_FALSE(parse_duration_ms("213503982335d")); // overflows uint64 milliseconds
     EXPECT_FALSE(parse_duration_ms("5"));
     EXPECT_FALSE(parse_duration_ms("5 s"));
     EXPECT_FALSE(parse_duration_ms("-5s"));

@@ -118,7 +118,7 @@ class ConfigNode {
         return read(host_fn(&gh_host_api_v1::cfg_bool), &out) ? std::optional<bool>(out != 0)
                                                               : std::nullopt;
     }
-    /* "250ms", "5s", "2m", "1h" or an integer of milliseconds. */
+    /* "250ms", "5s", "2m", "1h", "1d" or an integer of milliseconds. */
     std::optional<uint64_t> duration_ms() const noexcept {
         uint64_t out = 0;
         return read(host_fn(&gh_host_api_v1::cfg_duration_ms), &out) ? std::optional<uint64_t>(out)
