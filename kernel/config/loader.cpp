@@ -2,6 +2,7 @@
 #include "config/config.hpp"
 #include "config/table_reader.hpp"
 #include "admin/status.hpp"
+#include "http/message.hpp"
 
 #include <boost/asio/ip/address.hpp>
 #include <fmt/format.h>
@@ -231,6 +232,14 @@ void read_upstream(TableReader& t, UpstreamConfig& u) {
             s.error("address", fmt::format("'{}' is not HOST:PORT", *address));
         else
             e.address = *address;
+        // A server is known by its address (health, in-flight, metrics labels): listed twice
+        // it would be two servers sharing one identity. More traffic is what weight is for.
+        for (const auto& other : u.servers)
+            if (!e.address.empty() && other.port == e.port &&
+                http::iequals(other.host, e.host))
+                s.error("address", fmt::format("'{}' is already in this upstream as '{}'; give "
+                                               "one entry a higher weight instead",
+                                               *address, other.address));
         e.weight = static_cast<uint32_t>(s.integer("weight", 1, 1, 1000));
         e.max_inflight = static_cast<uint32_t>(s.integer("max_inflight", 0, 0, 1'000'000));
         e.backup = s.boolean("backup", false);

@@ -62,6 +62,24 @@ TEST(ConfigErrors, BalancerMustBeLoaded) {
     EXPECT_TRUE(any_contains(errors, "balancer module 'least_conn' is not in modules.load"));
 }
 
+TEST(ConfigErrors, ServerListedTwiceInOneUpstream) {
+    auto errors = errors_of(std::string(base) + "[upstream.other]\nservers = [\n"
+                                                "  { address = \"127.0.0.1:1\" },\n"
+                                                "  { address = \"127.0.0.2:1\" },\n"
+                                                "  { address = \"127.0.0.1:1\", weight = 2 },\n]\n");
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_EQ(errors[0], "test.toml:14: [upstream.other.servers[2].address] '127.0.0.1:1' is "
+                         "already in this upstream as '127.0.0.1:1'; give one entry a higher "
+                         "weight instead");
+    // Host names compare without case; the same address in two upstreams is fine.
+    errors = errors_of(std::string(base) + "[upstream.other]\nservers = [{ address = "
+                       "\"Backend.local:80\" }, { address = \"backend.LOCAL:80\" }]\n"
+                       "[upstream.third]\nservers = [{ address = \"127.0.0.1:9001\" }]\n");
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_TRUE(any_contains(errors, "'backend.LOCAL:80' is already in this upstream as "
+                                     "'Backend.local:80'"));
+}
+
 TEST(ConfigErrors, ListenerIsRequiredAndAddressChecked) {
     auto errors = errors_of("[[listener]]\nlisten = \"nowhere\"\n");
     EXPECT_TRUE(any_contains(errors, "[listener[0].listen] 'nowhere' is not ADDRESS:PORT"));
