@@ -10,8 +10,10 @@
 #include <boost/asio/post.hpp>
 #include <fmt/format.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <future>
 #include <thread>
 #include <unistd.h>
@@ -381,17 +383,27 @@ void Server::check_drained() {
     }
 }
 
-void Server::write_pid_file() {
+bool Server::write_pid_file(std::string& error) {
     const std::string& path = current_owned_->config().server.pid_file;
     if (path.empty())
-        return;
-    pid_file_ = path;
-    if (FILE* f = std::fopen(path.c_str(), "w")) {
-        std::fprintf(f, "%d\n", static_cast<int>(::getpid()));
-        std::fclose(f);
-    } else {
-        log::warn("cannot write pid file {}", path);
+        return true;
+    // Written whole or not at all: `gatehouse reload` and service managers read it.
+    std::string text = fmt::format("{}\n", ::getpid());
+    FILE* f = std::fopen(path.c_str(), "w");
+    bool ok = f && std::fwrite(text.data(), 1, text.size(), f) == text.size();
+    int saved = errno;
+    if (f && std::fclose(f) != 0 && ok) {
+        ok = false;
+        saved = errno;
     }
+    if (!ok) {
+        if (f)
+            std::remove(path.c_str());
+        error = fmt::format("cannot write '{}': {}", path, std::strerror(saved));
+        return false;
+    }
+    pid_file_ = path;
+    return true;
 }
 
 void Server::shut_down() {
@@ -481,7 +493,11 @@ int Server::run() {
         shut_down();
         return 1;
     }
-    write_pid_file();
+    if (!write_pid_file(error)) {
+        log::error("{}:{}: [server.pid_file] {}", cfg.file, cfg.server.pid_file_line, error);
+        shut_down();
+        return 1;
+    }
     log::info("ready: {} worker{}", count, count == 1 ? "" : "s");
 
     stop_signals_.async_wait([this](const boost::system::error_code& ec, int s) {

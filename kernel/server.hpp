@@ -53,7 +53,7 @@ private:
     void on_signal(int signal);
     void start_drain();
     void check_drained();
-    void write_pid_file();
+    bool write_pid_file(std::string& error); // false: the reason in error
     void shut_down();
     bool start_admin(std::string& error);
     std::optional<admin::AdminHandlers::ModuleReply>

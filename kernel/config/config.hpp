@@ -26,6 +26,7 @@ struct ServerConfig {
     std::string log_level = "info";
     std::string log_file;
     std::string pid_file;
+    uint32_t pid_file_line = 0;
 };
 
 struct Limits {

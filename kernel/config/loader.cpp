@@ -34,6 +34,7 @@ void read_server(TableReader& t, ServerConfig& out, const std::string& base_dir)
                                          out.log_level));
     out.log_file = absolute(base_dir, t.string("log_file", ""));
     out.pid_file = absolute(base_dir, t.string("pid_file", ""));
+    out.pid_file_line = t.line("pid_file");
     t.finish();
 }
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from harness import (MODULE_DIR, free_port, modules_toml, proxy_config, run_check,
+from harness import (MODULE_DIR, free_port, modules_toml, proxy_config, run_check, toml_value,
                      run_cli)
 
 GOOD = """[server]
@@ -254,3 +254,16 @@ def test_start_refuses_an_access_log_it_cannot_open(start_backend, tmp_path):
     extra = '[access_log]\npath = "%s"\n' % (tmp_path / "no-such-dir" / "access.log")
     _exits_with(tmp_path, proxy_config([start_backend("b")], extra=extra),
                 r"\[access_log\.path\] cannot open access log")
+
+
+def test_start_refuses_a_pid_file_it_cannot_write(start_backend, tmp_path):
+    """As nginx: a pid file that cannot be written (its folder is missing here) is an error, not
+    a warning — `gatehouse reload` and service managers depend on it. The message names the
+    config line; the pid file of a refused start is not left behind."""
+    pid_file = tmp_path / "no-such-dir" / "gatehouse.pid"
+    text = proxy_config([start_backend("b")]).replace(
+        'log_level = "info"', 'log_level = "info"\npid_file = %s' % toml_value(str(pid_file)))
+    line = text.splitlines().index("pid_file = %s" % toml_value(str(pid_file))) + 1
+    _exits_with(tmp_path, text, r"gatehouse\.toml:%d: \[server\.pid_file\] cannot write '%s': "
+                r"No such file or directory" % (line, re.escape(str(pid_file))))
+    assert not pid_file.parent.exists()
