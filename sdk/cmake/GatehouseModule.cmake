@@ -1,8 +1,17 @@
-# gatehouse_add_module(NAME SOURCES ... [LIBRARIES ...])
+# gatehouse_add_module(NAME SOURCES ... [LIBRARIES ...] [NO_INSTALL])
 # A module is a shared object that sees only the SDK: no kernel symbol, hidden visibility, and
 # --no-undefined so a stray dependency fails at link time instead of at load time.
+#
+# `cmake --install` puts NAME.so in PREFIX/${GATEHOUSE_MODULE_INSTALL_DIR} (lib/gatehouse/modules:
+# where a kernel installed with the same prefix looks by default, /usr/lib/gatehouse/modules for
+# prefix /usr), as component module-NAME so a packager can ship each module on its own:
+#   cmake --install BUILD --component module-NAME
+if(NOT DEFINED GATEHOUSE_MODULE_INSTALL_DIR)
+  set(GATEHOUSE_MODULE_INSTALL_DIR lib/gatehouse/modules)
+endif()
+
 function(gatehouse_add_module name)
-  cmake_parse_arguments(ARG "" "" "SOURCES;LIBRARIES" ${ARGN})
+  cmake_parse_arguments(ARG "NO_INSTALL" "" "SOURCES;LIBRARIES" ${ARGN})
   add_library(${name} MODULE ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE gatehouse::sdk ${ARG_LIBRARIES})
   if(NOT GATEHOUSE_MODULE_OUTPUT_DIR)
@@ -25,4 +34,8 @@ function(gatehouse_add_module name)
     -Wl,--version-script=${map})
   set_property(TARGET ${name} APPEND PROPERTY LINK_DEPENDS ${map})
   target_compile_options(${name} PRIVATE -Wall -Wextra)
+  if(NOT ARG_NO_INSTALL)
+    install(TARGETS ${name} LIBRARY DESTINATION ${GATEHOUSE_MODULE_INSTALL_DIR}
+      COMPONENT module-${name})
+  endif()
 endfunction()
