@@ -111,8 +111,9 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (vm.count("version")) {
-        std::cout << fmt::format("gatehouse {} (module ABI {}.{})\n", GATEHOUSE_VERSION,
-                                 GH_ABI_MAJOR, GH_ABI_MINOR);
+        std::cout << fmt::format("gatehouse {} (module ABI {}.{})\nmodules dir default: {}\n",
+                                 GATEHOUSE_VERSION, GH_ABI_MAJOR, GH_ABI_MINOR,
+                                 config::default_module_dir());
         return 0;
     }
     std::string command = vm["command"].as<std::string>();

@@ -9,6 +9,7 @@ packages=(
   python3 python3-pytest python3-websockets python3-brotli curl openssl binutils
   zlib1g-dev libbrotli-dev brotli
   nlohmann-json3-dev prometheus testssl.sh
+  systemd   # systemd-analyze verify and systemd-sysusers check the installed unit (test_install.py)
 )
 missing=()
 for p in "${packages[@]}"; do

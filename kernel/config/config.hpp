@@ -141,8 +141,11 @@ struct RouteConfig {
     uint32_t line = 0;
 };
 
+// PREFIX/lib/gatehouse/modules of the build's install prefix: where its modules are installed.
+const char* default_module_dir();
+
 struct ModulesConfig {
-    std::string dir = "/usr/lib/gatehouse/modules";
+    std::string dir = default_module_dir();
     std::vector<std::string> load;
     uint32_t load_line = 0;
 };

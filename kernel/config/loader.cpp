@@ -370,6 +370,8 @@ void cross_check(TableReader& root, Config& cfg) {
 
 } // namespace
 
+const char* default_module_dir() { return GATEHOUSE_DEFAULT_MODULE_DIR; }
+
 std::unique_ptr<Config> parse_config(std::string_view text, const std::string& file,
                                      Diagnostics& diag) {
     auto cfg = std::make_unique<Config>();
@@ -389,7 +391,7 @@ std::unique_ptr<Config> parse_config(std::string_view text, const std::string& f
     if (auto t = root.table("modules"))
         read_modules(*t, cfg->modules, cfg->base_dir);
     else
-        cfg->modules.dir = "/usr/lib/gatehouse/modules";
+        cfg->modules.dir = default_module_dir();
     if (auto t = root.table("server"))
         read_server(*t, cfg->server, cfg->base_dir);
     if (auto t = root.table("limits"))

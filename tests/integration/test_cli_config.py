@@ -167,6 +167,9 @@ def test_version(tmp_path):
     done = run_cli(["--version"])
     assert done.returncode == 0
     assert re.search(r"\b0\.1\.0\b", done.stdout + done.stderr)
+    # where a config without [modules] dir looks: the install prefix's lib/gatehouse/modules
+    assert re.search(r"^modules dir default: /\S*/lib/gatehouse/modules$", done.stdout, re.M), \
+        done.stdout
 
 
 def test_help_lists_commands_and_options(tmp_path):
