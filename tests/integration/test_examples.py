@@ -65,7 +65,7 @@ def ca(tmp_path_factory):
 @pytest.mark.parametrize("example", EXAMPLES + [CONF / "gatehouse.toml"], ids=lambda p: p.name)
 def test_example_passes_check_as_written(example, tmp_path, ca):
     copy = make_files(example, tmp_path, ca)
-    absent = [p for p in ("/run/gatehouse.pid", "/var/cache/gatehouse", "/var/log/gatehouse")
+    absent = [p for p in ("/run/gatehouse", "/var/cache/gatehouse", "/var/log/gatehouse")
               if not os.path.exists(p)]
     done = harness.run_cli(["check", "-c", str(copy)])
     assert done.returncode == 0, "%s:\n%s" % (example.name, done.stderr)
@@ -107,8 +107,8 @@ def test_edge_tls_terminates_for_both_sites(tmp_path, ca, start_backend, start_g
     servers = {"10.0.1.10:8080": app.address, "10.0.1.11:8080": app2.address,
                "10.0.1.12:8080": backup.address}
     text = localized(CONF / "examples" / "edge-tls.toml", tmp_path, ca, servers,
-                     ("/run/gatehouse.pid", "/var/log/gatehouse/access.log"))
-    for folder in ("var/log/gatehouse", "run"):
+                     ("/run/gatehouse/gatehouse.pid", "/var/log/gatehouse/access.log"))
+    for folder in ("var/log/gatehouse", "run/gatehouse"):
         (tmp_path / folder).mkdir(parents=True)
     g = start_gatehouse(tmp_path, text, name="edge")
     ctx = client_context(ca=ca)
@@ -125,7 +125,7 @@ def test_edge_tls_terminates_for_both_sites(tmp_path, ca, start_backend, start_g
         assert "proto=https" in headers["forwarded"]
     with TLSClient(g.port, ctx, server_name="www.example.com") as c:
         assert c.request("GET", "/", host="other.example.org").status == 404   # no route
-    assert (tmp_path / "run/gatehouse.pid").read_text().strip() == str(g.pid)
+    assert (tmp_path / "run/gatehouse/gatehouse.pid").read_text().strip() == str(g.pid)
     assert get(admin_port(g), "/readyz").status == 200
     log = tmp_path / "var/log/gatehouse/access.log"
     assert wait_until(lambda: log.exists() and len(log.read_text().splitlines()) == 3, 5)
