@@ -10,6 +10,7 @@ packages=(
   zlib1g-dev libbrotli-dev brotli
   nlohmann-json3-dev prometheus testssl.sh
   systemd   # systemd-analyze verify and systemd-sysusers check the installed unit (test_install.py)
+  debhelper dpkg-dev fakeroot   # contrib/debian: the .deb packages (tests/packaging)
 )
 missing=()
 for p in "${packages[@]}"; do
