@@ -1,7 +1,7 @@
 """The configs we ship (conf/gatehouse.toml and conf/examples/*.toml) stay valid and do what their
 comments say.
 
-Each passes `gatehouse check` as written: only `[modules] dir` points at this build, and the
+Each passes `gatehouse check` as written: only `[modules] dir` is set to this build, and the
 certificate files it names are made here (by a test CA) next to the copy. Then each example runs
 with its addresses moved to loopback — listeners on port 0, its servers replaced by test
 backends, its absolute paths (pid file, access log, cache) moved into the test's folder — and
@@ -26,10 +26,13 @@ EXAMPLES = sorted(CONF.glob("examples/*.toml"))
 
 
 def with_module_dir(text):
-    """text with its one `[modules] dir` pointing at the modules of this build."""
-    text, n = re.subn(r'(?m)^dir = "[^"]*"', 'dir = %s' % harness.toml_value(harness.MODULE_DIR),
-                      text)
-    assert n == 1, "expected one `dir = ...` line"
+    """text with `[modules] dir` set to the modules of this build: the examples name none (they
+    use the installed modules), the demo config names the build tree relative to conf/."""
+    line = "dir = %s" % harness.toml_value(harness.MODULE_DIR)
+    text, n = re.subn(r'(?m)^dir = "[^"]*".*$', line, text)
+    if n == 0:
+        text, n = re.subn(r'(?m)^\[modules\]$', "[modules]\n" + line, text)
+    assert n == 1, "expected one [modules] table"
     return text
 
 
