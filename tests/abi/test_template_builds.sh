@@ -32,6 +32,12 @@ if grep -q "$src/sdk" "$tmp/build/compile_commands.json"; then
   exit 1
 fi
 only_entry_symbol "$tmp/build/example.so"
+# `cmake --install` puts it where a kernel installed with the same prefix looks by default.
+cmake --install "$tmp/build" --prefix "$tmp/modprefix" >/dev/null
+installed=$(cd "$tmp/modprefix" && find . -type f | sort)
+[[ "$installed" == "./lib/gatehouse/modules/example.so" ]] ||
+  { echo "FAIL the template installed: $installed" >&2; exit 1; }
+echo "ok   the template installs lib/gatehouse/modules/example.so"
 
 # 3. The same sources with pkg-config and a plain compiler line.
 export PKG_CONFIG_PATH="$tmp/prefix/share/pkgconfig"
