@@ -54,8 +54,13 @@ for f in usr/bin/gatehouse lib/systemd/system/gatehouse.service \
   grep -qx "$f" <<<"$kernel" || fail "gatehouse lacks $f"
 done
 if grep -E '\.so$|^usr/include' <<<"$kernel"; then fail "gatehouse holds module or SDK files"; fi
-files "$(deb gatehouse-sdk all)" | grep -qx usr/include/gatehouse/gatehouse.h ||
-  fail "gatehouse-sdk lacks the headers"
+sdk=$(files "$(deb gatehouse-sdk all)")
+for f in usr/include/gatehouse/gatehouse.h usr/share/cmake/GatehouseSDK/GatehouseSDKConfig.cmake \
+         usr/share/pkgconfig/gatehouse-sdk.pc; do
+  grep -qx "$f" <<<"$sdk" || fail "gatehouse-sdk lacks $f"
+done
+# Architecture: all holds nothing under an architecture's lib directory.
+if grep -E '^usr/lib/' <<<"$sdk"; then fail "gatehouse-sdk has architecture-specific paths"; fi
 
 # The ABI relationship: the kernel provides every 1.y up to its own; modules depend on theirs.
 minor=$(sed -n 's/^#define GH_ABI_MINOR \([0-9]*\).*/\1/p' "$src/sdk/include/gatehouse/types.h")
