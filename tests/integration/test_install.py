@@ -58,8 +58,17 @@ def test_full_install_layout_and_the_installed_kernel_loads_the_installed_module
                 "lib/sysusers.d/gatehouse.conf", "share/doc/gatehouse/README.md",
                 "share/doc/gatehouse/kernel/README.md", "share/doc/gatehouse/sdk/README.md",
                 "share/doc/gatehouse/conf/examples/edge-tls.toml",
-                "include/gatehouse/gatehouse.h", "share/pkgconfig/gatehouse-sdk.pc"):
+                "include/gatehouse/gatehouse.h", "share/pkgconfig/gatehouse-sdk.pc",
+                "share/cmake/GatehouseSDK/GatehouseSDKConfig.cmake", "share/man/man8/gatehouse.8"):
         assert (root / rel).is_file(), rel
+    if shutil.which("man"):
+        page = subprocess.run(["man", "--warnings", "-l", str(root / "share/man/man8/gatehouse.8")],
+                              capture_output=True, text=True, timeout=30,
+                              env=dict(os.environ, MANWIDTH="100", MAN_KEEP_FORMATTING=""))
+        assert page.returncode == 0 and not page.stderr.strip(), page.stderr
+        assert "gatehouse reload -c FILE" in page.stdout
+    else:
+        print("man not installed: the manual page was not rendered")
     for m in built_modules():
         assert (root / "share/doc/gatehouse/modules" / m / "README.md").is_file(), m
 

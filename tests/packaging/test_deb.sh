@@ -50,6 +50,7 @@ expect_files "$(deb gatehouse-module-cache-disk "$arch")" \
 kernel=$(files "$(deb gatehouse "$arch")")
 for f in usr/bin/gatehouse lib/systemd/system/gatehouse.service \
          usr/lib/sysusers.d/gatehouse.conf usr/share/doc/gatehouse/kernel/README.md.gz \
+         usr/share/man/man8/gatehouse.8.gz \
          usr/share/doc/gatehouse/conf/examples/edge-tls.toml; do
   grep -qx "$f" <<<"$kernel" || fail "gatehouse lacks $f"
 done
