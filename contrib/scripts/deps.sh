@@ -11,6 +11,7 @@ packages=(
   nlohmann-json3-dev prometheus testssl.sh
   systemd   # systemd-analyze verify and systemd-sysusers check the installed unit (test_install.py)
   debhelper dpkg-dev fakeroot   # contrib/debian: the .deb packages (tests/packaging)
+  logrotate   # parses contrib/logrotate/gatehouse (test_install.py)
 )
 missing=()
 for p in "${packages[@]}"; do

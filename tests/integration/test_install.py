@@ -87,11 +87,29 @@ def test_full_install_layout_and_the_installed_kernel_loads_the_installed_module
     for m in built_modules():
         assert re.search(r"\b%s\b" % m, done.stdout), (m, done.stdout)
 
+    check_logrotate(root / "etc/logrotate.d/gatehouse", tmp_path)
+
     unit = (root / "lib/systemd/system/gatehouse.service").read_text()
     assert "ExecStart=%s/bin/gatehouse -c /etc/gatehouse/gatehouse.toml" % prefix in unit
     assert "@" not in unit.replace("$MAINPID", ""), "unsubstituted @VAR@ in the unit"
     check_unit(unit.replace("%s/bin/gatehouse" % prefix, str(gatehouse)), tmp_path,
                root / "lib/sysusers.d/gatehouse.conf")
+
+
+def check_logrotate(path, tmp_path):
+    text = path.read_text()
+    assert "/var/log/gatehouse/*.log" in text and "USR1" in text
+    tool = shutil.which("logrotate") or shutil.which("logrotate", path="/usr/sbin:/sbin")
+    if tool is None:
+        print("logrotate not installed: its file was not parsed")
+        return
+    # -d: parse and show what it would do, touching nothing. The gatehouse user does not exist
+    # here, so the copy creates files as root.
+    copy = tmp_path / "logrotate.conf"
+    copy.write_text(text.replace("create 0640 gatehouse adm", "create 0640 root adm"))
+    done = subprocess.run([tool, "-d", "-s", str(tmp_path / "logrotate.state"), str(copy)],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and "error" not in done.stderr.lower(), done.stderr
 
 
 def check_unit(unit_text, tmp_path, sysusers):

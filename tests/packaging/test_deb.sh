@@ -50,7 +50,7 @@ expect_files "$(deb gatehouse-module-cache-disk "$arch")" \
 kernel=$(files "$(deb gatehouse "$arch")")
 for f in usr/bin/gatehouse lib/systemd/system/gatehouse.service \
          usr/lib/sysusers.d/gatehouse.conf usr/share/doc/gatehouse/kernel/README.md.gz \
-         usr/share/man/man8/gatehouse.8.gz \
+         usr/share/man/man8/gatehouse.8.gz etc/logrotate.d/gatehouse \
          usr/share/doc/gatehouse/conf/examples/edge-tls.toml; do
   grep -qx "$f" <<<"$kernel" || fail "gatehouse lacks $f"
 done
@@ -71,6 +71,8 @@ provides=$(dpkg-deb -f "$(deb gatehouse "$arch")" Provides)
 depends=$(dpkg-deb -f "$(deb gatehouse-module-least-conn "$arch")" Depends)
 [[ "$depends" == *"gatehouse-abi-1.$minor"* && "$depends" == *libc6* ]] ||
   fail "gatehouse-module-least-conn Depends: $depends"
+dpkg-deb -I "$(deb gatehouse "$arch")" conffiles | grep -qx /etc/logrotate.d/gatehouse ||
+  fail "/etc/logrotate.d/gatehouse is not a conffile"
 postinst=$(dpkg-deb -I "$(deb gatehouse "$arch")" postinst 2>/dev/null || true)
 grep -q "systemd-sysusers" <<<"$postinst" || fail "the postinst does not create the user"
 grep -q "deb-systemd-helper" <<<"$postinst" || fail "the postinst does not register the unit"
