@@ -112,7 +112,8 @@ uint64_t TableReader::duration_ms(std::string_view key, uint64_t fallback) {
         return fallback;
     if (auto d = read_duration_ms(*n))
         return *d;
-    error(key, "expected a duration such as \"250ms\", \"5s\", \"2m\", \"1h\", \"1d\" or milliseconds");
+    error(key, "expected a duration such as \"250ms\", \"5s\", \"2m\", \"1h\", \"1d\" or "
+               "milliseconds");
     return fallback;
 }
 

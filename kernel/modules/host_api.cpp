@@ -145,7 +145,8 @@ gh_status_t cfg_duration_ms(const gh_config_node_t* n, uint64_t* out) {
         *out = *v;
         return GH_OK;
     }
-    n->session->error(n, "expected a duration such as \"250ms\", \"5s\", \"2m\", \"1h\", \"1d\" or milliseconds");
+    n->session->error(n, "expected a duration such as \"250ms\", \"5s\", \"2m\", \"1h\", \"1d\" "
+                         "or milliseconds");
     return GH_ERR_INVALID;
 }
 gh_status_t cfg_bytes(const gh_config_node_t* n, uint64_t* out) {
