@@ -390,8 +390,6 @@ std::unique_ptr<Config> parse_config(std::string_view text, const std::string& f
     // Modules first: other sections refer to module names.
     if (auto t = root.table("modules"))
         read_modules(*t, cfg->modules, cfg->base_dir);
-    else
-        cfg->modules.dir = default_module_dir();
     if (auto t = root.table("server"))
         read_server(*t, cfg->server, cfg->base_dir);
     if (auto t = root.table("limits"))

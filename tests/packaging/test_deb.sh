@@ -30,8 +30,9 @@ export DEB_BUILD_OPTIONS="parallel=${GATEHOUSE_JOBS:-2} nocheck"
 
 arch=$(dpkg --print-architecture)
 deb() { echo "$tmp/$1_0.1.0-1_$2.deb"; }
-for p in gatehouse gatehouse-module-round-robin gatehouse-module-least-conn \
-         gatehouse-module-compress gatehouse-module-cache-disk; do
+runtime=(gatehouse gatehouse-module-round-robin gatehouse-module-least-conn
+         gatehouse-module-compress gatehouse-module-cache-disk)
+for p in "${runtime[@]}"; do
   [[ -f $(deb "$p" "$arch") ]] || fail "no package $p"
 done
 [[ -f $(deb gatehouse-sdk all) ]] || fail "no package gatehouse-sdk"
@@ -79,8 +80,7 @@ grep -q "deb-systemd-helper" <<<"$postinst" || fail "the postinst does not regis
 
 # Unpacked (not installed), the packaged kernel runs the packaged modules.
 root=$tmp/root
-for p in gatehouse gatehouse-module-round-robin gatehouse-module-least-conn \
-         gatehouse-module-compress gatehouse-module-cache-disk; do
+for p in "${runtime[@]}"; do
   dpkg-deb -x "$(deb "$p" "$arch")" "$root"
 done
 "$root/usr/bin/gatehouse" --version | grep -qx "modules dir default: /usr/lib/gatehouse/modules" ||
