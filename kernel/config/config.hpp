@@ -119,6 +119,7 @@ struct UpstreamConfig {
     UpstreamTlsConfig tls;
     HealthCheckConfig health;
     uint32_t panic_threshold = 0; // %; 0 = ignore health only when no server is healthy
+    std::string host; // Host for a request that came without one; empty = the server's address
     uint32_t line = 0;
 };
 

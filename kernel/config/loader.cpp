@@ -265,6 +265,9 @@ void read_upstream(TableReader& t, UpstreamConfig& u) {
     duration("keepalive_timeout", u.keepalive_timeout);
     read_upstream_tls(t, u.tls);
     u.panic_threshold = static_cast<uint32_t>(t.integer("panic_threshold", 0, 0, 100));
+    u.host = t.string("host", "");
+    if (!u.host.empty() && !http::valid_host(u.host))
+        t.error("host", fmt::format("'{}' is not a host name or host:port", u.host));
     if (auto h = t.table("health")) {
         u.health.enabled = true;
         read_health_config(*h, u.health);

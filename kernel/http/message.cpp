@@ -7,7 +7,7 @@ void RequestHead::clear() {
     version = 11;
     fields.clear();
     framing = {};
-    expect_continue = expect_other = false;
+    expect_continue = expect_other = has_host = false;
 }
 
 void ResponseHead::clear() {

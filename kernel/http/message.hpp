@@ -48,6 +48,7 @@ struct RequestHead {
     std::vector<Field> fields;
     Framing framing;
     std::string_view host;         // Host value as sent (may include a port)
+    bool has_host = false;         // a Host field came (HTTP/1.0 may leave it out)
     bool expect_continue = false;
     bool expect_other = false;     // an Expect we cannot meet -> 417
     bool has_body() const { return framing.chunked || framing.content_length > 0; }
@@ -64,6 +65,9 @@ struct ResponseHead {
     bool no_body = false;         // 1xx, 204, 304, or a response to HEAD
     void clear();
 };
+
+// RFC 3986 reg-name / IP-literal / port characters only, as a Host value may hold.
+bool valid_host(std::string_view host);
 
 // Moves every view of a head that points into [from, from + size) to the same offset in `to`
 // (the head's own copy of its bytes), so the read buffer can be reused.

@@ -29,6 +29,13 @@ constexpr auto host_chars = [] {
 bool host_char_ok(char c) { return host_chars[static_cast<unsigned char>(c)]; }
 } // namespace
 
+bool valid_host(std::string_view host) {
+    for (char c : host)
+        if (!host_char_ok(c))
+            return false;
+    return true;
+}
+
 unsigned status_for(Reject why) {
     switch (why) {
     case Reject::header_too_large:
@@ -231,6 +238,7 @@ bool HeadParser<isRequest>::check_field(beast_http::field kind, std::string_view
                     return false;
                 }
             head_.host = value;
+            head_.has_host = true;
         } else if (kind == beast_http::field::expect) {
             if (iequals(value, "100-continue"))
                 head_.expect_continue = true;

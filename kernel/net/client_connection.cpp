@@ -495,6 +495,7 @@ void ClientConnection::next_request() {
     tried_.clear();
     attempt_ = 0;
     last_failure_timeout_ = request_bytes_sent_ = request_body_started_ = false;
+    replay_body_kept_ = false;
     last_failure_ = nullptr;
     stale_retried_ = false;
     response_started_ = response_body_done_ = upstream_eof_ = upstream_more_ = false;

@@ -225,6 +225,8 @@ private:
     bool stale_retried_ = false;
     bool request_bytes_sent_ = false; // any byte of this request written on this attempt
     bool request_body_started_ = false; // body bytes taken from the client (cannot replay)
+    bool replay_body_kept_ = false;     // ...unless kept here, for an idempotent request
+    std::string replay_body_;
     std::chrono::steady_clock::time_point attempt_start_;
     bool in_head_call_ = false; // inside the on_request_head() call that follows the head's arrival
     std::string out_head_;        // head being written (request upstream, or response to client)

@@ -1,5 +1,7 @@
 #include "net/head_fields.hpp"
 
+#include <fmt/format.h>
+
 namespace gatehouse::net {
 
 ConnectionOptions::ConnectionOptions(const std::vector<http::Field>& fields,
@@ -37,6 +39,17 @@ void FieldWriter::add(const http::Field& f) {
     }
     flush();
     append_field(out_, f.name, f.value);
+}
+
+void add_content_length(FieldWriter& fields, std::string& out, const http::Field& f,
+                        uint64_t length) {
+    bool canonical = f.value.size() == 1 || (!f.value.empty() && f.value[0] != '0');
+    if (canonical)
+        return fields.add(f);
+    fields.flush();
+    char digits[24];
+    auto end = fmt::format_to(digits, "{}", length);
+    append_field(out, "Content-Length", std::string_view(digits, static_cast<size_t>(end - digits)));
 }
 
 } // namespace gatehouse::net

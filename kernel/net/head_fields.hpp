@@ -50,6 +50,13 @@ inline void append_field(std::string& out, std::string_view name, std::string_vi
     *p = '\n';
 }
 
+// Adds the Content-Length field a head goes on with: the parser took only digits, but "010"
+// is read as octal 8 by a peer that parses with strtol(..., 0) -- a desync -- so anything but
+// the plain decimal spelling is written again from the parsed value.
+class FieldWriter;
+void add_content_length(FieldWriter& fields, std::string& out, const http::Field& f,
+                        uint64_t length);
+
 // Appends header fields to a head being built. A field that is still its original
 // "name: value" CRLF line in the stored head is copied from there, and consecutive such lines
 // in one copy; any other (added or edited by a module, unusual whitespace) is formatted.

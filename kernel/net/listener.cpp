@@ -12,6 +12,30 @@ namespace gatehouse::net {
 
 namespace asio = boost::asio;
 
+bool address_free(const asio::ip::tcp::endpoint& endpoint, std::string& error) {
+    if (endpoint.port() == 0)
+        return true;
+    asio::io_context io;
+    asio::ip::tcp::acceptor probe(io);
+    boost::system::error_code ec;
+    probe.open(endpoint.protocol(), ec);
+    if (!ec) // a socket in TIME_WAIT is no listener
+        probe.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec && endpoint.address().is_v6())
+        probe.set_option(asio::ip::v6_only(true), ec);
+    if (!ec)
+        probe.bind(endpoint, ec);
+    if (ec == asio::error::address_in_use) {
+        error = "address already in use (another process listens there)";
+        return false;
+    }
+    if (ec) {
+        error = ec.message();
+        return false;
+    }
+    return true;
+}
+
 Listener::Listener(Worker& worker, GenerationSource generation, std::string key)
     : worker_(worker), generation_(std::move(generation)), key_(std::move(key)), acceptor_(worker.io()),
       backoff_(worker.io()) {}

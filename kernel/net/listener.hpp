@@ -18,6 +18,12 @@ class Generation;
 
 namespace gatehouse::net {
 
+// SO_REUSEPORT lets any process of the same user join a listening address, and take a share of
+// its connections. Before this process binds an address it checks that nobody listens there
+// yet, with a socket bound without SO_REUSEPORT (which a listener of any kind refuses): false
+// with the reason when the address is taken. Port 0 is always free.
+bool address_free(const boost::asio::ip::tcp::endpoint& endpoint, std::string& error);
+
 class Listener : public std::enable_shared_from_this<Listener> {
 public:
     using GenerationSource = std::function<std::shared_ptr<const Generation>()>;

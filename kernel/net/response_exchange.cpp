@@ -40,11 +40,17 @@ bool top_up(Transport& transport, Buffer& buf) {
     while (buf.space_size() > 0) {
         const size_t want = buf.space_size();
         ssize_t n = raw_recv(fd, buf.space(), want, MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            transport.mark_drained(); // the pool's idle check relies on it
         if (n <= 0)
             return false;
         buf.commit(static_cast<size_t>(n));
-        if (static_cast<size_t>(n) < want)
-            return false; // a short read took all there was: no call just to hear EAGAIN
+        if (static_cast<size_t>(n) < want) {
+            // A short read took all there was: no call just to hear EAGAIN. Nothing is left to
+            // read now, in this call chain, so whatever comes next makes a new edge.
+            transport.mark_drained();
+            return false;
+        }
     }
     int waiting = 0;
     return ::ioctl(fd, FIONREAD, &waiting) == 0 && waiting > 0;
@@ -264,7 +270,10 @@ void ClientConnection::build_response_head() {
             (drop_length && kind == http::FieldKind::content_length) ||
             options.lists(f.name))
             continue;
-        fields.add(f);
+        if (kind == http::FieldKind::content_length)
+            add_content_length(fields, out, f, response_.framing.content_length);
+        else
+            fields.add(f);
     }
     fields.flush();
     if ((response_mode_ == BodyMode::raw && response_.framing.chunked && !response_.no_body) ||

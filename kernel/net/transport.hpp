@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <memory>
+#include <poll.h>
 #include <span>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -64,12 +65,39 @@ public:
     // Reads once bytes come, without first trying a recv that can only say EAGAIN: for a read
     // whose bytes can only come in answer to what this same call chain has just written (the
     // response to the request just sent). See ReadinessSocket. TLS reads as async_read_some.
+    // The read waits for the edge, so the reactor runs its handler right after its recv (nothing
+    // else is pending on the socket): a short read drained the socket, and it is marked so --
+    // an idle pooled connection that stays marked drained has seen nothing come (idle_intact).
     template <class Handler>
     void async_read_answer(boost::asio::mutable_buffer buffer, Handler&& handler) {
         if (tls_)
             return tls_->async_read_some(buffer, std::forward<Handler>(handler));
         socket_.set_drained();
-        socket_.async_read_some(buffer, std::forward<Handler>(handler));
+        socket_.async_read_some(
+            buffer, [this, size = buffer.size(), handler = std::forward<Handler>(handler)](
+                        const boost::system::error_code& ec, size_t n) mutable {
+                if (!ec && n < size)
+                    socket_.set_drained();
+                handler(ec, n);
+            });
+    }
+
+    // Whether a connection that sat idle in the pool can carry a request: the server has not
+    // closed it (its keep-alive timer, a restart) and sent nothing unasked for (some servers
+    // send a 408 before closing). Plain TCP that has taken no readiness edge since a read
+    // drained it answers without a syscall -- the usual case, on the request path; otherwise one
+    // poll(2). TLS: a readable socket may hold a late session ticket, so only a hang-up counts.
+    bool idle_intact() {
+        if (!tls_ && !socket_.maybe_readable())
+            return true;
+        pollfd p{socket_.native_handle(), POLLIN | POLLRDHUP, 0};
+        if (::poll(&p, 1, 0) < 0 || (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)))
+            return false;
+        if (p.revents & POLLIN)
+            return tls_ != nullptr;
+        if (!tls_)
+            socket_.set_drained(); // nothing there now: the next arrival makes a new edge
+        return true;
     }
 
     // Plain TCP, when the reactor has seen bytes come since the socket was last drained: one
@@ -99,6 +127,13 @@ public:
         if (static_cast<size_t>(n) < buffer.size())
             socket_.set_drained();
         return static_cast<size_t>(n);
+    }
+
+    // A synchronous read has just left nothing behind, in this call chain: the next bytes make
+    // a new edge (see ReadinessSocket).
+    void mark_drained() {
+        if (!tls_)
+            socket_.set_drained();
     }
 
     // Plain TCP with nothing come since the socket was last drained: a read now would wait.

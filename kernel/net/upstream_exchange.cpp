@@ -30,17 +30,6 @@ bool idempotent(std::string_view method) {
     return false;
 }
 
-// A pooled connection the server has closed shows EOF (or an error) to a non-blocking peek.
-bool still_open(Transport& transport) {
-    // TLS may have unread records (a late session ticket) on a healthy connection: no peek
-    // there; the stale-connection replay covers it.
-    if (transport.tls())
-        return true;
-    char byte;
-    ssize_t n = raw_recv(transport.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
-}
-
 } // namespace
 
 bool ClientConnection::request_rechunked() const {
@@ -48,7 +37,11 @@ bool ClientConnection::request_rechunked() const {
 }
 
 bool ClientConnection::request_replayable() const {
-    return !request_bytes_sent_ || (idempotent(request_.method) && !request_body_started_);
+    // A body already taken from the client can go up again only if it is still here: held
+    // whole, or kept when it went up whole in the first write (send_request_head).
+    return !request_bytes_sent_ ||
+           (idempotent(request_.method) &&
+            (!request_body_started_ || request_held_ || replay_body_kept_));
 }
 
 void ClientConnection::start_upstream() {
@@ -74,10 +67,10 @@ void ClientConnection::next_attempt() {
     timing_.connect_start = attempt_start_;
     timing_.connected = timing_.first_byte = {};
     request_bytes_sent_ = false;
-    // A pooled connection may have been closed by the server since; for a request we could not
-    // replay, check first (one extra syscall) rather than risk a client-visible failure.
+    // The server may have closed a pooled connection since (its keep-alive timer, a restart):
+    // such a connection never carries a request, whatever the method.
     auto c = worker_.connections().take(*pool_, peer->index);
-    while (c && !idempotent(request_.method) && !still_open(c->transport))
+    while (c && !c->transport.idle_intact())
         c = worker_.connections().take(*pool_, peer->index);
     generation_->metrics().upstream_connection(worker_.id(), pool_->index(), c != nullptr);
     if (!c)
@@ -240,6 +233,11 @@ void ClientConnection::build_request_head() {
     bool trusted = trusted_peer_;
     std::string_view client_ip = stream_.client_address;
     client_ip = client_ip.substr(0, client_ip.rfind(':'));
+    // X-Forwarded-For carries the bare address, as every backend parses it; the bracketed
+    // IPv6 form belongs to Forwarded's quoted node (RFC 7239 §6).
+    std::string_view bare_ip = client_ip;
+    if (bare_ip.size() > 2 && bare_ip.front() == '[')
+        bare_ip = bare_ip.substr(1, bare_ip.size() - 2);
     ConnectionOptions options(request_.fields, request_.framing);
     bool held = request_held_;
     std::string& out = out_head_;
@@ -273,9 +271,9 @@ void ClientConnection::build_request_head() {
                 fwd += fwd.empty() ? std::string(f.value) : fmt::format(", {}", f.value);
             continue;
         case http::FieldKind::content_length:
-            if (drop_length)
-                continue;
-            break;
+            if (!drop_length && !options.lists(f.name))
+                add_content_length(fields, out, f, request_.framing.content_length);
+            continue;
         case http::FieldKind::other:
         case http::FieldKind::unclassified: // kind_of() never answers this
             break;
@@ -285,10 +283,16 @@ void ClientConnection::build_request_head() {
         fields.add(f);
     }
     fields.flush();
+    if (!request_.has_host) {
+        // HTTP/1.0 lets a client leave Host out; HTTP/1.1, which goes up, requires it (RFC 9112
+        // §3.2): the name the client would have needed to reach this server.
+        const std::string& host = pool_->config().host;
+        append_field(out, "Host", host.empty() ? inflight_.peer()->entry.address : host);
+    }
     if (xff.empty())
-        append_field(out, "X-Forwarded-For", client_ip);
+        append_field(out, "X-Forwarded-For", bare_ip);
     else
-        append_field(out, "X-Forwarded-For", fmt::format("{}, {}", xff, client_ip));
+        append_field(out, "X-Forwarded-For", fmt::format("{}, {}", xff, bare_ip));
     std::string_view scheme = stream_.tls ? "https" : "http";
     append_field(out, "X-Forwarded-Proto", xfp.empty() ? scheme : std::string_view(xfp));
     if (!request_.host.empty() || !xfh.empty())
@@ -320,6 +324,8 @@ void ClientConnection::send_request_head() {
     pending_consume_ = 0;
     if (request_held_) {
         buffers[1] = asio::buffer(request_body_out_);
+    } else if (replay_body_kept_) {
+        buffers[1] = asio::buffer(replay_body_); // this request's body went up whole before
     } else if (!request_body_done_ && !in_.empty()) {
         size_t n = 0;
         std::string_view forward;
@@ -327,6 +333,13 @@ void ClientConnection::send_request_head() {
             return;
         buffers[1] = asio::buffer(forward.data(), forward.size());
         pending_consume_ = n;
+        // On a reused connection the server may have closed it just as this went up (a
+        // keep-alive timer's race). A whole body of a request that may be replayed is kept, so
+        // the stale-connection retry can send it again; bounded by the client buffer.
+        if (request_body_done_ && upstream_->requests > 0 && idempotent(request_.method)) {
+            replay_body_.assign(forward);
+            replay_body_kept_ = true;
+        }
     }
     request_bytes_sent_ = true;
     size_t total = asio::buffer_size(buffers);

@@ -157,6 +157,11 @@ bool UpstreamPool::try_acquire(Peer& peer) {
 }
 
 void UpstreamPool::record_failure(Peer& peer) {
+    // A server still ejected is tried only when nobody else is left (or in panic): its failure
+    // then says nothing new, and must not push its return further out. The back-off grows
+    // from the probe after an ejection ends.
+    if (peer.ejected(now_ns()))
+        return;
     uint32_t fails = peer.consecutive_fails.fetch_add(1, std::memory_order_relaxed) + 1;
     bool probation = peer.ejections.load(std::memory_order_relaxed) > 0;
     if (fails < config_.max_fails && !probation)
@@ -167,17 +172,28 @@ void UpstreamPool::record_failure(Peer& peer) {
         now_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(backoff).count(),
         std::memory_order_relaxed);
     peer.consecutive_fails.store(0, std::memory_order_relaxed);
-    log::warn("upstream {}: server {} ejected for {} ms after {} failures", config_.name,
-              peer.entry.address, backoff.count(), fails);
+    log::warn("upstream {}: server {} ejected for {} ms after {} failure{}", config_.name,
+              peer.entry.address, backoff.count(), fails, fails == 1 ? "" : "s");
+}
+
+void UpstreamPool::record_success(Peer& peer) {
+    if (peer.consecutive_fails.load(std::memory_order_relaxed) != 0)
+        peer.consecutive_fails.store(0, std::memory_order_relaxed);
+    // One answer clears an ejection at once, also one not yet expired (the server answered a
+    // request sent when nobody else was left): health, metrics and /status say so from now.
+    if (peer.ejections.load(std::memory_order_relaxed) == 0)
+        return;
+    peer.ejected_until_ns.store(0, std::memory_order_relaxed);
+    if (peer.ejections.exchange(0, std::memory_order_relaxed) != 0)
+        log::info("upstream {}: server {} answers again, back in the pool", config_.name,
+                  peer.entry.address);
 }
 
 void UpstreamPool::report(Peer& peer, uint32_t outcome, uint32_t status, uint64_t latency_us) {
     switch (outcome) {
     case GH_OUTCOME_SUCCESS:
     case GH_OUTCOME_HTTP_5XX:
-        peer.consecutive_fails.store(0, std::memory_order_relaxed);
-        if (peer.ejections.load(std::memory_order_relaxed) != 0)
-            peer.ejections.store(0, std::memory_order_relaxed);
+        record_success(peer);
         break;
     case GH_OUTCOME_CONNECT_FAILURE:
     case GH_OUTCOME_TIMEOUT:

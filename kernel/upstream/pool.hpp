@@ -105,6 +105,7 @@ public:
 
 private:
     void record_failure(Peer& peer);
+    void record_success(Peer& peer);
     // Marks the untried peers of one tier that are below max_inflight (and healthy, unless
     // `ignore_health`); returns whether any was marked.
     bool fill_eligible(std::vector<uint8_t>& eligible, const std::vector<uint8_t>& tried,

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from harness import (MODULE_DIR, free_port, modules_toml, proxy_config, run_check, toml_value,
-                     run_cli)
+from harness import (MODULE_DIR, free_port, get, modules_toml, proxy_config, run_check,
+                     toml_value, run_cli)
 
 GOOD = """[server]
 workers = 2
@@ -270,3 +270,26 @@ def test_start_refuses_a_pid_file_it_cannot_write(start_backend, tmp_path):
     _exits_with(tmp_path, text, r"gatehouse\.toml:%d: \[server\.pid_file\] cannot write '%s': "
                 r"No such file or directory" % (line, re.escape(str(pid_file))))
     assert not pid_file.parent.exists()
+
+
+def test_second_gatehouse_on_an_address_in_use_exits_1(start_backend, start_gatehouse, tmp_path):
+    """SO_REUSEPORT would let a second process join the first one's listener and take a share
+    of its connections; the start must stop instead, as the manual page promises."""
+    port = free_port()
+    text = proxy_config([start_backend("b")]).replace("127.0.0.1:0", "127.0.0.1:%d" % port)
+    first = start_gatehouse(text)
+    _exits_with(tmp_path, text, r"\[listener\] cannot listen on 127\.0\.0\.1:%d: address already "
+                r"in use" % port)
+    assert first.alive()
+    # Every request still reaches the first instance's backend (nobody shares the port).
+    for _ in range(12):
+        assert get(first.port, "/id").status == 200
+
+
+def test_second_gatehouse_on_the_wildcard_of_a_used_port_exits_1(start_backend, start_gatehouse,
+                                                                 tmp_path):
+    port = free_port()
+    text = proxy_config([start_backend("b")]).replace("127.0.0.1:0", "127.0.0.1:%d" % port)
+    start_gatehouse(text)
+    _exits_with(tmp_path, text.replace("127.0.0.1:%d" % port, "0.0.0.0:%d" % port),
+                r"cannot listen on 0\.0\.0\.0:%d: address already in use" % port)

@@ -1,8 +1,11 @@
 """X-Forwarded-* / Forwarded with trusted-proxy CIDRs, and hop-by-hop stripping both ways."""
 
+import json
+import socket
+
 import pytest
 
-from harness import OneShotUpstream, get, proxy_config, raw_request
+from harness import OneShotUpstream, free_port, get, proxy_config, raw_request
 
 
 def seen(info, name):
@@ -154,3 +157,101 @@ def test_header_lines_go_out_in_canonical_form(start_gatehouse):
     head = raw.split(b"\r\n\r\n")[0].decode()
     assert "\r\nX-R1: one\r\nX-R2: two\r\nX-R3: three\r\nX-R4: four\r\n" in head + "\r\n", head
     assert raw.endswith(b"\r\n\r\nok")
+
+
+def _echo_over_ipv6(port):
+    """GET /echo from ::1; the backend's JSON view of what it received."""
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+        s.settimeout(5)
+        s.connect(("::1", port))
+        s.sendall(b"GET /echo HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        raw = b""
+        while True:
+            got = s.recv(65536)
+            if not got:
+                break
+            raw += got
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), raw
+    return json.loads(body)
+
+
+def test_xff_for_an_ipv6_client_is_the_bare_address(start_backend, start_gatehouse):
+    """X-Forwarded-For carries "::1" as every backend parses it; RFC 7239's Forwarded keeps the
+    quoted, bracketed form that belongs there."""
+    backend = start_backend("v6")
+    port = free_port()
+    text = proxy_config([backend], extra="[forwarding]\nforwarded = true\n").replace(
+        'listen = "127.0.0.1:0"', 'listen = "[::1]:%d"' % port)
+    start_gatehouse(text)
+    info = _echo_over_ipv6(port)
+    assert seen(info, "X-Forwarded-For") == ["::1"]
+    assert seen(info, "Forwarded") == ['for="[::1]";proto=http;host="h"']
+
+
+def test_http10_request_without_host_goes_up_with_the_servers_address(start_backend,
+                                                                     start_gatehouse):
+    """HTTP/1.0 may leave Host out; what goes up is HTTP/1.1, which requires it (RFC 9112 §3.2):
+    the server's address as configured, which a client would have needed."""
+    backend = start_backend("h10")
+    gh = start_gatehouse(proxy_config([backend]))
+    raw = raw_request(gh.port, b"GET /echo HTTP/1.0\r\n\r\n")
+    assert raw.status == 200, raw
+    info = json.loads(raw.split(b"\r\n\r\n", 1)[1])
+    assert seen(info, "Host") == [backend.address]
+    assert info["version"] == "HTTP/1.1"
+    assert seen(info, "X-Forwarded-Host") == []
+
+
+def test_http10_request_without_host_goes_up_with_the_upstreams_host(start_backend,
+                                                                    start_gatehouse):
+    backend = start_backend("h10")
+    gh = start_gatehouse(proxy_config([backend], upstream='host = "app.internal"'))
+    raw = raw_request(gh.port, b"GET /echo HTTP/1.0\r\n\r\n")
+    info = json.loads(raw.split(b"\r\n\r\n", 1)[1])
+    assert seen(info, "Host") == ["app.internal"]
+    # A client that sent a Host (even an empty one, HTTP/1.0 or 1.1) keeps its own, alone.
+    for request in (b"GET /echo HTTP/1.0\r\nHost: mine\r\n\r\n",
+                    b"GET /echo HTTP/1.1\r\nHost: mine\r\nConnection: close\r\n\r\n",
+                    b"GET /echo HTTP/1.0\r\nHost:\r\n\r\n"):
+        raw = raw_request(gh.port, request)
+        sent_host = request.split(b"Host:")[1].split(b"\r\n")[0].strip().decode()
+        assert seen(json.loads(raw.split(b"\r\n\r\n", 1)[1]), "Host") == [sent_host]
+
+
+@pytest.mark.parametrize("spelling,length", [("010", 10), ("0000000004", 4), ("00", 0),
+                                             ("0", 0), ("7", 7)])
+def test_request_content_length_goes_up_as_plain_decimal(start_gatehouse, spelling, length):
+    """`Content-Length: 010` is decimal 10, but a backend parsing with strtol(..., 0) reads octal
+    8 and takes the last bytes as its next request: only the plain decimal goes up."""
+    body = b"abcdefghijklmnop"[:length]
+    upstream = OneShotUpstream(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+    try:
+        gh = start_gatehouse(proxy_config([upstream.address]))
+        raw = raw_request(gh.port, b"PUT /x HTTP/1.1\r\nHost: h\r\nContent-Length: %s\r\n"
+                                   b"Connection: close\r\n\r\n%s" % (spelling.encode(), body))
+        upstream.thread.join(5)
+    finally:
+        upstream.close()
+    assert raw.status == 200, raw
+    sent = upstream.head.decode("latin-1")
+    assert "\r\nContent-Length: %d\r\n" % length in sent, sent
+    assert sent.lower().count("content-length") == 1, sent
+
+
+@pytest.mark.parametrize("spelling,length", [("005", 5), ("0", 0), ("00", 0)])
+def test_response_content_length_goes_to_the_client_as_plain_decimal(start_gatehouse, spelling,
+                                                                     length):
+    body = b"hello"[:length]
+    upstream = OneShotUpstream(b"HTTP/1.1 200 OK\r\nContent-Length: %s\r\n\r\n%s"
+                               % (spelling.encode(), body))
+    try:
+        gh = start_gatehouse(proxy_config([upstream.address]))
+        raw = raw_request(gh.port, b"GET /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        upstream.thread.join(5)
+    finally:
+        upstream.close()
+    head, _, got = raw.partition(b"\r\n\r\n")
+    assert b"\r\nContent-Length: %d\r\n" % length in head + b"\r\n", raw
+    assert head.lower().count(b"content-length") == 1, raw
+    assert got == body
