@@ -2,16 +2,20 @@
 #include "config/config.hpp"
 #include "log.hpp"
 #include "modules/loader.hpp"
+#include "reload_status.hpp"
 #include "runtime.hpp"
 #include "server.hpp"
 
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <thread>
 
 namespace po = boost::program_options;
 using namespace gatehouse;
@@ -22,7 +26,7 @@ constexpr const char* usage = R"(usage:
   gatehouse [-c FILE]              run
   gatehouse check -c FILE          validate the config and its modules, then exit
   gatehouse modules -c FILE        list the configured modules
-  gatehouse reload -c FILE         validate FILE, then make the running gatehouse reload it
+  gatehouse reload -c FILE         validate FILE, make the running gatehouse reload it, report
   gatehouse --version | --help
 options)";
 
@@ -61,9 +65,11 @@ int run(Loaded& loaded, const std::string& file) {
     return server.run();
 }
 
-// `gatehouse reload`: the config must be valid, then the running process (server.pid_file) gets
-// SIGHUP and reloads it.
-int signal_reload(const Loaded& loaded) {
+// `gatehouse reload -c FILE`: FILE must be valid and be the file the running process
+// (server.pid_file) reloads -- a signal cannot hand it another one; then it gets SIGHUP, and
+// the outcome it reports beside its pid file is printed: exit 0 when the new generation is
+// active, 1 when the old one keeps serving.
+int signal_reload(const Loaded& loaded, const std::string& file) {
     const std::string& pid_file = loaded.generation->config().server.pid_file;
     if (pid_file.empty()) {
         std::cerr << "gatehouse reload: [server.pid_file] is not set, so the running process "
@@ -76,12 +82,46 @@ int signal_reload(const Loaded& loaded) {
         std::cerr << "gatehouse reload: cannot read a PID from " << pid_file << "\n";
         return 1;
     }
+    std::string status_file = reload_status::path_for(pid_file);
+    auto before = reload_status::read(status_file);
+    if (before && before->pid != pid)
+        before.reset(); // left by an earlier process
+    std::error_code ec;
+    if (before && !std::filesystem::equivalent(before->config, file, ec)) {
+        std::cerr << fmt::format(
+            "gatehouse reload: PID {} reloads {}, the file it was started with, not {}; copy the "
+            "new config there and run this again, or restart gatehouse with -c {}\n",
+            pid, before->config, file, file);
+        return 1;
+    }
     if (::kill(static_cast<pid_t>(pid), SIGHUP) != 0) {
         std::cerr << "gatehouse reload: cannot signal PID " << pid << ": " << std::strerror(errno) << "\n";
         return 1;
     }
-    std::cout << "reload signalled to PID " << pid << "\n";
-    return 0;
+    if (!before) {
+        std::cout << fmt::format("reload signalled to PID {}; it reports no outcome in {} (an "
+                                 "older gatehouse?): see its log\n", pid, status_file);
+        return 0;
+    }
+    // Loading modules and their configs takes a moment; a reload never takes this long.
+    constexpr auto patience = std::chrono::seconds(30);
+    auto deadline = std::chrono::steady_clock::now() + patience;
+    while (std::chrono::steady_clock::now() < deadline) {
+        auto after = reload_status::read(status_file);
+        if (after && after->pid == pid && after->attempt > before->attempt) {
+            if (after->ok) {
+                std::cout << fmt::format("reloaded {}: {} (PID {})\n", file, after->message, pid);
+                return 0;
+            }
+            std::cerr << fmt::format("gatehouse reload: PID {} refused {}; generation {} keeps "
+                                     "serving:\n{}\n", pid, file, after->generation, after->message);
+            return 1;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    std::cerr << fmt::format("gatehouse reload: PID {} was signalled but reported no outcome "
+                             "within {} s; see its log\n", pid, patience.count());
+    return 1;
 }
 
 } // namespace
@@ -144,7 +184,7 @@ int main(int argc, char** argv) {
     else if (command == "modules")
         rc = list_modules(*loaded);
     else if (command == "reload")
-        rc = signal_reload(*loaded);
+        rc = signal_reload(*loaded, file);
     else
         rc = run(*loaded, file);
     // The generation (module configs, pools) goes before the modules that own its code.

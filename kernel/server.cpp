@@ -5,15 +5,18 @@
 #include "metrics.hpp"
 #include "modules/services.hpp"
 #include "net/client_connection.hpp"
+#include "reload_status.hpp"
 #include "tls/ticket_keys.hpp"
 
 #include <boost/asio/post.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <future>
 #include <thread>
 #include <unistd.h>
@@ -45,6 +48,10 @@ Server::~Server() = default;
 bool Server::open_listener(const config::ListenerConfig& lc, ListenerSet& out, std::string& error) {
     asio::ip::tcp::endpoint endpoint(asio::ip::make_address(lc.host), lc.port);
     auto source = [this] { return current_.load(); };
+    if (!net::address_free(endpoint, error)) {
+        error = fmt::format("cannot listen on {}: {}", endpoint_text(endpoint), error);
+        return false;
+    }
     for (auto& w : workers_) {
         auto listener = std::make_shared<net::Listener>(*w, source, lc.key());
         if (!listener->open(endpoint, error)) {
@@ -236,7 +243,13 @@ std::pair<bool, std::string> Server::reload() {
     if (next && !reconcile_listeners(*next, error))
         next.reset();
     if (!next) {
-        log::error("reload failed, generation {} keeps serving:\n{}", current_owned_->number(), error);
+        // One log line: each error (already FILE:LINE: [key] message) after the next.
+        std::string one_line = error;
+        std::replace(one_line.begin(), one_line.end(), '\n', ' ');
+        log::error("reload failed, generation {} keeps serving: {}", current_owned_->number(),
+                   one_line);
+        ++reload_attempts_;
+        record_reload(false, error);
         return {false, error};
     }
     next->set_number(next_number_++);
@@ -247,7 +260,10 @@ std::pair<bool, std::string> Server::reload() {
     use_access_log(*next, std::move(log));
     activate_generation(next);
     log::info("reload: generation {} active", next->number());
-    return {true, fmt::format("generation {} active", next->number())};
+    std::string outcome = fmt::format("generation {} active", next->number());
+    ++reload_attempts_;
+    record_reload(true, outcome);
+    return {true, outcome};
 }
 
 std::pair<bool, std::string> Server::reload_from_any_thread() {
@@ -403,7 +419,23 @@ bool Server::write_pid_file(std::string& error) {
         return false;
     }
     pid_file_ = path;
+    record_reload(true, "started");
     return true;
+}
+
+void Server::record_reload(bool ok, const std::string& message) {
+    if (pid_file_.empty())
+        return;
+    reload_status::Status status;
+    status.pid = ::getpid();
+    status.config = std::filesystem::absolute(config_file_).lexically_normal().string();
+    status.attempt = reload_attempts_;
+    status.ok = ok;
+    status.generation = current_owned_->number();
+    status.message = message;
+    std::string error;
+    if (!reload_status::write(reload_status::path_for(pid_file_), status, error))
+        log::warn("[server.pid_file] {}: `gatehouse reload` cannot report outcomes", error);
 }
 
 void Server::shut_down() {
@@ -428,8 +460,10 @@ void Server::shut_down() {
         current_owned_->set_access_log(nullptr);
     access_log_.reset(); // flushes
     net::kernel_metrics = nullptr;
-    if (!pid_file_.empty())
+    if (!pid_file_.empty()) {
         std::remove(pid_file_.c_str());
+        std::remove(reload_status::path_for(pid_file_).c_str());
+    }
     log::info("stopped");
 }
 

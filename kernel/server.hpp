@@ -54,6 +54,8 @@ private:
     void start_drain();
     void check_drained();
     bool write_pid_file(std::string& error); // false: the reason in error
+    // Start-up's or the last reload attempt's outcome, beside the pid file, for `gatehouse reload`.
+    void record_reload(bool ok, const std::string& message);
     void shut_down();
     bool start_admin(std::string& error);
     std::optional<admin::AdminHandlers::ModuleReply>
@@ -68,6 +70,7 @@ private:
 
     std::string config_file_;
     std::string pid_file_; // written at start, removed at exit
+    uint64_t reload_attempts_ = 0;
     modules::ModuleSet& modules_;
     boost::asio::io_context io_;
     boost::asio::signal_set stop_signals_;

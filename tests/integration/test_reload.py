@@ -3,7 +3,7 @@ activates a new generation; under continuous load no request fails and the new r
 effect; a bad config keeps the old one serving and the log says why; listeners added or removed
 by the new config are opened or closed; in-flight requests and tunnels finish.
 
-Log lines relied on: `reload: generation N active` and `reload failed: ...`."""
+Log lines relied on: `reload: generation N active` and `reload failed, ...`."""
 
 import os
 import re
@@ -363,8 +363,51 @@ def test_reload_command_signals_the_pid_file(tmp_path, start_backend, start_gate
     before, _ = generation_count(gh)
     done = run_cli(["reload", "-c", str(gh.config_path)])
     assert done.returncode == 0, done.stderr
+    # The command reports the outcome, not only that it sent a signal.
+    assert re.search(r"reloaded .*: generation \d+ active \(PID %d\)" % gh.pid, done.stdout), \
+        done.stdout
     assert wait_generation(gh, before, 10) is not None, gh.log_text()[-2000:]
     assert set(ids_via_new_connections(port)) == {"b"}
+
+
+def test_reload_command_reports_a_reload_the_running_process_refused(tmp_path, start_backend,
+                                                                    start_gatehouse):
+    """A config that passes `check` can still fail in the running process (a new listener whose
+    address another process holds): the command says so and exits 1."""
+    a, b = start_backend("a"), start_backend("b")
+    port = free_port()
+    extra = "pid_file = %s" % toml_value(str(tmp_path / "gatehouse.pid"))
+    gh = start_gatehouse(config([port], {"one": [a]}, [("/", "one")], server_extra=extra))
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen(1)
+        busy = squatter.getsockname()[1]
+        gh.config_path.write_text(config([port, busy], {"two": [b]}, [("/", "two")],
+                                         server_extra=extra))
+        done = run_cli(["reload", "-c", str(gh.config_path)])
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert "generation 1 keeps serving" in done.stderr, done.stderr
+    assert "127.0.0.1:%d" % busy in done.stderr, done.stderr
+    assert set(ids_via_new_connections(port)) == {"a"}
+
+
+def test_reload_command_with_another_file_is_refused_naming_the_running_one(
+        tmp_path, start_backend, start_gatehouse):
+    """A signal cannot hand the running process another file: `reload -c NEW` must not claim a
+    reload of NEW while the process re-reads its own."""
+    a, b = start_backend("a"), start_backend("b")
+    port = free_port()
+    extra = "pid_file = %s" % toml_value(str(tmp_path / "gatehouse.pid"))
+    gh = start_gatehouse(config([port], {"one": [a]}, [("/", "one")], server_extra=extra))
+    other = tmp_path / "new.toml"
+    other.write_text(config([port], {"two": [b]}, [("/", "two")], server_extra=extra))
+    before = count_log(gh, r"reload")
+    done = run_cli(["reload", "-c", str(other)])
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert str(gh.config_path.resolve()) in done.stderr and str(other) in done.stderr, done.stderr
+    time.sleep(0.3)
+    assert count_log(gh, r"reload") == before, "the running process was signalled anyway"
+    assert set(ids_via_new_connections(port)) == {"a"}
 
 
 def test_reload_command_without_a_running_process_fails(tmp_path):
