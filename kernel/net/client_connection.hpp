@@ -163,6 +163,9 @@ private:
     bool retry_stale_connection();
     void abort_upstream();
     bool request_replayable() const;
+    // A failure on a stale pooled connection could be replayed: the request is idempotent and
+    // its body (if any) will still be here to send again.
+    bool stale_replay_possible() const;
     // `kind` is GH_FACT_UPSTREAM_ERROR's value ("invalid", "timeout", "reset"...); nullptr: the
     // last attempt's failure.
     void fail_upstream(unsigned status, const char* why, const char* kind = nullptr);

@@ -40,17 +40,11 @@ bool top_up(Transport& transport, Buffer& buf) {
     while (buf.space_size() > 0) {
         const size_t want = buf.space_size();
         ssize_t n = raw_recv(fd, buf.space(), want, MSG_DONTWAIT);
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            transport.mark_drained(); // the pool's idle check relies on it
         if (n <= 0)
             return false;
         buf.commit(static_cast<size_t>(n));
-        if (static_cast<size_t>(n) < want) {
-            // A short read took all there was: no call just to hear EAGAIN. Nothing is left to
-            // read now, in this call chain, so whatever comes next makes a new edge.
-            transport.mark_drained();
-            return false;
-        }
+        if (static_cast<size_t>(n) < want)
+            return false; // a short read took all there was: no call just to hear EAGAIN
     }
     int waiting = 0;
     return ::ioctl(fd, FIONREAD, &waiting) == 0 && waiting > 0;
@@ -542,6 +536,13 @@ void ClientConnection::response_complete() {
                     upstream_->buffer.empty();
     if (reusable) {
         ++upstream_->requests;
+        // The last read took all there was: from now on, a readiness edge on the idle
+        // connection means the server closed it (or sent what nobody asked for), which the pool
+        // checks before reuse (Transport::idle_intact). A FIN that came with the response's
+        // last bytes is missed this way; the pool then polls anyway for a request that could
+        // not be replayed, and the stale-connection retry covers the others.
+        if (!upstream_more_)
+            upstream_->transport.mark_drained();
         // The buffer goes back to the worker's cache between responses: the next exchange, on
         // whichever connection, takes the most recently used one, still in the CPU cache,
         // instead of each pooled connection keeping 128 KiB of its own cold.

@@ -65,30 +65,23 @@ public:
     // Reads once bytes come, without first trying a recv that can only say EAGAIN: for a read
     // whose bytes can only come in answer to what this same call chain has just written (the
     // response to the request just sent). See ReadinessSocket. TLS reads as async_read_some.
-    // The read waits for the edge, so the reactor runs its handler right after its recv (nothing
-    // else is pending on the socket): a short read drained the socket, and it is marked so --
-    // an idle pooled connection that stays marked drained has seen nothing come (idle_intact).
     template <class Handler>
     void async_read_answer(boost::asio::mutable_buffer buffer, Handler&& handler) {
         if (tls_)
             return tls_->async_read_some(buffer, std::forward<Handler>(handler));
         socket_.set_drained();
-        socket_.async_read_some(
-            buffer, [this, size = buffer.size(), handler = std::forward<Handler>(handler)](
-                        const boost::system::error_code& ec, size_t n) mutable {
-                if (!ec && n < size)
-                    socket_.set_drained();
-                handler(ec, n);
-            });
+        socket_.async_read_some(buffer, std::forward<Handler>(handler));
     }
 
     // Whether a connection that sat idle in the pool can carry a request: the server has not
     // closed it (its keep-alive timer, a restart) and sent nothing unasked for (some servers
-    // send a 408 before closing). Plain TCP that has taken no readiness edge since a read
-    // drained it answers without a syscall -- the usual case, on the request path; otherwise one
-    // poll(2). TLS: a readable socket may hold a late session ticket, so only a hang-up counts.
-    bool idle_intact() {
-        if (!tls_ && !socket_.maybe_readable())
+    // send a 408 before closing). Plain TCP that has taken no readiness edge since it was marked
+    // drained answers without a syscall -- the usual case, on the request path -- unless
+    // `certain` asks for a look at the socket itself (one poll(2)): for a request that could
+    // not be sent again if the connection failed. TLS: a readable socket may hold a late
+    // session ticket, so only a hang-up counts.
+    bool idle_intact(bool certain) {
+        if (!certain && !tls_ && !socket_.maybe_readable())
             return true;
         pollfd p{socket_.native_handle(), POLLIN | POLLRDHUP, 0};
         if (::poll(&p, 1, 0) < 0 || (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)))

@@ -44,6 +44,16 @@ bool ClientConnection::request_replayable() const {
             (!request_body_started_ || request_held_ || replay_body_kept_));
 }
 
+bool ClientConnection::stale_replay_possible() const {
+    if (!idempotent(request_.method))
+        return false;
+    if (!request_.has_body() || request_held_ || replay_body_kept_)
+        return true;
+    // The whole body is here, so it goes up in the first write and is kept (send_request_head).
+    return !request_.framing.chunked && !request_body_started_ &&
+           in_.size() >= request_.framing.content_length;
+}
+
 void ClientConnection::start_upstream() {
     tried_.assign(pool_->size(), 0);
     attempt_ = 0;
@@ -69,8 +79,9 @@ void ClientConnection::next_attempt() {
     request_bytes_sent_ = false;
     // The server may have closed a pooled connection since (its keep-alive timer, a restart):
     // such a connection never carries a request, whatever the method.
+    bool certain = !stale_replay_possible();
     auto c = worker_.connections().take(*pool_, peer->index);
-    while (c && !c->transport.idle_intact())
+    while (c && !c->transport.idle_intact(certain))
         c = worker_.connections().take(*pool_, peer->index);
     generation_->metrics().upstream_connection(worker_.id(), pool_->index(), c != nullptr);
     if (!c)
