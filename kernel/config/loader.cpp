@@ -283,6 +283,12 @@ void read_route(TableReader& t, RouteConfig& r, size_t index) {
     if (r.host.find('*') != std::string::npos && (r.host.rfind("*.", 0) != 0 || r.host.size() < 3 ||
                                                   r.host.find('*', 1) != std::string::npos))
         t.error("host", "a wildcard host must look like \"*.example.com\"");
+    // Requests are matched by host name, their Host's port left out: a route host with a port
+    // could never match.
+    size_t name_end = r.host.starts_with('[') ? r.host.find(']') : 0;
+    if (name_end != std::string::npos && r.host.find(':', name_end) != std::string::npos)
+        t.error("host", fmt::format("'{}' has a port; a route matches the host name alone (a "
+                                    "listener's port is chosen by [[listener]])", r.host));
     r.path = t.string("path", "/");
     if (r.path.empty() || r.path[0] != '/')
         t.error("path", "must start with '/'");
@@ -351,6 +357,12 @@ void cross_check(TableReader& root, Config& cfg) {
     for (size_t i = 0; i < cfg.routes.size(); ++i) {
         const RouteConfig& r = cfg.routes[i];
         std::string path = fmt::format("route[{}]", i);
+        for (size_t j = 0; j < i; ++j)
+            if (cfg.routes[j].host == r.host && cfg.routes[j].path == r.path &&
+                cfg.routes[j].match == r.match)
+                diag.error(r.line, path,
+                           fmt::format("same host, path and match as route[{}] (line {}): this "
+                                       "one could never be chosen", j, cfg.routes[j].line));
         if (!r.upstream.empty() && !cfg.upstreams.count(r.upstream)) {
             std::vector<std::string> names;
             for (auto& [n, _] : cfg.upstreams)

@@ -80,6 +80,41 @@ TEST(ConfigErrors, ServerListedTwiceInOneUpstream) {
                                      "'Backend.local:80'"));
 }
 
+TEST(ConfigErrors, DuplicateRouteIsRefusedNamingTheFirst) {
+    auto errors = errors_of(std::string(base) + "[[route]]\nupstream = \"app\"\n");
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_EQ(errors[0], "test.toml:10: [route[1]] same host, path and match as route[0] (line 8): "
+                         "this one could never be chosen");
+    // Another host, path or match is another route.
+    EXPECT_TRUE(errors_of(std::string(base) + "[[route]]\nupstream = \"app\"\nhost = \"a\"\n"
+                          "[[route]]\nupstream = \"app\"\nmatch = \"exact\"\n[[route]]\n"
+                          "upstream = \"app\"\npath = \"/x\"\n").empty());
+    // Host names are compared without case, as requests are matched.
+    auto twice = errors_of(std::string(base) + "[[route]]\nupstream = \"app\"\nhost = \"A.example\"\n"
+                           "[[route]]\nupstream = \"app\"\nhost = \"a.EXAMPLE\"\n");
+    EXPECT_TRUE(any_contains(twice, "[route[2]] same host, path and match as route[1]"));
+}
+
+TEST(ConfigErrors, RouteHostWithAPortIsRefused) {
+    for (const char* host : {"example.com:8080", "[::1]:80", "127.0.0.1:8080"}) {
+        auto errors = errors_of(std::string(base) + "[[route]]\nupstream = \"app\"\nhost = \"" +
+                                host + "\"\n");
+        EXPECT_TRUE(any_contains(errors, std::string("[route[1].host] '") + host)) << host;
+        EXPECT_TRUE(any_contains(errors, "has a port")) << host;
+    }
+    for (const char* host : {"example.com", "[::1]", "127.0.0.1", "*.example.com"})
+        EXPECT_TRUE(errors_of(std::string(base) + "[[route]]\nupstream = \"app\"\nhost = \"" +
+                              host + "\"\n").empty()) << host;
+}
+
+TEST(ConfigErrors, UpstreamHostMustBeAHostName) {
+    EXPECT_TRUE(errors_of(std::string(base) + "[upstream.b]\nservers = [{ address = \"127.0.0.1:1\" }]\n"
+                          "host = \"app.internal:8080\"\n").empty());
+    auto errors = errors_of(std::string(base) + "[upstream.b]\nservers = [{ address = \"127.0.0.1:1\" }]\n"
+                            "host = \"a b\\r\\nX-Evil: 1\"\n");
+    EXPECT_TRUE(any_contains(errors, "[upstream.b.host] 'a b")) << (errors.empty() ? "" : errors[0]);
+}
+
 TEST(ConfigErrors, ListenerIsRequiredAndAddressChecked) {
     auto errors = errors_of("[[listener]]\nlisten = \"nowhere\"\n");
     EXPECT_TRUE(any_contains(errors, "[listener[0].listen] 'nowhere' is not ADDRESS:PORT"));
