@@ -99,12 +99,43 @@ void ClientConnection::on_handshake(const error_code& ec) {
         log::debug("{}: TLS handshake failed: {}", stream_.client_address, ec.message());
         if (kernel_metrics)
             kernel_metrics->shard(worker_.id()).tls_handshake_failed();
+        if (plain_http_on_tls(ec))
+            return reply_plain_http_on_tls();
         request_body_done_ = true; // nothing to drain
         return close();
     }
     if (kernel_metrics)
         kernel_metrics->shard(worker_.id()).tls_handshake(SSL_session_reused(transport_.ssl()) == 1);
     read_request();
+}
+
+bool ClientConnection::plain_http_on_tls(const error_code& ec) {
+    // OpenSSL recognises a plain HTTP request in place of a ClientHello (its first record
+    // starts "GET ", "POST ", "HEAD ", "PUT " or "CONNE"); other bytes that are no TLS record
+    // at all read as a wrong version number.
+    if (ec.category() != asio::error::get_ssl_category())
+        return false;
+    int reason = ERR_GET_REASON(static_cast<unsigned long>(ec.value()));
+    return reason == SSL_R_HTTP_REQUEST || reason == SSL_R_HTTPS_PROXY_REQUEST ||
+           reason == SSL_R_WRONG_VERSION_NUMBER;
+}
+
+void ClientConnection::reply_plain_http_on_tls() {
+    // As nginx: a plain-HTTP client gets an answer it can read, not an empty reply. Written on
+    // the raw socket; the connection then closes, draining what the client still sends.
+    static constexpr std::string_view reply =
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 46\r\n"
+        "Connection: close\r\n\r\nThis port speaks HTTPS: use an https:// URL.\r\n";
+    static_assert(reply.size() - reply.find("\r\n\r\n") - 4 == 46);
+    log::debug("{}: plain HTTP on a TLS listener: 400", stream_.client_address);
+    timeout_ = Timeout::client_write;
+    watchdog_.arm(config_->timeouts.client_write, *this);
+    asio::async_write(transport_.socket(), asio::buffer(reply.data(), reply.size()),
+                      [self = shared_from_this()](const error_code&, size_t) {
+                          self->watchdog_.disarm();
+                          self->timeout_ = Timeout::none;
+                          self->close(); // request_body_done_ is false: a lingering close
+                      });
 }
 
 // ---- reading requests ----------------------------------------------------------------------

@@ -88,6 +88,8 @@ public:
 
 private:
     // ---- client side (client_connection.cpp) ----
+    bool plain_http_on_tls(const boost::system::error_code& ec);
+    void reply_plain_http_on_tls();
     void on_handshake(const boost::system::error_code& ec);
     void read_request();
     void park();

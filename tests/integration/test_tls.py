@@ -86,6 +86,23 @@ def test_tls10_and_tls11_are_refused(shared, version):
     assert https_request(gh.port, no_verify(), "GET", "/id", "default.test").status == 200
 
 
+@pytest.mark.parametrize("request_line", [b"GET / HTTP/1.1", b"POST /form HTTP/1.1",
+                                          b"DELETE /x HTTP/1.1", b"OPTIONS * HTTP/1.1",
+                                          b"GET /old HTTP/1.0"])
+def test_plain_http_on_a_tls_listener_gets_a_readable_400(shared, request_line):
+    """As nginx: a client that speaks plain HTTP to the HTTPS port learns why, instead of
+    reading an empty reply; the listener goes on serving TLS."""
+    gh, _ = shared
+    raw = harness.raw_request(gh.port, request_line + b"\r\nHost: default.test\r\n"
+                              b"Content-Length: 5\r\n\r\nhello")
+    assert raw.status == 400, raw
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert b"Connection: close" in head and b"https://" in body, raw
+    assert int(re.search(rb"Content-Length: (\d+)", head).group(1)) == len(body)
+    assert raw.closed
+    assert https_request(gh.port, no_verify(), "GET", "/id", "default.test").status == 200
+
+
 # --------------------------------------------------------------------------------------------
 # SNI
 
