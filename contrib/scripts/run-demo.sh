@@ -8,7 +8,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 run_dir="$top/build/demo"
 
 "$top/contrib/scripts/deps.sh"
-"$top/contrib/scripts/build.sh"
+"$top/contrib/scripts/build.sh" runtime   # the binary and the modules; not the tests
 
 mkdir -p "$run_dir"
 pids=()         # demo backends, then gatehouse: everything this script started
