@@ -131,7 +131,9 @@ int main(int argc, char** argv) {
     po::options_description options(usage);
     options.add_options()("help,h", "show this help")("version", "print the version")(
         "config,c", po::value<std::string>()->default_value("/etc/gatehouse/gatehouse.toml"),
-        "config file")("log-level", po::value<std::string>(), "error, warn, info or debug");
+        "config file")("log-level", po::value<std::string>(), "error, warn, info or debug")(
+        "modules-dir", po::value<std::string>(),
+        "load modules from DIR instead of the config's [modules] dir (e.g. build/modules)");
     po::options_description hidden;
     hidden.add_options()("command", po::value<std::string>()->default_value("run"), "");
     po::options_description all;
@@ -169,6 +171,9 @@ int main(int argc, char** argv) {
         }
         log::set_level(level);
     }
+    if (vm.count("modules-dir"))
+        config::module_dir_override() = std::filesystem::absolute(
+            vm["modules-dir"].as<std::string>()).lexically_normal().string();
     std::string file = vm["config"].as<std::string>();
     auto loaded = std::make_unique<Loaded>();
     if (!load_all(file, *loaded))

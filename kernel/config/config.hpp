@@ -144,6 +144,9 @@ struct RouteConfig {
 
 // PREFIX/lib/gatehouse/modules of the build's install prefix: where its modules are installed.
 const char* default_module_dir();
+// `--modules-dir DIR`: replaces every config's [modules] dir (a build tree's modules, say), at
+// start and on reload. Set once by main() before any config is read; empty = none.
+std::string& module_dir_override();
 
 struct ModulesConfig {
     std::string dir = default_module_dir();

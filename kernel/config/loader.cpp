@@ -387,6 +387,11 @@ void cross_check(TableReader& root, Config& cfg) {
 
 const char* default_module_dir() { return GATEHOUSE_DEFAULT_MODULE_DIR; }
 
+std::string& module_dir_override() {
+    static std::string dir;
+    return dir;
+}
+
 std::unique_ptr<Config> parse_config(std::string_view text, const std::string& file,
                                      Diagnostics& diag) {
     auto cfg = std::make_unique<Config>();
@@ -405,6 +410,8 @@ std::unique_ptr<Config> parse_config(std::string_view text, const std::string& f
     // Modules first: other sections refer to module names.
     if (auto t = root.table("modules"))
         read_modules(*t, cfg->modules, cfg->base_dir);
+    if (!module_dir_override().empty())
+        cfg->modules.dir = module_dir_override();
     if (auto t = root.table("server"))
         read_server(*t, cfg->server, cfg->base_dir);
     if (auto t = root.table("limits"))

@@ -293,3 +293,16 @@ def test_second_gatehouse_on_the_wildcard_of_a_used_port_exits_1(start_backend, 
     start_gatehouse(text)
     _exits_with(tmp_path, text.replace("127.0.0.1:%d" % port, "0.0.0.0:%d" % port),
                 r"cannot listen on 0\.0\.0\.0:%d: address already in use" % port)
+
+
+def test_examples_check_from_a_build_tree_with_modules_dir():
+    """The examples' own "check it with" line, from a build tree: their [modules] dir is the
+    installed one, which --modules-dir replaces."""
+    from pathlib import Path
+    example = Path(__file__).resolve().parents[2] / "conf" / "examples" / "cache-compress.toml"
+    assert "--modules-dir build/modules -c conf/examples/cache-compress.toml" in example.read_text()
+    done = run_cli(["check", "--modules-dir", MODULE_DIR, "-c", str(example)])
+    assert done.returncode == 0, done.stderr
+    assert "configuration ok" in done.stdout
+    bogus = run_cli(["check", "--modules-dir", "/nonexistent-dir", "-c", str(example)])
+    assert bogus.returncode == 1 and "/nonexistent-dir" in bogus.stderr, bogus.stderr
