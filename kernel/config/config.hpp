@@ -103,6 +103,11 @@ struct ServerEntry {
     bool backup = false;
 };
 
+// The most idle connections a server keeps per worker when `keepalive` follows demand: the
+// most ever needed is what was in use at once, which a single worker rarely takes past a few
+// hundred; this bounds what a misbehaving burst can leave open.
+constexpr uint32_t keepalive_auto_cap = 1024;
+
 struct UpstreamConfig {
     std::string name;
     std::vector<ServerEntry> servers;
@@ -114,7 +119,9 @@ struct UpstreamConfig {
     Millis connect_timeout{5'000};
     Millis first_byte_timeout{60'000};
     Millis idle_timeout{60'000};
-    uint32_t keepalive = 32;
+    // Idle pooled connections per server per worker: a fixed number, or (nullopt, the default)
+    // as many as were recently in use, up to keepalive_auto_cap and the server's max_inflight.
+    std::optional<uint32_t> keepalive;
     Millis keepalive_timeout{60'000};
     UpstreamTlsConfig tls;
     HealthCheckConfig health;

@@ -261,7 +261,15 @@ void read_upstream(TableReader& t, UpstreamConfig& u) {
     duration("connect_timeout", u.connect_timeout);
     duration("first_byte_timeout", u.first_byte_timeout);
     duration("idle_timeout", u.idle_timeout);
-    u.keepalive = static_cast<uint32_t>(t.integer("keepalive", 32, 0, 100'000));
+    // "auto" (the default) or a fixed number.
+    if (const toml::node* k = t.node("keepalive"); k && k->is_string()) {
+        if (k->value_exact<std::string>() != "auto")
+            t.error("keepalive", fmt::format("'{}' is neither \"auto\" nor a number of connections",
+                                             *k->value_exact<std::string>()));
+    } else if (k) {
+        if (auto n = t.integer("keepalive", 0, 100'000))
+            u.keepalive = static_cast<uint32_t>(*n);
+    }
     duration("keepalive_timeout", u.keepalive_timeout);
     read_upstream_tls(t, u.tls);
     u.panic_threshold = static_cast<uint32_t>(t.integer("panic_threshold", 0, 0, 100));

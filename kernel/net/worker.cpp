@@ -13,11 +13,16 @@ Worker* Worker::current() { return this_worker; }
 
 std::unique_ptr<UpstreamConnection> ConnectionCache::take(const upstream::UpstreamPool& pool,
                                                           uint32_t peer) {
-    for (auto& [key, list] : idle_) {
-        if (key.pool != &pool || key.peer != peer || list.empty())
+    for (auto& idle : idle_) {
+        if (idle.key.pool != &pool || idle.key.peer != peer)
             continue;
-        auto c = std::move(list.back());
-        list.pop_back();
+        if (idle.list.empty()) {
+            idle.fewest = 0;
+            return nullptr;
+        }
+        auto c = std::move(idle.list.back());
+        idle.list.pop_back();
+        idle.fewest = std::min(idle.fewest, idle.list.size());
         return c;
     }
     return nullptr;
@@ -25,39 +30,58 @@ std::unique_ptr<UpstreamConnection> ConnectionCache::take(const upstream::Upstre
 
 void ConnectionCache::put(std::unique_ptr<UpstreamConnection> connection) {
     Key key{connection->pool, connection->peer->index};
-    uint32_t limit = connection->pool->config().keepalive;
+    const auto& config = connection->pool->config();
+    uint32_t limit = config.keepalive.value_or(
+        connection->peer->entry.max_inflight
+            ? std::min(config::keepalive_auto_cap, connection->peer->entry.max_inflight)
+            : config::keepalive_auto_cap);
+    if (limit == 0)
+        return;
     connection->idle_since = CoarseClock::now();
-    for (auto& [k, list] : idle_) {
-        if (!(k == key))
+    for (auto& idle : idle_) {
+        if (!(idle.key == key))
             continue;
-        if (list.size() >= limit)
-            list.erase(list.begin()); // drop the oldest
-        if (limit)
-            list.push_back(std::move(connection));
+        if (idle.list.size() >= limit)
+            idle.list.erase(idle.list.begin()); // drop the oldest
+        idle.list.push_back(std::move(connection));
         return;
     }
-    if (limit) {
-        idle_.emplace_back(key, std::vector<std::unique_ptr<UpstreamConnection>>{});
-        idle_.back().second.push_back(std::move(connection));
-    }
+    idle_.push_back({key, {}, 0});
+    idle_.back().list.push_back(std::move(connection));
 }
 
 void ConnectionCache::sweep(CoarseClock::time_point now) {
-    for (auto& [key, list] : idle_) {
-        auto timeout = key.pool->config().keepalive_timeout;
-        std::erase_if(list, [&](const std::unique_ptr<UpstreamConnection>& c) {
+    for (auto& idle : idle_) {
+        auto timeout = idle.key.pool->config().keepalive_timeout;
+        std::erase_if(idle.list, [&](const std::unique_ptr<UpstreamConnection>& c) {
             return now - c->idle_since >= timeout;
         });
+        idle.fewest = std::min(idle.fewest, idle.list.size());
         // A connection that stays idle gives its buffer back; a busy one keeps it, so the
         // request path allocates nothing.
-        for (auto& c : list)
+        for (auto& c : idle.list)
             if (now - c->idle_since >= std::chrono::seconds(1))
                 c->buffer.release();
+    }
+    if (now >= next_trim_) {
+        trim();
+        next_trim_ = now + trim_period;
+    }
+}
+
+void ConnectionCache::trim() {
+    for (auto& idle : idle_) {
+        // A fixed `keepalive` is the operator's number: kept as configured.
+        if (!idle.key.pool->config().keepalive) {
+            size_t spare = std::min(idle.fewest, idle.list.size()) / 2;
+            idle.list.erase(idle.list.begin(), idle.list.begin() + static_cast<ptrdiff_t>(spare));
+        }
+        idle.fewest = idle.list.size();
     }
 }
 
 void ConnectionCache::drop(const upstream::UpstreamPool* pool) {
-    std::erase_if(idle_, [pool](const auto& entry) { return entry.first.pool == pool; });
+    std::erase_if(idle_, [pool](const Idle& idle) { return idle.key.pool == pool; });
 }
 
 std::vector<std::shared_ptr<ClientConnection>> Worker::alive_connections() const {

@@ -38,15 +38,24 @@ struct UpstreamConnection {
     uint64_t requests = 0; // served on this connection; > 0 means it was reused
 };
 
-// Idle keep-alive connections to upstream servers, per pool and peer, newest last.
+// Idle keep-alive connections to upstream servers, per pool and peer, newest last (reuse takes
+// the newest, so the oldest are the ones demand no longer reaches).
+//
+// With `keepalive` following demand (the default) a server keeps every connection that comes
+// back, up to keepalive_auto_cap: as many as were in use at once. Demand falling shows as idle
+// connections nobody took: every trim_period, half of the fewest that sat idle all period long
+// are closed (HAProxy's pool purge works alike), and keepalive_timeout closes the rest.
 class ConnectionCache {
 public:
     std::unique_ptr<UpstreamConnection> take(const upstream::UpstreamPool& pool, uint32_t peer);
     void put(std::unique_ptr<UpstreamConnection> connection);
-    // Closes connections idle for longer than their pool's keepalive_timeout.
+    // Closes connections idle for longer than their pool's keepalive_timeout, and those demand
+    // left idle (above).
     void sweep(CoarseClock::time_point now);
     void clear() { idle_.clear(); }
     void drop(const upstream::UpstreamPool* pool);
+
+    static constexpr std::chrono::seconds trim_period{5};
 
 private:
     struct Key {
@@ -54,7 +63,14 @@ private:
         uint32_t peer;
         bool operator==(const Key&) const = default;
     };
-    std::vector<std::pair<Key, std::vector<std::unique_ptr<UpstreamConnection>>>> idle_;
+    struct Idle {
+        Key key;
+        std::vector<std::unique_ptr<UpstreamConnection>> list;
+        size_t fewest = 0; // fewest idle this trim period: connections nobody needed
+    };
+    void trim();
+    std::vector<Idle> idle_;
+    CoarseClock::time_point next_trim_{};
 };
 
 class Worker {

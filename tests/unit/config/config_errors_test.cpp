@@ -115,6 +115,18 @@ TEST(ConfigErrors, UpstreamHostMustBeAHostName) {
     EXPECT_TRUE(any_contains(errors, "[upstream.b.host] 'a b")) << (errors.empty() ? "" : errors[0]);
 }
 
+TEST(ConfigErrors, KeepaliveIsAutoOrANumber) {
+    for (const char* value : {"\"auto\"", "0", "64"})
+        EXPECT_TRUE(errors_of(std::string(base) + "[upstream.b]\nservers = [{ address = \"127.0.0.1:1\" }]\n"
+                              "keepalive = " + value + "\n").empty()) << value;
+    auto errors = errors_of(std::string(base) + "[upstream.b]\nservers = [{ address = \"127.0.0.1:1\" }]\n"
+                            "keepalive = \"lots\"\n");
+    EXPECT_TRUE(any_contains(errors, "[upstream.b.keepalive] 'lots' is neither \"auto\" nor a number"));
+    errors = errors_of(std::string(base) + "[upstream.b]\nservers = [{ address = \"127.0.0.1:1\" }]\n"
+                       "keepalive = -1\n");
+    EXPECT_TRUE(any_contains(errors, "[upstream.b.keepalive] -1 is out of range"));
+}
+
 TEST(ConfigErrors, ListenerIsRequiredAndAddressChecked) {
     auto errors = errors_of("[[listener]]\nlisten = \"nowhere\"\n");
     EXPECT_TRUE(any_contains(errors, "[listener[0].listen] 'nowhere' is not ADDRESS:PORT"));
