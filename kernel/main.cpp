@@ -37,8 +37,10 @@ struct Loaded {
 
 // Loads config and modules and builds the generation. Prints every problem; false if any.
 bool load_all(const std::string& file, Loaded& out) {
-    std::vector<std::string> errors;
-    out.generation = Generation::load(file, out.modules, errors);
+    std::vector<std::string> errors, warnings;
+    out.generation = Generation::load(file, out.modules, errors, warnings);
+    for (const auto& w : warnings)
+        std::cerr << w << "\n";
     for (const auto& e : errors)
         std::cerr << e << "\n";
     return out.generation != nullptr;

@@ -204,7 +204,8 @@ bool Generation::build_tls(std::vector<std::string>& errors) {
 }
 
 std::shared_ptr<Generation> Generation::load(const std::string& file, modules::ModuleSet& modules,
-                                             std::vector<std::string>& errors) {
+                                             std::vector<std::string>& errors,
+                                             std::vector<std::string>& warnings) {
     config::Diagnostics diag(file);
     auto cfg = config::load_config(file, diag);
     std::vector<std::string> other;
@@ -223,6 +224,8 @@ std::shared_ptr<Generation> Generation::load(const std::string& file, modules::M
     }
     for (const auto& d : diag.errors())
         errors.push_back(d.to_string());
+    for (const auto& d : diag.warnings())
+        warnings.push_back(d.to_string());
     errors.insert(errors.end(), other.begin(), other.end());
     if (!errors.empty())
         gen.reset();

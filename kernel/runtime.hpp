@@ -49,9 +49,11 @@ public:
                                              config::Diagnostics& diag,
                                              std::vector<std::string>& errors);
     // Reads `file`, loads the modules it names that `modules` does not have yet, and builds the
-    // generation. nullptr on any problem; `errors` gets one line each, config errors first.
+    // generation. nullptr on any problem; `errors` gets one line each, config errors first;
+    // `warnings` what was accepted but is likely a mistake (the caller prints or logs them).
     static std::shared_ptr<Generation> load(const std::string& file, modules::ModuleSet& modules,
-                                            std::vector<std::string>& errors);
+                                            std::vector<std::string>& errors,
+                                            std::vector<std::string>& warnings);
     // Side effects: modules' activate hooks.
     bool activate(std::vector<std::string>& errors);
 

@@ -224,8 +224,10 @@ void Server::activate_generation(std::shared_ptr<Generation> next) {
 std::pair<bool, std::string> Server::reload() {
     if (draining_)
         return {false, "shutting down"};
-    std::vector<std::string> load_errors;
-    auto next = Generation::load(config_file_, modules_, load_errors);
+    std::vector<std::string> load_errors, warnings;
+    auto next = Generation::load(config_file_, modules_, load_errors, warnings);
+    for (const auto& w : warnings)
+        log::warn("reload: {}", w);
     std::string error;
     for (const auto& e : load_errors)
         error += (error.empty() ? "" : "\n") + e;

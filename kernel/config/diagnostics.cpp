@@ -21,6 +21,21 @@ void Diagnostics::error(uint32_t line, std::string_view key_path, std::string me
     errors_.push_back({file_, line, std::string(key_path), std::move(message)});
 }
 
+void Diagnostics::warn(const toml::source_region& where, std::string_view key_path,
+                       std::string message) {
+    warnings_.push_back({file_, static_cast<uint32_t>(where.begin.line), std::string(key_path),
+                         "warning: " + std::move(message)});
+}
+
+void warn_bare_duration(Diagnostics& diag, const toml::node& node, std::string_view key_path) {
+    auto value = node.value_exact<int64_t>();
+    if (!value || *value <= 0)
+        return;
+    diag.warn(node.source(), key_path,
+              fmt::format("{0} has no unit, so it means {0} milliseconds; write \"{0}ms\" to say "
+                          "so, or \"{0}s\" for seconds", *value));
+}
+
 namespace {
 // Optimal string alignment distance: insertions, deletions, substitutions and adjacent
 // transpositions ("nmae" -> "name") each cost 1.

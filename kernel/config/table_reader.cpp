@@ -110,8 +110,10 @@ uint64_t TableReader::duration_ms(std::string_view key, uint64_t fallback) {
     const toml::node* n = node(key);
     if (!n)
         return fallback;
-    if (auto d = read_duration_ms(*n))
+    if (auto d = read_duration_ms(*n)) {
+        warn_bare_duration(*diag_, *n, key_path(key));
         return *d;
+    }
     error(key, "expected a duration such as \"250ms\", \"5s\", \"2m\", \"1h\", \"1d\" or "
                "milliseconds");
     return fallback;

@@ -22,6 +22,10 @@ void ConfigSession::error(const gh_config_node_t* node, std::string_view message
     diag_.error(node->node->source(), node->path, std::string(message));
 }
 
+void ConfigSession::warn_bare_duration(const gh_config_node_t* node) {
+    config::warn_bare_duration(diag_, *node->node, node->path);
+}
+
 bool ConfigSession::finish() {
     for (const auto& n : nodes_) {
         const toml::table* table = n.node->as_table();

@@ -33,6 +33,7 @@ public:
     const gh_config_node_t* child(const gh_config_node_t* parent, const toml::node* node,
                                   std::string path);
     void error(const gh_config_node_t* node, std::string_view message);
+    void warn_bare_duration(const gh_config_node_t* node);
     // Reports unknown keys in every table handle given out. Returns true if no error at all.
     bool finish();
     bool failed() const { return failed_; }

@@ -142,6 +142,7 @@ gh_status_t cfg_duration_ms(const gh_config_node_t* n, uint64_t* out) {
     if (!n || !out)
         return GH_ERR_INVALID;
     if (auto v = config::read_duration_ms(*n->node)) {
+        n->session->warn_bare_duration(n);
         *out = *v;
         return GH_OK;
     }

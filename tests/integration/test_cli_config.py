@@ -306,3 +306,23 @@ def test_examples_check_from_a_build_tree_with_modules_dir():
     assert "configuration ok" in done.stdout
     bogus = run_cli(["check", "--modules-dir", "/nonexistent-dir", "-c", str(example)])
     assert bogus.returncode == 1 and "/nonexistent-dir" in bogus.stderr, bogus.stderr
+
+
+def test_bare_integer_duration_is_accepted_with_a_warning(tmp_path):
+    """`connect_timeout = 5` means 5 ms (nginx would read seconds): check says so, with the
+    line and key path, and still accepts it; with a unit there is no warning."""
+    text = proxy_config(["127.0.0.1:9"], upstream="connect_timeout = 5\nfail_backoff = 0")
+    path = tmp_path / "gatehouse.toml"
+    path.write_text(text)
+    done = run_cli(["check", "-c", str(path)])
+    assert done.returncode == 1  # fail_backoff must be > 0: still an error, reported too
+    path.write_text(text.replace("fail_backoff = 0", ""))
+    done = run_cli(["check", "-c", str(path)])
+    assert done.returncode == 0, done.stderr
+    line = text.splitlines().index("connect_timeout = 5") + 1
+    assert re.search(r"gatehouse\.toml:%d: \[upstream\.app\.connect_timeout\] warning: 5 has no "
+                     r"unit, so it means 5 milliseconds; write \"5ms\" to say so, or \"5s\" for "
+                     r"seconds" % line, done.stderr), done.stderr
+    path.write_text(text.replace("fail_backoff = 0", "").replace("= 5\n", '= "5s"\n'))
+    done = run_cli(["check", "-c", str(path)])
+    assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
