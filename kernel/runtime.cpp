@@ -25,6 +25,13 @@ Generation::~Generation() {
     }
 }
 
+bool Generation::instance_config_ok(const modules::LoadedModule* module) const {
+    for (const auto& i : instances_)
+        if (i.module == module)
+            return i.config_ok;
+    return false;
+}
+
 void* Generation::module_config(const modules::LoadedModule* module) const {
     for (const auto& i : instances_)
         if (i.module == module)
@@ -54,7 +61,8 @@ bool Generation::parse_module_configs(modules::ModuleSet& modules, config::Diagn
             if (rc != GH_OK && !session.failed())
                 session.error(root, fmt::format("module '{}' refused its config ({})", m->name, rc));
         }
-        ok = session.finish() && ok;
+        inst.config_ok = session.finish();
+        ok = inst.config_ok && ok;
         instances_.push_back(inst);
     }
     return ok;
@@ -87,7 +95,10 @@ bool Generation::build_routes(modules::ModuleSet& modules, config::Diagnostics& 
         route->pool = pool(rc.upstream);
         for (const auto& name : rc.filters) {
             modules::LoadedModule* m = modules.find(name);
-            if (!m || !m->has_filter) {
+            // A module not loaded, or whose own table was refused, has had its error reported.
+            if (!m || !instance_config_ok(m))
+                continue;
+            if (!m->has_filter) {
                 diag.error(rc.filters_line, fmt::format("route[{}].filters", i),
                            fmt::format("module '{}' is not a filter", name));
                 ok = false;
@@ -138,21 +149,22 @@ std::shared_ptr<Generation> Generation::build(std::unique_ptr<config::Config> co
                                               modules::ModuleSet& modules,
                                               config::Diagnostics& diag,
                                               std::vector<std::string>& errors) {
+    // Every stage runs even after another found errors, so `check` lists them all at once;
+    // only the stages with effects (resolving servers, reading certificates) wait for a valid
+    // config. A generation with any error is not returned.
     auto gen = std::shared_ptr<Generation>(new Generation());
     gen->config_ = std::move(config);
-    if (!gen->parse_module_configs(modules, diag))
-        return nullptr;
+    gen->parse_module_configs(modules, diag);
     for (const auto& [name, u] : gen->config_->upstreams) {
         modules::LoadedModule* m = modules.find(u.balancer);
         if (m && !m->has_balancer)
             diag.error(u.balancer_line, fmt::format("upstream.{}.balancer", name),
                        fmt::format("module '{}' is not a balancer", u.balancer));
     }
-    if (!diag.ok())
-        return nullptr;
-    if (!gen->build_pools(modules, errors) || !gen->build_tls(errors))
-        return nullptr;
-    if (!gen->build_routes(modules, diag) || !diag.ok())
+    if (diag.ok() && errors.empty() && gen->build_pools(modules, errors))
+        gen->build_tls(errors);
+    gen->build_routes(modules, diag);
+    if (!diag.ok() || !errors.empty())
         return nullptr;
     for (const auto& inst : gen->instances_)
         if (inst.module->has_filter &&
@@ -210,7 +222,7 @@ std::shared_ptr<Generation> Generation::load(const std::string& file, modules::M
     auto cfg = config::load_config(file, diag);
     std::vector<std::string> other;
     std::shared_ptr<Generation> gen;
-    if (cfg && diag.ok()) {
+    if (cfg) {
         std::vector<std::string> missing;
         for (const auto& name : cfg->modules.load)
             if (!modules.find(name))
@@ -219,8 +231,7 @@ std::shared_ptr<Generation> Generation::load(const std::string& file, modules::M
         if (!modules.load(cfg->modules.dir, missing, other))
             for (auto& e : other)
                 e = fmt::format("{}:{}: [modules.load] {}", file, load_line, e);
-        else
-            gen = build(std::move(cfg), modules, diag, other);
+        gen = build(std::move(cfg), modules, diag, other);
     }
     for (const auto& d : diag.errors())
         errors.push_back(d.to_string());

@@ -36,6 +36,7 @@ struct ModuleInstance {
     modules::LoadedModule* module;
     void* config = nullptr;
     bool active = false;
+    bool config_ok = true; // its table parsed: route tables may be handed to it
 };
 
 class Generation {
@@ -67,6 +68,7 @@ public:
     // Filters that want REQUEST_HEADERS, which runs before routing (with module configs).
     const std::vector<FilterBinding>& early_filters() const { return early_filters_; }
     void* module_config(const modules::LoadedModule* module) const;
+    bool instance_config_ok(const modules::LoadedModule* module) const;
     // TLS state of the listener with this key (ListenerConfig::key()), or nullptr for plain HTTP.
     std::shared_ptr<tls::TlsListener> listener_tls(const std::string& key) const;
     const std::map<std::string, std::shared_ptr<tls::TlsListener>>& tls_listeners() const {

@@ -326,3 +326,19 @@ def test_bare_integer_duration_is_accepted_with_a_warning(tmp_path):
     path.write_text(text.replace("fail_backoff = 0", "").replace("= 5\n", '= "5s"\n'))
     done = run_cli(["check", "-c", str(path)])
     assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
+
+
+def test_check_reports_kernel_and_module_errors_at_once(tmp_path):
+    """A typo in [server] does not hide one in a module's table, or one in a route's table of
+    another module: one `check` lists them all, each with its line and key path."""
+    text = proxy_config(["127.0.0.1:9"]).replace("workers = 2", "workrs = 2")
+    text = text.replace(modules_toml(), modules_toml(("round_robin", "compress", "cache_disk")))
+    text += ('[filter.compress]\nlevle = 3\n\n[[route]]\npath = "/c"\nupstream = "app"\n'
+             'filters = ["cache_disk"]\nfilter_config = { cache_disk = { kye = "x" } }\n'
+             '[filter.cache_disk]\npath = %s\n' % toml_value(str(tmp_path / "cache")))
+    path = tmp_path / "gatehouse.toml"
+    path.write_text(text)
+    done = run_cli(["check", "-c", str(path)])
+    assert done.returncode == 1
+    for key in ("server.workrs", "filter.compress.levle", "filter_config.cache_disk.kye"):
+        assert "[%s" % key in done.stderr or key in done.stderr, (key, done.stderr)
