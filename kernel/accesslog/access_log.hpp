@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -68,6 +69,9 @@ struct AccessRecord {
     // completed, client_abort, upstream_reset, upstream_error, timeout, rejected, local_reply
     std::string_view termination;
     bool tls = false;
+    uint32_t attempts = 0; // upstream attempts (retries and stale-connection replays included)
+    // Fields modules added (name, value), after the kernel's own.
+    std::span<const std::pair<std::string, std::string>> fields;
 };
 
 // Appends one line (with its '\n') in `format` to `out`. Never throws on bad bytes: combined

@@ -122,6 +122,13 @@ void append_combined(const AccessRecord& r, std::string& out) {
     }
     out += " term=";
     append_field(out, r.termination, true);
+    fmt::format_to(std::back_inserter(out), " attempts={}", r.attempts);
+    for (const auto& [name, value] : r.fields) {
+        out += ' ';
+        append_field(out, name, true);
+        out += '=';
+        append_field(out, value, true);
+    }
     out += '\n';
 }
 
@@ -161,6 +168,9 @@ void append_json(const AccessRecord& r, std::string& out) {
     j["t_total_ms"] = milliseconds_or_null(r.total_us);
     j["termination"] = str(r.termination);
     j["tls"] = r.tls;
+    j["attempts"] = r.attempts;
+    for (const auto& [name, value] : r.fields)
+        j[name] = value; // a module's field; one named like a kernel field replaces it
     // Request bytes are not guaranteed UTF-8: replace bad sequences rather than throw.
     out += j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
     out += '\n';

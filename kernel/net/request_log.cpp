@@ -77,6 +77,8 @@ void ClientConnection::log_access() {
     r.total_us = micros(timing_.start, now);
     r.termination = termination_name(termination_);
     r.tls = stream_.tls;
+    r.attempts = attempt_ + (stale_retried_ ? 1 : 0);
+    r.fields = stream_.log_fields;
     log->write(worker_.id(), r);
 }
 

@@ -6,6 +6,7 @@ void gh_stream::reset() {
     query = {};
     host.clear();
     peer_address.clear();
+    log_fields.clear();
     normalised_target.clear();
     phase = GH_PHASE_REQUEST_HEADERS;
     has_reply = false;

@@ -25,6 +25,8 @@ struct gh_stream {
     std::string host;             // lower-case, no port
     std::string client_address;   // "ip:port"
     std::string peer_address;     // selected upstream server
+    // Fields modules add to this request's access log line (SDK 1.3 log_field), in order.
+    std::vector<std::pair<std::string, std::string>> log_fields;
     std::string normalised_target;
     uint32_t phase = GH_PHASE_REQUEST_HEADERS;
     bool tls = false;

@@ -19,7 +19,8 @@ from harness import Client, free_port, get, raw_request, wait_until
 
 JSON_KEYS = ["time", "client", "method", "target", "version", "host", "status", "bytes_sent",
              "bytes_received", "referer", "user_agent", "route", "upstream", "upstream_address",
-             "t_header_ms", "t_connect_ms", "t_first_byte_ms", "t_total_ms", "termination", "tls"]
+             "t_header_ms", "t_connect_ms", "t_first_byte_ms", "t_total_ms", "termination", "tls",
+             "attempts"]
 
 UPSTREAM_APP = """max_fails = 1000
 first_byte_timeout = "300ms"
@@ -33,7 +34,7 @@ COMBINED = re.compile(
     r'upstream=(?P<upstream>\S+) route=(?P<route>\S+) '
     r't_header=(?P<t_header>-|\d+\.\d{3}) t_connect=(?P<t_connect>-|\d+\.\d{3}) '
     r't_first_byte=(?P<t_first_byte>-|\d+\.\d{3}) t_total=(?P<t_total>-|\d+\.\d{3}) '
-    r'term=(?P<term>\S+)$')
+    r'term=(?P<term>\S+) attempts=(?P<attempts>\d+)(?P<fields>( \S+=\S+)*)$')
 
 
 class Setup:
@@ -145,6 +146,7 @@ def test_json_completed_request_has_every_field(alog):
     assert rec["t_connect_ms"] < 150, rec
     assert rec["t_total_ms"] < 3000, rec
     assert rec["termination"] == "completed" and rec["tls"] is False
+    assert rec["attempts"] == 1
 
 
 def test_json_request_body_counts_in_bytes_received(alog):
@@ -240,6 +242,25 @@ def test_json_upstream_connect_refused_is_upstream_error(alog):
     assert rec["route"] == "deadr" and rec["upstream"] == "dead"
     assert rec["upstream_address"] == s.dead
     assert rec["t_connect_ms"] is None and rec["t_first_byte_ms"] is None, rec
+    assert rec["attempts"] == 1  # one server: one try
+
+
+def test_retried_request_shows_its_attempts(start_backend, start_gatehouse, tmp_path):
+    """A request that reached its answer on a second server says so in its line."""
+    backend = start_backend("live")
+    dead = "127.0.0.1:%d" % free_port()
+    routes = [{"name": "main", "path": "/", "upstream": "app"}]
+    text = admin_config({"app": [dead, backend]}, routes, admin=False,
+                        access_log={"path": "access.log", "format": "json"},
+                        upstream_extra={"app": "max_fails = 1000"}, workers=1)
+    gh = start_gatehouse(text)
+    for i in range(4):
+        assert get(gh.port, "/id?n=%d" % i).status == 200
+    recs = wait_lines(lambda: read_json_lines(tmp_path / "access.log"), lambda rs: len(rs) == 4)
+    attempts = [r["attempts"] for r in recs]
+    # Whichever server round robin offers first, the dead one is tried at least once in four.
+    assert set(attempts) <= {1, 2} and 2 in attempts, attempts
+    assert all(r["upstream_address"] == backend.address for r in recs)
 
 
 def test_json_first_byte_timeout_504_is_timeout(alog):
@@ -391,8 +412,8 @@ def test_combined_lines_parse_with_every_field(alog):
     assert len(rejected) == 1 and rejected[0]["term"] == "rejected", rejected
     assert int(rejected[0]["bytes"]) == len(reply_400)
     dead = by_request["GET /dead/y HTTP/1.1"]
-    assert (dead["status"], dead["upstream"], dead["route"], dead["term"]) == (
-        "502", s.dead, "deadr", "upstream_error"), dead
+    assert (dead["status"], dead["upstream"], dead["route"], dead["term"], dead["attempts"]) == (
+        "502", s.dead, "deadr", "upstream_error", "1"), dead
     slow = by_request["GET /slow-header/1500 HTTP/1.1"]
     assert (slow["status"], slow["term"], slow["t_first_byte"]) == ("504", "timeout", "-"), slow
     assert float(slow["t_total"]) >= 0.28

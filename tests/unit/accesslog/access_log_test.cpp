@@ -48,6 +48,7 @@ AccessRecord sample_record() {
     r.total_us = 5499;
     r.termination = "completed";
     r.tls = true;
+    r.attempts = 2;
     return r;
 }
 
@@ -91,7 +92,8 @@ TEST(AccessLogFormat, CombinedLineIsExact) {
     EXPECT_EQ(line_of(Format::combined, sample_record()),
               "127.0.0.1 - - [28/Nov/2026:01:02:03 +0000] \"GET /api/items?id=7 HTTP/1.1\" 200 "
               "1234 \"https://example.com/\" \"curl/8.0\" upstream=10.0.0.1:9001 route=api "
-              "t_header=0.000 t_connect=0.001 t_first_byte=0.004 t_total=0.005 term=completed\n");
+              "t_header=0.000 t_connect=0.001 t_first_byte=0.004 t_total=0.005 term=completed "
+              "attempts=2\n");
 }
 
 TEST(AccessLogFormat, CombinedShowsDashForMissingFieldsAndTimings) {
@@ -103,7 +105,7 @@ TEST(AccessLogFormat, CombinedShowsDashForMissingFieldsAndTimings) {
     r.termination = "rejected";
     EXPECT_EQ(line_of(Format::combined, r),
               "::1 - - [28/Nov/2026:01:02:03 +0000] \"-\" 400 0 \"-\" \"-\" upstream=- route=- "
-              "t_header=- t_connect=- t_first_byte=- t_total=- term=rejected\n");
+              "t_header=- t_connect=- t_first_byte=- t_total=- term=rejected attempts=0\n");
     r.method = "GET";
     r.target = "/";
     EXPECT_NE(line_of(Format::combined, r).find("\"GET / HTTP/1.0\""), std::string::npos);
@@ -129,8 +131,21 @@ TEST(AccessLogFormat, JsonLineIsExact) {
               R"("referer":"https://example.com/","user_agent":"curl/8.0","route":"api",)"
               R"("upstream":"app","upstream_address":"10.0.0.1:9001","t_header_ms":0.12,)"
               R"("t_connect_ms":1.0,"t_first_byte_ms":4.2,"t_total_ms":5.499,)"
-              R"("termination":"completed","tls":true})"
+              R"("termination":"completed","tls":true,"attempts":2})"
               "\n");
+}
+
+TEST(AccessLogFormat, ModuleFieldsFollowTheKernelsInBothFormats) {
+    AccessRecord r = sample_record();
+    std::vector<std::pair<std::string, std::string>> fields{{"cache", "HIT"},
+                                                            {"waf_rule", "942100 sqli"}};
+    r.fields = fields;
+    std::string line = line_of(Format::combined, r);
+    EXPECT_TRUE(line.ends_with(" term=completed attempts=2 cache=HIT waf_rule=942100\\x20sqli\n"))
+        << line;
+    line = line_of(Format::json, r);
+    EXPECT_TRUE(line.ends_with(R"("attempts":2,"cache":"HIT","waf_rule":"942100 sqli"})" "\n"))
+        << line;
 }
 
 TEST(AccessLogFormat, JsonParsesBackWithEveryKeyAndNullTimings) {
@@ -142,9 +157,10 @@ TEST(AccessLogFormat, JsonParsesBackWithEveryKeyAndNullTimings) {
     for (const char* key :
          {"time", "client", "method", "target", "version", "host", "status", "bytes_sent",
           "bytes_received", "referer", "user_agent", "route", "upstream", "upstream_address",
-          "t_header_ms", "t_connect_ms", "t_first_byte_ms", "t_total_ms", "termination", "tls"})
+          "t_header_ms", "t_connect_ms", "t_first_byte_ms", "t_total_ms", "termination", "tls",
+          "attempts"})
         EXPECT_TRUE(j.contains(key)) << key;
-    EXPECT_EQ(j.size(), 20u);
+    EXPECT_EQ(j.size(), 21u);
     EXPECT_EQ(j["user_agent"], "quote\" newline\n ctl\x01");
     EXPECT_TRUE(j["t_connect_ms"].is_null());
     EXPECT_TRUE(j["t_first_byte_ms"].is_null());
