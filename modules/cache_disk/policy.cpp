@@ -2,9 +2,11 @@
 #include "policy.hpp"
 
 #include <gatehouse/sdk/http.hpp>
+#include <gatehouse/sdk/http/coding.hpp>
 
 #include <algorithm>
 #include <cctype>
+#include <iterator>
 
 namespace cache_disk {
 
@@ -496,29 +498,10 @@ Use usable(const Freshness &f, const CacheControl &req, const CacheControl &res)
 
 namespace {
 
-std::string preferred_coding(std::string_view accept_encoding) {
-    double q_br = -1, q_gzip = -1, q_identity = -1, q_star = -1;
-    for (const auto &w : gh::http::weighted_list(accept_encoding)) {
-        double *slot = iequals(w.name, "br")                                  ? &q_br
-                       : iequals(w.name, "gzip") || iequals(w.name, "x-gzip") ? &q_gzip
-                       : iequals(w.name, "identity")                          ? &q_identity
-                       : w.name == "*"                                        ? &q_star
-                                                                              : nullptr;
-        if (slot && w.q > *slot)
-            *slot = w.q;
-    }
-    const double br = q_br >= 0 ? q_br : std::max(0.0, q_star);
-    const double gz = q_gzip >= 0 ? q_gzip : std::max(0.0, q_star);
-    double best = 0;
-    std::string coding = "identity";
-    if (br > best)
-        best = br, coding = "br";
-    if (gz > best)
-        best = gz, coding = "gzip";
-    if (q_identity > best)
-        coding = "identity";
-    return coding;
-}
+// The codings compress can produce: the Accept-Encoding variant key ranks these and identity,
+// so requests with one key get one choice from compress whatever its `prefer`, `gzip` and
+// `brotli` settings (gh::http::coding_preference_key's guarantee).
+constexpr std::string_view kVariantCodings[] = {"br", "gzip"};
 
 } // namespace
 
@@ -527,7 +510,7 @@ std::string vary_value(const Fields &request, std::string_view name) {
     if (!v)
         return "\x01";
     if (iequals(name, "accept-encoding"))
-        return preferred_coding(*v);
+        return gh::http::coding_preference_key(*v, kVariantCodings, std::size(kVariantCodings));
     std::string out;
     for (std::string_view item : split_list(*v)) {
         if (!out.empty())
@@ -564,15 +547,8 @@ bool coding_acceptable(const Fields &request, const Fields &response) {
         return true; // identity is refused only by identity;q=0, which no stored variant serves
     auto ae = joined(request, "accept-encoding");
     if (!ae)
-        return false;
-    double q = -1, star = -1;
-    for (const auto &w : gh::http::weighted_list(*ae)) {
-        if (iequals(w.name, trim(*ce)) || (iequals(trim(*ce), "gzip") && iequals(w.name, "x-gzip")))
-            q = std::max(q, w.q);
-        else if (w.name == "*")
-            star = std::max(star, w.q);
-    }
-    return (q >= 0 ? q : star) > 0;
+        return false; // RFC 9110 §12.5.3 would allow any coding; a cache does not guess
+    return gh::http::coding_acceptable(std::string_view(*ae), trim(*ce));
 }
 
 // ---- conditionals and updates -----------------------------------------------------------------

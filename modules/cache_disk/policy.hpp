@@ -143,9 +143,10 @@ bool defined_status(unsigned status);
 bool must_revalidate(const CacheControl &response_cc);
 
 // The request's value of one field named by Vary, normalised so equivalent requests match:
-// list elements trimmed and joined with ","; Accept-Encoding reduced to the coding the request
-// prefers among br, gzip and identity (what compress would choose), so each encoding is one
-// variant. "\x01" stands for an absent field.
+// list elements trimmed and joined with ","; Accept-Encoding reduced to the request's ranking
+// of br, gzip and identity (gh::http::coding_preference_key, e.g. "br=gzip>identity"): requests
+// with one key get one coding from compress, whatever its settings. "\x01" stands for an absent
+// field.
 std::string vary_value(const Fields &request, std::string_view name);
 
 // The Vary field names of a response, lower-cased and sorted, without duplicates; nullopt for

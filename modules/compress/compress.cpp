@@ -2,6 +2,7 @@
 #include "compress.hpp"
 
 #include <gatehouse/sdk/http.hpp>
+#include <gatehouse/sdk/http/coding.hpp>
 
 #include <cctype>
 #include <charconv>
@@ -14,7 +15,6 @@ namespace {
 using gh::http::EntityTag;
 using gh::http::entity_tags;
 using gh::http::lower;
-using gh::http::parse_q;
 using gh::http::split_list;
 using gh::http::trim;
 
@@ -45,40 +45,16 @@ std::optional<Coding> coding_from_name(std::string_view name) noexcept {
 
 Negotiation negotiate(std::optional<std::string_view> accept_encoding,
                       const std::vector<Coding> &enabled) {
+    std::vector<std::string_view> offered;
+    offered.reserve(enabled.size());
+    for (Coding c : enabled)
+        if (c != Coding::identity)
+            offered.push_back(coding_name(c));
+    // The SDK's rule, shared with cache_disk's Accept-Encoding variant key.
+    const gh::http::CodingChoice choice = gh::http::negotiate_coding(accept_encoding, offered);
     Negotiation n;
-    if (!accept_encoding)
-        return n;
-    std::optional<double> q_gzip, q_br, q_identity, q_star;
-    for (std::string_view item : split_list(*accept_encoding)) {
-        const size_t semi = item.find(';');
-        const std::string name = lower(trim(item.substr(0, semi)));
-        const double q = semi == std::string_view::npos ? 1.0 : parse_q(item.substr(semi + 1));
-        std::optional<double> *slot = nullptr;
-        if (name == "gzip" || name == "x-gzip")
-            slot = &q_gzip;
-        else if (name == "br")
-            slot = &q_br;
-        else if (name == "identity")
-            slot = &q_identity;
-        else if (name == "*")
-            slot = &q_star;
-        if (slot != nullptr && (!*slot || q > **slot))
-            *slot = q;
-    }
-    // RFC 9110 §12.5.3: identity is acceptable unless refused by identity;q=0, or by *;q=0
-    // without an identity entry.
-    n.identity_acceptable = q_identity.value_or(q_star.value_or(1)) > 0;
-    double best = 0;
-    for (Coding c : enabled) {
-        const std::optional<double> &explicit_q = c == Coding::gzip ? q_gzip : q_br;
-        const double q = explicit_q.value_or(q_star.value_or(0));
-        if (q > best) { // strictly greater: an earlier (preferred) coding keeps a tie
-            best = q;
-            n.coding = c;
-        }
-    }
-    if (q_identity && *q_identity > best)
-        n.coding = Coding::identity;
+    n.coding = coding_from_name(choice.coding).value_or(Coding::identity);
+    n.identity_acceptable = choice.identity_acceptable;
     return n;
 }
 

@@ -23,12 +23,15 @@ struct Negotiation {
     bool identity_acceptable = true;  // false for `identity;q=0`, or `*;q=0` without identity
 };
 
-// Negotiates a request's Accept-Encoding (nullopt: header absent) against the enabled codings,
-// listed in server preference order. Highest q wins (explicit entry first, else `*`); equal q
-// goes to the earlier coding in `enabled`; an explicit `identity` with a higher q than every
-// coding keeps the response as it is. A missing header means identity (the client states no
-// preference: RFC 9110 §12.5.3 lets us pick, and identity is what every browser-less client
-// handles); an empty one means identity only.
+// Negotiates a request's Accept-Encoding (nullopt: header absent; several lines joined with
+// ", ") against the enabled codings, listed in server preference order, by the SDK's
+// gh::http::negotiate_coding (RFC 9110 §12.5.3; the rule is spelled out in
+// <gatehouse/sdk/http/coding.hpp>): highest q wins (own entry, else `*`); equal q goes to the
+// earlier coding in `enabled`; identity wins only with a strictly higher q (its own, else `*`'s).
+// A missing header means identity (the client states no preference: RFC 9110 §12.5.3 lets us
+// pick, and identity is what every browser-less client handles); an empty one means identity
+// only. cache_disk keys its Accept-Encoding variants with gh::http::coding_preference_key,
+// which is built on the same rule.
 Negotiation negotiate(std::optional<std::string_view> accept_encoding,
                       const std::vector<Coding> &enabled);
 

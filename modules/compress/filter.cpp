@@ -21,6 +21,18 @@ std::string joined(gh::Stream &s, uint32_t which, std::string_view name) {
     return out;
 }
 
+// The request's Accept-Encoding, all its lines joined (RFC 9110 §5.3); nullopt when absent.
+std::optional<std::string> accept_encoding(gh::Stream &s) {
+    if (!s.request_header("accept-encoding"))
+        return std::nullopt;
+    return joined(s, GH_HEADERS_REQUEST, "accept-encoding");
+}
+
+Negotiation negotiate_request(gh::Stream &s, const Config &c) {
+    const std::optional<std::string> ae = accept_encoding(s);
+    return negotiate(ae ? std::optional<std::string_view>(*ae) : std::nullopt, c.enabled_codings);
+}
+
 bool is_event_stream(std::string_view content_type) {
     return media_type(content_type) == "text/event-stream";
 }
@@ -140,7 +152,7 @@ gh_action_t CompressFilter::on_response_headers(gh::Stream s, const Config &c) {
         return skip(SkipReason::no_transform);
     if (status == 206 || s.response_header("content-range"))
         return skip(SkipReason::range);
-    const Negotiation n = negotiate(s.request_header("accept-encoding"), c.enabled_codings);
+    const Negotiation n = negotiate_request(s, c);
     if (n.coding == Coding::identity)
         return skip(SkipReason::client_refused);
     // min_length is an optimisation; a client that refuses identity gets its coding anyway.
@@ -185,8 +197,7 @@ void CompressFilter::on_not_modified(gh::Stream s, const Config &c) {
         return;
     // The client revalidated the compressed copy (its W/"x"): answer with that same tag.
     if (lists_weak_form(st->client_inm, *etag) &&
-        negotiate(s.request_header("accept-encoding"), c.enabled_codings).coding !=
-            Coding::identity)
+        negotiate_request(s, c).coding != Coding::identity)
         weaken_response_etag(s);
 }
 

@@ -2,6 +2,7 @@
 #include "policy.hpp"
 
 #include <gatehouse/sdk/http.hpp>
+#include <gatehouse/sdk/http/coding.hpp>
 
 #include <gtest/gtest.h>
 
@@ -202,12 +203,57 @@ TEST(Vary, NamesAndNormalisedValues) {
     EXPECT_FALSE(vary_names({{"Vary", "*"}}));
     const std::vector<std::string> names{"accept-encoding", "x-a"};
     EXPECT_EQ(vary_values({{"Accept-Encoding", "gzip, deflate, br"}, {"X-A", "1,  2"}}, names),
-              (std::vector<std::string>{"br", "1,2"}));
-    EXPECT_EQ(vary_values({{"accept-encoding", "br;q=0.5, gzip"}}, names)[0], "gzip");
+              (std::vector<std::string>{"br=gzip>identity", "1,2"}));
+    EXPECT_EQ(vary_values({{"accept-encoding", "br;q=0.5, gzip"}}, names)[0], "gzip>br>identity");
     EXPECT_EQ(vary_values({}, names)[1], "\x01") << "absent differs from empty";
     EXPECT_TRUE(coding_acceptable({{"Accept-Encoding", "gzip"}}, {{"Content-Encoding", "gzip"}}));
     EXPECT_FALSE(coding_acceptable({{"Accept-Encoding", "gzip"}}, {{"Content-Encoding", "br"}}));
     EXPECT_FALSE(coding_acceptable({}, {{"Content-Encoding", "br"}}));
+}
+
+// Accept-Encoding values browsers, tools and careless clients send.
+const std::vector<std::string> kAcceptEncodings = {
+    "", "gzip", "br", "gzip, deflate, br", "gzip, deflate, br, zstd", "deflate, gzip",
+    "br;q=0.5, gzip", "gzip;q=0.5, br", "*", "*;q=0", "identity", "identity;q=0",
+    "identity;q=0, gzip", "gzip;q=0.5, identity", "gzip, identity;q=0.5", "br;q=0, *",
+    "gzip;q=0.3, *;q=0.9", "x-gzip", "GZIP;Q=1, BR;Q=0.9", "deflate", "gzip;q=abc",
+    "gzip;q=0.5, *", "identity;q=1, br;q=1"};
+
+// compress's possible configurations (`prefer`, `gzip`, `brotli`), as gh::http names them.
+const std::vector<std::vector<std::string_view>> kCompressConfigs = {
+    {"br", "gzip"}, {"gzip", "br"}, {"br"}, {"gzip"}};
+
+TEST(Vary, AcceptEncodingVariantKeyAgreesWithCompress) {
+    // Two requests that share a variant get the same coding from compress (which negotiates with
+    // gh::http::negotiate_coding, compress_test checks), in every compress configuration.
+    for (const std::string &a : kAcceptEncodings)
+        for (const std::string &b : kAcceptEncodings) {
+            const Fields ra{{"Accept-Encoding", a}}, rb{{"Accept-Encoding", b}};
+            if (vary_value(ra, "accept-encoding") != vary_value(rb, "accept-encoding"))
+                continue;
+            for (const auto &offered : kCompressConfigs) {
+                const auto ca = gh::http::negotiate_coding(std::string_view(a), offered);
+                const auto cb = gh::http::negotiate_coding(std::string_view(b), offered);
+                EXPECT_EQ(ca.coding, cb.coding) << '"' << a << "\" vs \"" << b << '"';
+                // ...and the stored variant is one the other request may be served.
+                const Fields stored{{"Content-Encoding", std::string(ca.coding)}};
+                EXPECT_TRUE(coding_acceptable(rb, stored)) << a << " vs " << b;
+            }
+        }
+}
+
+TEST(Vary, AcceptEncodingLinesAreJoinedBeforeRanking) {
+    const Fields two_lines{{"Accept-Encoding", "gzip"}, {"Accept-Encoding", "br"}};
+    EXPECT_EQ(vary_value(two_lines, "accept-encoding"),
+              vary_value({{"Accept-Encoding", "gzip, br"}}, "accept-encoding"));
+}
+
+TEST(Vary, StoredCodingMustBeAcceptable) {
+    EXPECT_TRUE(coding_acceptable({{"Accept-Encoding", "x-gzip"}}, {{"Content-Encoding", "gzip"}}));
+    EXPECT_TRUE(coding_acceptable({{"Accept-Encoding", "gzip"}}, {{"Content-Encoding", "x-gzip"}}));
+    EXPECT_FALSE(
+        coding_acceptable({{"Accept-Encoding", "*, br;q=0"}}, {{"Content-Encoding", "br"}}));
+    EXPECT_TRUE(coding_acceptable({{"Accept-Encoding", "identity;q=0"}}, {}));
 }
 
 TEST(Conditional, ClientCopyCurrent) {

@@ -1,6 +1,8 @@
 // compress: negotiation (RFC 9110 §12.5.3), type matching and the header rules.
 #include "compress.hpp"
 
+#include <gatehouse/sdk/http/coding.hpp>
+
 #include <gtest/gtest.h>
 
 using namespace compress_filter;
@@ -87,6 +89,30 @@ TEST(Negotiate, MalformedQIsRefused) {
     EXPECT_EQ(pick("br;q=abc, gzip"), Coding::gzip);
     EXPECT_EQ(pick("br;q=2"), Coding::identity);
     EXPECT_EQ(pick(",, ;q=1, gzip"), Coding::gzip);
+}
+
+TEST(Negotiate, StarWeighsUnlistedIdentityToo) {
+    // "gzip is less welcome than anything else" -- identity included (RFC 9110 §12.5.3).
+    EXPECT_EQ(pick("gzip;q=0.5, *", kGzipOnly), Coding::identity);
+    EXPECT_EQ(pick("gzip;q=0.5, *"), Coding::br);
+}
+
+TEST(Negotiate, IsTheSdkRuleCacheDiskKeysOn) {
+    // cache_disk's Accept-Encoding variant key is built on gh::http::negotiate_coding's rule;
+    // compress must choose exactly what that function chooses.
+    const std::vector<std::vector<Coding>> configs = {kBoth, kGzipFirst, kGzipOnly, kBrOnly};
+    for (std::string_view ae : {"", "gzip", "gzip, deflate, br", "br;q=0.5, gzip", "*", "*;q=0",
+                                "identity;q=0, gzip", "gzip;q=0.5, identity", "x-gzip",
+                                "br;q=0, *", "gzip;q=0.5, *", "br;q=abc, gzip"})
+        for (const auto &enabled : configs) {
+            std::vector<std::string_view> names;
+            for (Coding c : enabled)
+                names.push_back(coding_name(c));
+            const Negotiation n = negotiate(ae, enabled);
+            const gh::http::CodingChoice sdk = gh::http::negotiate_coding(ae, names);
+            EXPECT_EQ(coding_name(n.coding), sdk.coding) << ae;
+            EXPECT_EQ(n.identity_acceptable, sdk.identity_acceptable) << ae;
+        }
 }
 
 TEST(TypeMatches, ExactWildcardAndParameters) {

@@ -1,7 +1,10 @@
 /*
- * gatehouse SDK, C++ wrapper -- small HTTP field-value helpers modules keep needing: lists
- * (RFC 9110 §5.6.1), weighted lists (q-values, §12.4.2), entity tags (§8.8.3), delta-seconds and
- * HTTP-dates (§5.6.7). Pure functions over std::string_view: no host calls, any thread.
+ * gatehouse SDK, C++ wrapper -- small HTTP field-value helpers modules keep needing: tokens
+ * (RFC 9110 §5.6.2), lists (§5.6.1), weighted lists (q-values, §12.4.2), entity tags and their
+ * comparison (§8.8.3, §13.1.1, §13.1.2), delta-seconds and HTTP-dates (§5.6.7). Pure functions
+ * over std::string_view: no host calls, any thread. The bigger helpers are in sdk/http/:
+ * coding.hpp (content-coding negotiation), structured.hpp (RFC 8941), cookie.hpp, query.hpp and
+ * auth.hpp; sdk.hpp includes them all.
  *
  * They read field values leniently in the way RFC 9110 asks recipients to (empty list elements,
  * optional whitespace, case-insensitive tokens) and report malformed input as nullopt/zero rather
@@ -21,7 +24,7 @@
 
 namespace gh::http {
 
-/* `s` without leading and trailing spaces and tabs (OWS). */
+/* RFC 9110 §5.6.3: `s` without leading and trailing spaces and tabs (OWS). */
 inline std::string_view trim(std::string_view s) noexcept {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
         s.remove_prefix(1);
@@ -34,7 +37,7 @@ inline char ascii_lower(char c) noexcept {
     return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
 }
 
-/* ASCII case-insensitive equality (header names, tokens). */
+/* ASCII case-insensitive equality (field names, tokens: RFC 9110 §5.1, §5.6.2). */
 inline bool iequals(std::string_view a, std::string_view b) noexcept {
     if (a.size() != b.size())
         return false;
@@ -51,8 +54,22 @@ inline std::string lower(std::string_view s) {
     return out;
 }
 
-/* The trimmed, non-empty elements of a comma-separated list. Commas inside quoted strings
- * (with backslash escapes) belong to their element. */
+/* RFC 9110 §5.6.2: true for a tchar (the characters of a token). */
+inline bool is_tchar(char c) noexcept {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+/* RFC 9110 §5.6.2: true if `s` is a token (1*tchar). */
+inline bool is_token(std::string_view s) noexcept {
+    for (char c : s)
+        if (!is_tchar(c))
+            return false;
+    return !s.empty();
+}
+
+/* RFC 9110 §5.6.1: the trimmed, non-empty elements of a comma-separated list. Commas inside
+ * quoted strings (with backslash escapes) belong to their element. */
 inline std::vector<std::string_view> split_list(std::string_view s) {
     std::vector<std::string_view> out;
     std::size_t start = 0;
@@ -77,7 +94,7 @@ inline std::vector<std::string_view> split_list(std::string_view s) {
     return out;
 }
 
-/* A quoted-string's content with escapes removed; other values unchanged. */
+/* RFC 9110 §5.6.4: a quoted-string's content with escapes removed; other values unchanged. */
 inline std::string unquote(std::string_view v) {
     if (v.size() < 2 || v.front() != '"' || v.back() != '"')
         return std::string(v);
@@ -96,19 +113,31 @@ struct Weighted {
     double q = 1.0;        /* 1 when absent; 0 when malformed (fail safe) */
 };
 
-/* q-value of a parameter list ("q=0.5;x=y"): 1 when absent, 0 when malformed or out of range. */
+/* RFC 9110 §12.4.2: a qvalue exactly as the grammar has it ("0", "0.5", "1", "1.000": at most
+ * three decimals, never above 1), or nullopt. No strtod: no locale, no "1e-1", no "nan". */
+inline std::optional<double> parse_qvalue(std::string_view v) noexcept {
+    if (v.empty() || (v[0] != '0' && v[0] != '1') || v.size() > 5 ||
+        (v.size() > 1 && v[1] != '.'))
+        return std::nullopt;
+    int thousandths = 0, scale = 100;
+    for (std::size_t i = 2; i < v.size(); ++i, scale /= 10) {
+        if (v[i] < '0' || v[i] > '9')
+            return std::nullopt;
+        thousandths += (v[i] - '0') * scale;
+    }
+    if (v[0] == '1' && thousandths != 0)
+        return std::nullopt;
+    return v[0] == '1' ? 1.0 : thousandths / 1000.0;
+}
+
+/* RFC 9110 §12.4.2: the q-value of a parameter list ("q=0.5;x=y"): 1 when absent, 0 when
+ * malformed (fail safe: a weight we cannot read refuses rather than prefers). */
 inline double parse_q(std::string_view params) {
     while (!params.empty()) {
         const std::size_t semi = params.find(';');
         std::string_view p = trim(params.substr(0, semi));
-        if (p.size() >= 2 && (p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
-            std::string v(trim(p.substr(2)));
-            char *end = nullptr;
-            const double q = std::strtod(v.c_str(), &end);
-            if (v.empty() || end != v.c_str() + v.size() || q < 0 || q > 1)
-                return 0;
-            return q;
-        }
+        if (p.size() >= 2 && (p[0] == 'q' || p[0] == 'Q') && p[1] == '=')
+            return parse_qvalue(p.substr(2)).value_or(0);
         if (semi == std::string_view::npos)
             break;
         params.remove_prefix(semi + 1);
@@ -116,6 +145,7 @@ inline double parse_q(std::string_view params) {
     return 1;
 }
 
+/* RFC 9110 §12.4.2: the elements of a weighted list (Accept-Encoding, TE...), in order. */
 inline std::vector<Weighted> weighted_list(std::string_view value) {
     std::vector<Weighted> out;
     for (std::string_view item : split_list(value)) {
@@ -128,14 +158,16 @@ inline std::vector<Weighted> weighted_list(std::string_view value) {
     return out;
 }
 
-/* One entity tag of a list: weak flag and opaque-tag with its quotes ("*" for the wildcard). */
+/* RFC 9110 §8.8.3: one entity tag of a list: weak flag and opaque-tag with its quotes ("*" for
+ * the wildcard). */
 struct EntityTag {
     bool weak = false;
     std::string_view opaque;
 };
 
-/* The entity tags of an If-None-Match / If-Match value; commas inside quotes belong to the tag.
- * Stops at the first malformed element (what follows it cannot be trusted). */
+/* RFC 9110 §13.1.1/§13.1.2: the entity tags of an If-None-Match / If-Match value; commas
+ * inside quotes belong to the tag. Stops at the first malformed element (what follows it cannot
+ * be trusted). */
 inline std::vector<EntityTag> entity_tags(std::string_view s) {
     std::vector<EntityTag> out;
     std::size_t i = 0;
@@ -168,7 +200,7 @@ inline std::vector<EntityTag> entity_tags(std::string_view s) {
     return out;
 }
 
-/* An ETag field value parsed as one entity tag, or nullopt if malformed. */
+/* RFC 9110 §8.8.3: an ETag field value parsed as one entity tag, or nullopt if malformed. */
 inline std::optional<EntityTag> entity_tag(std::string_view etag) {
     etag = trim(etag);
     auto tags = entity_tags(etag);
@@ -178,21 +210,50 @@ inline std::optional<EntityTag> entity_tag(std::string_view etag) {
     return tags[0];
 }
 
-/* True if `list` (an If-None-Match value) matches `etag` by weak comparison (§8.8.3.2), or is
+/* RFC 9110 §8.8.3.2: strong comparison -- both tags strong and their opaque-tags identical. */
+inline bool strong_match(const EntityTag &a, const EntityTag &b) noexcept {
+    return !a.weak && !b.weak && a.opaque != "*" && a.opaque == b.opaque;
+}
+
+/* RFC 9110 §8.8.3.2: weak comparison -- opaque-tags identical, either or both may be weak. */
+inline bool weak_match(const EntityTag &a, const EntityTag &b) noexcept {
+    return a.opaque != "*" && a.opaque == b.opaque;
+}
+
+/* True if `list` (an If-None-Match value) matches `etag` by weak comparison (§13.1.2), or is
  * "*" and a representation exists. */
 inline bool none_match_hits(std::string_view list, std::string_view etag) {
     const auto mine = entity_tag(etag);
     for (const EntityTag &t : entity_tags(list)) {
         if (t.opaque == "*")
             return true;
-        if (mine && t.opaque == mine->opaque)
+        if (mine && weak_match(t, *mine))
             return true;
     }
     return false;
 }
 
-/* A plain unsigned decimal (Content-Length, delta-seconds): digits only, nullopt otherwise. A
- * value past 2^64-1 is nullopt too; callers that must saturate use delta_seconds. */
+/* RFC 9110 §13.1.1: true if `list` (an If-Match value) matches the current representation's
+ * `etag` by strong comparison, or is "*" and `exists`. False when the condition fails (412). */
+inline bool match_hits(std::string_view list, std::string_view etag, bool exists = true) {
+    const auto mine = entity_tag(etag);
+    for (const EntityTag &t : entity_tags(list)) {
+        if (t.opaque == "*")
+            return exists;
+        if (mine && strong_match(t, *mine))
+            return true;
+    }
+    return false;
+}
+
+/* RFC 9110 §8.8.3: an entity tag as a field value: W/"opaque" or "opaque". */
+inline std::string format_entity_tag(const EntityTag &tag) {
+    return (tag.weak ? "W/" : "") + std::string(tag.opaque);
+}
+
+/* RFC 9110 §8.6: a plain unsigned decimal (Content-Length, delta-seconds): digits only,
+ * nullopt otherwise. A value past 2^64-1 is nullopt too; callers that must saturate use
+ * delta_seconds. */
 inline std::optional<uint64_t> parse_uint(std::string_view value) noexcept {
     value = trim(value);
     uint64_t n = 0;
@@ -310,7 +371,7 @@ inline std::optional<int64_t> parse_http_date(std::string_view v) {
     return std::nullopt;
 }
 
-/* seconds since the epoch as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"). */
+/* RFC 9110 §5.6.7: seconds since the epoch as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"). */
 inline std::string format_http_date(int64_t seconds) {
     const std::time_t t = static_cast<std::time_t>(seconds);
     std::tm tm{};
