@@ -53,14 +53,17 @@ typedef int32_t gh_status_t;
 #define GH_ERR_UNSUPPORTED (-5)/* the kernel does not provide this (capability check) */
 #define GH_ERR_INTERNAL (-6)
 
-/* ---- opaque handles (the kernel owns all of them) ------------------------------------------ */
+/* ---- opaque handles (the kernel owns all of them; a module never frees one) ----------------- */
 typedef struct gh_module gh_module_t;           /* this module, as loaded; valid until destroy */
 typedef struct gh_config_node gh_config_node_t; /* a TOML node; valid during config hooks only */
-typedef struct gh_stream gh_stream_t;           /* one HTTP request/response exchange */
-typedef struct gh_worker gh_worker_t;           /* one worker thread (event loop) */
+/* One HTTP request/response exchange, used only on its worker thread. Valid from its first hook
+ * until STREAM_END returns; the kernel then reuses it for the connection's next request, so a
+ * handle kept past STREAM_END may reach another request. */
+typedef struct gh_stream gh_stream_t;
+typedef struct gh_worker gh_worker_t;           /* one worker thread (event loop); until shutdown */
 typedef struct gh_metric gh_metric_t;           /* a registered metric; valid until destroy */
-typedef struct gh_pool gh_pool_t;               /* an upstream server pool (balancers) */
-typedef struct gh_timer gh_timer_t;             /* a pending timer */
+typedef struct gh_pool gh_pool_t;               /* an upstream pool (balancers); until pool_free */
+typedef struct gh_timer gh_timer_t;             /* a pending timer; until fired or cancelled */
 
 /* ---- module kinds (bit mask in the descriptor) --------------------------------------------- */
 #define GH_KIND_FILTER 0x1u
@@ -204,7 +207,7 @@ typedef struct gh_peer_info {
     gh_str_t address;      /* "host:port"; valid while the pool is */
 } gh_peer_info_t;
 
-/* Passed to gh_balancer_v1.select. */
+/* Passed to gh_balancer_v1.select; borrowed for that call (with `eligible`). */
 typedef struct gh_select_ctx {
     uint32_t struct_size;
     uint32_t attempt;         /* 0 for the first try, 1 for the first retry... */
@@ -212,7 +215,8 @@ typedef struct gh_select_ctx {
     uint32_t reserved;
     const uint8_t *eligible;  /* peer_count entries; 1 = may be chosen now (healthy, not tried,
                                  below max_inflight, right backup tier) */
-    gh_stream_t *stream;      /* the request (read-only use), NULL for health checks */
+    gh_stream_t *stream;      /* the request (read-only use), NULL when the kernel picks a
+                                 server for a module's callout */
 } gh_select_ctx_t;
 
 /* Outcome of one attempt, reported to gh_balancer_v1.report. */
@@ -223,6 +227,7 @@ typedef struct gh_select_ctx {
 #define GH_OUTCOME_RESET 4u     /* connection failed after the request was (partly) sent */
 #define GH_OUTCOME_ABORTED 5u   /* the client went away */
 
+/* Borrowed for the report call. */
 typedef struct gh_outcome {
     uint32_t struct_size;
     uint32_t peer;
@@ -243,6 +248,7 @@ typedef struct gh_callout_request {
     gh_bytes_t body;
 } gh_callout_request_t;
 
+/* Handed to the callout's `done`; it and everything it points to are borrowed for that call. */
 typedef struct gh_callout_response {
     uint32_t struct_size;
     int32_t status;      /* HTTP status, or a negative gh_status_t if no response was received */
@@ -253,6 +259,7 @@ typedef struct gh_callout_response {
 } gh_callout_response_t;
 
 /* ---- admin endpoints (1.2): requests to /modules/NAME/... on the admin listener ---------- */
+/* Borrowed for the handler call. */
 typedef struct gh_admin_request {
     uint32_t struct_size;
     uint32_t reserved;

@@ -73,7 +73,8 @@ gh_status_t post(gh_worker_t *worker, F &&fn) {
 }
 
 /* Run `work()` on the kernel's thread pool (it may block: disk, CPU), then `done()` back on the
- * calling worker. Returns the host's status; on failure neither runs. Thread: a worker. */
+ * calling worker. Returns the host's status; on failure neither runs. The stream may have ended
+ * before `done` runs: check your own flag. Thread: a worker. */
 template <class Work, class Done>
 gh_status_t offload(Work &&work, Done &&done) {
     using T = detail::OffloadTask<std::decay_t<Work>, std::decay_t<Done>>;
@@ -85,8 +86,8 @@ gh_status_t offload(Work &&work, Done &&done) {
 }
 
 /* A pending one-shot timer. Movable, not copyable; destroying it does NOT cancel it.
- * Ownership: holds the callable until it runs or cancel() frees it. Thread: the worker that
- * started it. */
+ * Ownership: the kernel's handle, valid until the timer fired or cancel(); the wrapper holds the
+ * callable until it runs or cancel() frees it. Thread: the worker that started it. */
 class Timer {
   public:
     Timer() = default;
@@ -127,8 +128,9 @@ class Timer {
     void *task_ = nullptr;
 };
 
-/* Run `fn()` once on the current worker after `delay_ms`. Thread: a worker. May throw
- * std::bad_alloc. */
+/* Run `fn()` once on the current worker after `delay_ms`, even if the stream it was started for
+ * has ended. Off worker threads the timer is not started (started() is false). Thread: a
+ * worker. May throw std::bad_alloc. */
 template <class F>
 Timer start_timer(uint64_t delay_ms, F &&fn) {
     using T = detail::Task<std::decay_t<F>>;
@@ -161,7 +163,8 @@ gh_status_t reply_drained(gh_stream_t *stream, F &&fn) {
 
 /* Monotonic milliseconds. Thread: any. */
 inline uint64_t now_ms() noexcept { return host().now_ms(); }
-/* The calling worker, or nullptr off worker threads. Thread: any. */
+/* The calling worker, or nullptr off worker threads; the handle is the kernel's, valid until
+ * shutdown. Thread: any. */
 inline gh_worker_t *current_worker() noexcept { return host().current_worker(); }
 
 /* ---- callouts ---- */

@@ -15,7 +15,7 @@
  *                                none) with base = the module config. Read keys, fall back to
  *                                `base`. Errors: table.error(...) or a typed read's type error.
  *   activate / deactivate / worker_init / worker_exit (Config &)   (worker_* on each worker)
- *   filter (worker thread)       on_request_headers, on_access, on_pre_upstream,
+ *   filter (stream's worker)     on_request_headers, on_access, on_pre_upstream,
  *                                on_upstream_request, on_response_headers,
  *                                on_upstream_error (1.2):
  *                                    gh_action_t (gh::Stream, const Config &)
@@ -24,10 +24,12 @@
  *                                    int32_t (gh::Stream, const gh::Chunk &, const Config &)
  *                                static constexpr uint32_t response_body_class (default
  *                                GH_BODY_CLASS_TRANSFORM)
- *   balancer (any worker)        pool_init(const Config &, gh::Pool) -> unique_ptr<PoolState>
+ *   balancer                     pool_init(const Config &, gh::Pool) -> unique_ptr<PoolState>
+ *                                    (main thread; the PoolState is freed at pool_free)
  *                                select(PoolState &, gh::Pool, const gh::SelectContext &)
  *                                    -> std::optional<uint32_t>   (required; nullopt = none)
  *                                report(PoolState &, gh::Pool, const gh_outcome_t &)
+ *                                    (select and report: any worker, concurrently)
  *
  * Config must be copy-constructible and default-constructible: the wrapper passes Config{} as
  * the base of the module table and copies route configs from it. REQUEST_HEADERS runs before

@@ -2,8 +2,9 @@
  * gatehouse SDK, C++ wrapper -- upstream pools as balancers see them.
  *
  * The kernel owns the pool, its peers, their health and their in-flight counters; a balancer only
- * reads them. Ownership: gh::Pool and gh::SelectContext are non-owning views. Thread: any worker
- * thread inside select/report, or the main thread inside pool_init.
+ * reads them. Ownership: gh::Pool and gh::SelectContext are non-owning views; the pool handle is
+ * valid from pool_init until pool_free, a select context for the select call only. Thread: any
+ * worker thread inside select/report, or the main thread inside pool_init.
  * Include <gatehouse/sdk.hpp> rather than this file.
  */
 #ifndef GATEHOUSE_SDK_POOL_HPP
@@ -27,7 +28,7 @@ class Pool {
     /* Number of peers (fixed for the pool's lifetime). */
     uint32_t size() const noexcept { return host_->pool_size(pool_); }
     /* Peer `index`: weight, max_inflight, backup, a snapshot of inflight and the address (valid
-     * while the pool is). nullopt if the index is out of range. */
+     * while the pool is: until pool_free). nullopt if the index is out of range. */
     std::optional<gh_peer_info_t> peer(uint32_t index) const noexcept {
         gh_peer_info_t info{};
         info.struct_size = sizeof(info);
@@ -35,7 +36,7 @@ class Pool {
             return std::nullopt;
         return info;
     }
-    /* The upstream's name (`[upstream.NAME]`); valid while the pool is. */
+    /* The upstream's name (`[upstream.NAME]`); valid while the pool is (until pool_free). */
     std::string_view name() const noexcept { return sv(host_->pool_name(pool_)); }
 
   private:
@@ -56,7 +57,8 @@ class SelectContext {
     bool eligible(uint32_t i) const noexcept {
         return i < ctx_.peer_count && ctx_.eligible != nullptr && ctx_.eligible[i] != 0;
     }
-    /* The request, for read-only use (hashing a header...); nullptr for health checks. */
+    /* The request, for read-only use during select (hashing a header...); nullptr when the
+     * kernel picks a server for a module's callout. */
     gh_stream_t *stream() const noexcept { return ctx_.stream; }
 
   private:

@@ -1,10 +1,15 @@
 /*
  * gatehouse SDK, C++ wrapper -- streams: one HTTP request/response exchange as a filter sees it.
  *
- * Ownership: the stream belongs to the kernel; gh::Stream is a non-owning handle (cheap to copy).
- * Views it hands out are borrowed: header views until the header block is modified or the phase
- * ends, facts until the hook returns. Thread: the stream's worker thread only, inside a filter
- * hook or an async completion for that stream. Include <gatehouse/sdk.hpp> rather than this file.
+ * Ownership: the stream belongs to the kernel; gh::Stream is a non-owning handle (cheap to copy),
+ * valid until STREAM_END returns (the kernel then reuses it for the connection's next request).
+ * Views it hands out are borrowed, as gatehouse/host.h says: facts until the phase ends (peer_addr
+ * changes when a retry picks another server), header views until the header block is modified
+ * or the phase ends, body chunks for the on_*_body call, body_held() as its comment says. "The
+ * phase ends" when the kernel moves on from it (after stream_resume for a paused hook); inside
+ * on_*_body it means when that call returns. Copy what you keep longer.
+ * Thread: the stream's worker thread only, inside a filter hook or an async completion for that
+ * stream. Include <gatehouse/sdk.hpp> rather than this file.
  */
 #ifndef GATEHOUSE_SDK_STREAM_HPP
 #define GATEHOUSE_SDK_STREAM_HPP
@@ -21,7 +26,8 @@
 namespace gh {
 
 /* A body chunk passed to on_request_body / on_response_body.
- * Ownership: `data` is borrowed for the call. Thread: the stream's worker. */
+ * Ownership: `data` is borrowed for the call (the kernel reuses the buffer). Thread: the stream's
+ * worker. */
 struct Chunk {
     std::string_view data;
     bool last = false; /* no more data follows (data may be empty) */
@@ -37,7 +43,8 @@ class Stream {
     explicit Stream(gh_stream_t *s) noexcept : s_(s) {}
     gh_stream_t *raw() const noexcept { return s_; }
 
-    /* ---- facts (GH_FACT_*); empty if the kernel has none (e.g. route before routing) ---- */
+    /* ---- facts (GH_FACT_*); empty if the kernel has none (e.g. route before routing) ----
+     * Views valid until the phase ends (see the file comment). */
     std::string_view fact(uint32_t which) const noexcept {
         gh_str_t out{nullptr, 0};
         return host().stream_get(s_, which, &out) == GH_OK ? sv(out) : std::string_view();
@@ -55,7 +62,8 @@ class Stream {
     std::string_view version() const noexcept { return fact(GH_FACT_VERSION); }
 
     /* ---- headers; `which` is GH_HEADERS_REQUEST or GH_HEADERS_RESPONSE ---- */
-    /* The index-th field named `name` (case-insensitive), or nullopt. */
+    /* The index-th field named `name` (case-insensitive), or nullopt. The view is valid until
+     * the header block is modified (set/add/remove_header, respond) or the phase ends. */
     std::optional<std::string_view> header(uint32_t which, std::string_view name,
                                            std::size_t index = 0) const noexcept {
         gh_str_t out{nullptr, 0};
@@ -70,7 +78,7 @@ class Stream {
         return header(GH_HEADERS_RESPONSE, name);
     }
     std::size_t header_count(uint32_t which) const noexcept { return host().header_count(s_, which); }
-    /* Field i in wire order, or nullopt past the end. */
+    /* Field i in wire order, or nullopt past the end. Views as header(). */
     std::optional<HeaderField> header_at(uint32_t which, std::size_t i) const noexcept {
         gh_str_t name{nullptr, 0}, value{nullptr, 0};
         if (host().header_at(s_, which, i, &name, &value) != GH_OK)
@@ -92,10 +100,12 @@ class Stream {
     }
 
     /* ---- responses ---- */
-    /* The response status, 0 before one exists. */
+    /* The response status: a local reply's, else the upstream's (0 before one exists); in
+     * on_upstream_error the 502/503/504 the kernel would send. */
     uint32_t response_status() const noexcept { return host().response_status(s_); }
-    /* Prepare a local reply, then return GH_RESPOND from the hook. Allowed up to PRE_UPSTREAM
-     * and in RESPONSE_HEADERS. Headers and body copied. */
+    /* Prepare a local reply, then return GH_RESPOND from the hook. Allowed up to PRE_UPSTREAM,
+     * in RESPONSE_HEADERS and (1.2) in UPSTREAM_ERROR. Headers and body copied; more than 16
+     * headers: GH_ERR_LIMIT. */
     gh_status_t respond(uint32_t status, std::initializer_list<HeaderField> headers = {},
                         std::string_view body = {}) noexcept {
         constexpr std::size_t inline_headers = 16;
@@ -108,7 +118,9 @@ class Stream {
         return host().respond(s_, status, fields, n, gh::bytes(body));
     }
 
-    /* ---- per-stream module context (one slot per stream and module) ---- */
+    /* ---- per-stream module context (one slot per stream and module) ----
+     * The kernel only keeps the pointer, and forgets it after STREAM_END; the module owns what it
+     * points to. */
     /* The pointer stored with set_ctx, or nullptr. */
     template <class T>
     T *ctx() const noexcept {
@@ -132,8 +144,9 @@ class Stream {
     }
 
     /* ---- async ---- */
-    /* After a hook returned GH_PAUSE: continue with `action`, exactly once, on this worker. The
-     * kernel continues from a fresh call stack. */
+    /* After a hook returned GH_PAUSE: continue with `action`, exactly once, on this worker (a
+     * call from inside that hook is ignored). The kernel continues from a fresh call stack.
+     * Never after the stream's STREAM_END. */
     void resume(gh_action_t action = GH_CONTINUE) noexcept { host().stream_resume(s_, action); }
 
     /* ---- bodies ---- */
@@ -142,7 +155,8 @@ class Stream {
     gh_status_t body_subscribe(uint32_t direction, uint32_t mode = GH_BODY_STREAM) noexcept {
         return host().body_subscribe(s_, detail::g_self, direction, mode);
     }
-    /* Emit bytes downstream of this filter, from inside on_*_body. Copied. */
+    /* Emit bytes downstream of this filter, from inside on_*_body for that direction
+     * (GH_ERR_STATE elsewhere). Copied. */
     gh_status_t body_write(uint32_t direction, std::string_view data) noexcept {
         return host().body_write(s_, direction, gh::bytes(data));
     }
@@ -156,7 +170,9 @@ class Stream {
     }
     /* 1.1: true once the kernel holds the whole response body (GH_FACT_RESPONSE_BODY). */
     bool response_body_complete() const noexcept { return fact(GH_FACT_RESPONSE_BODY) == "complete"; }
-    /* The body held so far (GH_BODY_BUFFER, or a response peek); valid until the phase ends. */
+    /* The body held so far (GH_BODY_BUFFER, or a response peek). Once the body is complete (or
+     * the peek done: the GH_HOLD re-run) the view is valid until the phase ends; while body still
+     * arrives the kernel appends between callbacks, so use it only before the hook returns. */
     std::optional<std::string_view> body_held(uint32_t direction) const noexcept {
         gh_bytes_t out{nullptr, 0};
         if (host().body_held(s_, direction, &out) != GH_OK)
@@ -180,20 +196,23 @@ class Stream {
         return host().respond_stream(s_, status, fields.data(), fields.size(), length);
     }
     /* The body of a respond_stream reply cannot be completed: the kernel closes the connection
-     * so the client sees a truncated response (GH_CHUNK_ABORT). */
+     * so the client sees a truncated response (GH_CHUNK_ABORT). May run LOG and STREAM_END
+     * before it returns, as reply_write. */
     gh_status_t reply_abort() noexcept {
         if (!GH_HOST_HAS(&host(), reply_write))
             return GH_ERR_UNSUPPORTED;
         return host().reply_write(s_, gh_bytes_t{nullptr, 0}, GH_CHUNK_ABORT);
     }
-    /* The next piece of a respond_stream body; `last` ends it. Copied. */
+    /* The next piece of a respond_stream body; `last` ends it. Copied. A call that ends the body
+     * (last, reply_abort, bytes past `length`) may run LOG and STREAM_END before it returns:
+     * touch neither the stream nor your context after it. */
     gh_status_t reply_write(std::string_view data, bool last = false) noexcept {
         if (!GH_HOST_HAS(&host(), reply_write))
             return GH_ERR_UNSUPPORTED;
         return host().reply_write(s_, gh::bytes(data), last ? GH_CHUNK_LAST : 0u);
     }
     /* In on_upstream_error: why the upstream failed ("connect", "timeout", "reset", "invalid",
-     * "unavailable"). */
+     * "unavailable"); empty in other phases. */
     std::string_view upstream_error() const noexcept { return fact(GH_FACT_UPSTREAM_ERROR); }
 
   private:
