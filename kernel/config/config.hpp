@@ -127,6 +127,9 @@ struct UpstreamConfig {
     HealthCheckConfig health;
     uint32_t panic_threshold = 0; // %; 0 = ignore health only when no server is healthy
     std::string host; // Host for a request that came without one; empty = the server's address
+    // Replay a POST (any method) once on a new connection when a reused one fails before any
+    // response byte. Off: RFC 9110 §9.2.2 -- the server may have acted on it.
+    bool retry_non_idempotent = false;
     uint32_t line = 0;
 };
 

@@ -274,6 +274,7 @@ void read_upstream(TableReader& t, UpstreamConfig& u) {
     read_upstream_tls(t, u.tls);
     u.panic_threshold = static_cast<uint32_t>(t.integer("panic_threshold", 0, 0, 100));
     u.host = t.string("host", "");
+    u.retry_non_idempotent = t.boolean("retry_non_idempotent", false);
     if (!u.host.empty() && !http::valid_host(u.host))
         t.error("host", fmt::format("'{}' is not a host name or host:port", u.host));
     if (auto h = t.table("health")) {

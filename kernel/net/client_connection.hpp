@@ -165,6 +165,7 @@ private:
     bool retry_stale_connection();
     void abort_upstream();
     bool request_replayable() const;
+    bool body_at_hand() const; // the request body (if any) can be sent again
     // A failure on a stale pooled connection could be replayed: the request is idempotent and
     // its body (if any) will still be here to send again.
     bool stale_replay_possible() const;

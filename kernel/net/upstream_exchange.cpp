@@ -37,11 +37,13 @@ bool ClientConnection::request_rechunked() const {
 }
 
 bool ClientConnection::request_replayable() const {
+    return !request_bytes_sent_ || (idempotent(request_.method) && body_at_hand());
+}
+
+bool ClientConnection::body_at_hand() const {
     // A body already taken from the client can go up again only if it is still here: held
     // whole, or kept when it went up whole in the first write (send_request_head).
-    return !request_bytes_sent_ ||
-           (idempotent(request_.method) &&
-            (!request_body_started_ || request_held_ || replay_body_kept_));
+    return !request_body_started_ || request_held_ || replay_body_kept_;
 }
 
 bool ClientConnection::stale_replay_possible() const {
@@ -174,9 +176,11 @@ void ClientConnection::on_upstream_ready() {
 bool ClientConnection::retry_stale_connection() {
     // A pooled connection that fails before any response byte was most likely closed by the
     // server's keep-alive timer: not the server's fault, and safe to replay once on a new
-    // connection to the same server if the request itself is replayable.
-    if (!upstream_ || upstream_->requests == 0 || stale_retried_ || !request_replayable() ||
-        closing_)
+    // connection to the same server if the request itself is replayable -- or, where the
+    // operator chose `retry_non_idempotent`, whatever its method, when its body is at hand.
+    bool replayable = request_replayable() ||
+                      (pool_->config().retry_non_idempotent && body_at_hand());
+    if (!upstream_ || upstream_->requests == 0 || stale_retried_ || !replayable || closing_)
         return false;
     stale_retried_ = true;
     log::debug("upstream {} {}: pooled connection was stale, retrying on a new one",
@@ -347,7 +351,8 @@ void ClientConnection::send_request_head() {
         // On a reused connection the server may have closed it just as this went up (a
         // keep-alive timer's race). A whole body of a request that may be replayed is kept, so
         // the stale-connection retry can send it again; bounded by the client buffer.
-        if (request_body_done_ && upstream_->requests > 0 && idempotent(request_.method)) {
+        if (request_body_done_ && upstream_->requests > 0 &&
+            (idempotent(request_.method) || pool_->config().retry_non_idempotent)) {
             replay_body_.assign(forward);
             replay_body_kept_ = true;
         }

@@ -324,11 +324,14 @@ def backend_conf(tmp, b1, b2, b3, status, nofile, conns):
         listen 127.0.0.1:{b1} backlog=4096;
         listen 127.0.0.1:{b2} backlog=4096;
         root {tmp}/www;
+        # PUT and POST with a body (the static module answers them 405): read, discarded, 200.
+        location = /echo {{ return 200 "ok\\n"; }}
     }}
     server {{
         listen 127.0.0.1:{b3} backlog=4096;
         keepalive_timeout {SHORT_KEEPALIVE_S:g}s;
         root {tmp}/www;
+        location = /short/echo {{ return 200 "ok\\n"; }}
     }}
     server {{
         listen 127.0.0.1:{status};
@@ -413,7 +416,7 @@ backend be
 """
 
 
-def gatehouse_conf(workers, port, b1, b2, b3, module_dir, load, balancer):
+def gatehouse_conf(workers, port, b1, b2, b3, module_dir, load, balancer, upstream_extra=""):
     loads = ", ".join(f'"{m}"' for m in load)
     return f"""# gatehouse benchmark config: defaults everywhere (strict framing, limits, timeouts on)
 [server]
@@ -431,12 +434,12 @@ listen = "127.0.0.1:{port}"
 [upstream.backend]
 balancer = "{balancer}"
 servers = [{{ address = "127.0.0.1:{b1}" }}, {{ address = "127.0.0.1:{b2}" }}]
-keepalive = 64
+{upstream_extra}
 
 [upstream.short]
 balancer = "{balancer}"
 servers = [{{ address = "127.0.0.1:{b3}" }}]
-keepalive = 64
+{upstream_extra}
 
 [[route]]
 name = "bench"
@@ -557,6 +560,9 @@ class Bench:
             self.add_haproxy(f"haproxy-{w}", w)
         self.add_gatehouse("gh-lc-1", "gatehouse least_conn", 1, ["least_conn"], "least_conn")
         self.add_gatehouse("gh-mods-1", "gatehouse +modules", 1, modules, "round_robin")
+        # The operator's choice for deploys under load: POSTs replayed on a stale connection.
+        self.add_gatehouse("gh-retry-1", "gatehouse retry_non_idempotent", 1, ["round_robin"],
+                           "round_robin", upstream_extra="retry_non_idempotent = true")
 
     def spawn_nginx(self, name, conf):
         rc, out, err = self.reg.run(["nginx", "-t", "-q", "-c", str(conf), "-p", str(self.tmp),
@@ -569,13 +575,14 @@ class Bench:
                                "-e", str(self.tmp / f"{name}-error.log")],
                               name, stdout=logf, stderr=subprocess.STDOUT)
 
-    def add_gatehouse(self, key, label, workers, load, balancer, binary=None, module_dir=None):
+    def add_gatehouse(self, key, label, workers, load, balancer, binary=None, module_dir=None,
+                      upstream_extra=""):
         binary = binary or self.a.gatehouse
         port = self.ports.get()
         conf = self.tmp / f"{key}.toml"
         conf.write_text(gatehouse_conf(workers, port, self.b1, self.b2, self.b3,
                                        Path(module_dir or self.a.module_dir).resolve(), load,
-                                       balancer))
+                                       balancer, upstream_extra))
         rc, out, err = self.reg.run([binary, "check", "-c", str(conf)], "gatehouse check", 20)
         if rc:
             raise BenchError(f"{key}: gatehouse check failed:\n{out}{err}")
@@ -610,9 +617,21 @@ class Bench:
 
     # ---- measurements --------------------------------------------------------------------
 
-    def wrk(self, port, path, duration, conns):
+    def wrk_argv(self, port, path, duration, conns, method="GET"):
         argv = ["wrk", f"-t{self.a.threads}", f"-c{conns}", f"-d{duration}s", "--latency",
-                "--timeout", "5s", f"http://127.0.0.1:{port}{path}"]
+                "--timeout", "5s"]
+        if method != "GET":
+            # A request with a body of BODY_BYTES: wrk sends it as its Lua script says.
+            script = self.tmp / f"{method.lower()}.lua"
+            if not script.exists():
+                script.write_text(f'wrk.method = "{method}"\n'
+                                  f'wrk.body = string.rep("b", {BODY_BYTES})\n'
+                                  'wrk.headers["Content-Type"] = "application/octet-stream"\n')
+            argv += ["-s", str(script)]
+        return argv + [f"http://127.0.0.1:{port}{path}"]
+
+    def wrk(self, port, path, duration, conns, method="GET"):
+        argv = self.wrk_argv(port, path, duration, conns, method)
         rc, out, err = self.reg.run(argv, "wrk", duration + 30)
         if rc:
             raise BenchError(f"wrk failed ({rc}): {err.strip()}")
@@ -635,21 +654,46 @@ class Bench:
         r["upstream_requests"] = upstream_requests
         return r
 
-    def idle_close(self, proxy):
+    def idle_close(self, proxy, method="GET"):
         """Bursts of requests to the backend listener that closes connections idle for
         SHORT_KEEPALIVE_S, separated by pauses around that time, so pooled connections are
-        closed by the backend before, while and after the proxy reuses them. Counts errors."""
+        closed by the backend before, while and after the proxy reuses them. Counts errors.
+        PUT and POST carry a body of BODY_BYTES."""
+        path = "/short/1k.bin" if method == "GET" else "/short/echo"
         total = errors = 0
         acc0, _ = self.stub.read()
         for pause in IDLE_CLOSE_PAUSES:
-            r = self.wrk(proxy.port, "/short/1k.bin", 1, 16)
+            r = self.wrk(proxy.port, path, 1, 16, method)
             total += r["requests"]
             errors += r["errors"]
             time.sleep(pause)
-        r = self.wrk(proxy.port, "/short/1k.bin", 1, 16)
+        r = self.wrk(proxy.port, path, 1, 16, method)
         acc1, _ = self.stub.read()
         return {"requests": total + r["requests"], "errors": errors + r["errors"],
                 "bursts": len(IDLE_CLOSE_PAUSES) + 1, "new_upstream": acc1 - acc0 - 1}
+
+    def restarts(self, proxy, method):
+        """A deploy of the backend under load: wrk -c16 for RESTART_SECONDS while the backend
+        nginx is reloaded (SIGHUP) every second -- new workers start, the old ones finish what
+        they are answering and close every connection they held, idle pooled ones included.
+        Counts what the clients saw fail."""
+        path = "/1k.bin" if method == "GET" else "/echo"
+        argv = self.wrk_argv(proxy.port, path, RESTART_SECONDS, 16, method)
+        p = self.reg.popen(argv, "wrk", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(RESTART_SECONDS - 1):
+            time.sleep(1)
+            self.backend.send_signal(signal.SIGHUP)
+        try:
+            out, err = p.communicate(timeout=RESTART_SECONDS + 30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            raise BenchError("wrk: no result during the backend restarts")
+        if p.returncode:
+            raise BenchError(f"wrk failed ({p.returncode}): {err.strip()}")
+        r = parse_wrk(out)
+        time.sleep(1.5)  # the last old workers are gone before the next proxy's turn
+        return {"requests": r["requests"], "errors": r["errors"],
+                "restarts": RESTART_SECONDS - 1}
 
     @contextlib.contextmanager
     def perf_stat(self, targets, events, who):
@@ -985,11 +1029,18 @@ def resource_nofile():
 # Scenarios, rounds, report
 
 # Pauses between the idle-close bursts, around the backend's keep-alive timeout.
+BODY_BYTES = 1000      # PUT and POST bodies in the closing and restart scenarios
+RESTART_SECONDS = 5    # each restart run: the backend reloaded every second, 4 times
 IDLE_CLOSE_PAUSES = [SHORT_KEEPALIVE_S + d for d in (-0.05, -0.02, -0.01, 0.0, 0.005, 0.01, 0.02, 0.05)]
 
 SCENARIOS = [
     # key, title, path, conns, proxies (rotated each round), syscalls counted?
     ("1k-1w", "1 KiB, 64 conns, 1 worker", "/1k.bin", 64, ["gh-rr-1", "nginx-1", "haproxy-1"], True),
+    # Many client connections through one worker: the upstream pool must follow demand.
+    ("1k-1w-256", "1 KiB, 256 conns, 1 worker", "/1k.bin", 256,
+     ["gh-rr-1", "nginx-1", "haproxy-1"], False),
+    ("1k-1w-1024", "1 KiB, 1024 conns, 1 worker", "/1k.bin", 1024,
+     ["gh-rr-1", "nginx-1", "haproxy-1"], False),
     ("1k-2w", "1 KiB, 64 conns, 2 workers", "/1k.bin", 64, ["gh-rr-2", "nginx-2", "haproxy-2"], True),
     ("100k-1w", "100 KiB, 64 conns, 1 worker", "/100k.bin", 64,
      ["gh-rr-1", "nginx-1", "haproxy-1"], True),
@@ -1032,7 +1083,8 @@ def versions(gatehouse):
     }
 
 
-def build_report(b, rounds, sysc, idle, closes, same, started, finished, command, prof):
+def build_report(b, rounds, sysc, idle, closes, restarts, same, started, finished, command,
+                 prof):
     a = b.a
     lines_txt, md = [], []
     v = versions(a.gatehouse)
@@ -1115,12 +1167,28 @@ def build_report(b, rounds, sysc, idle, closes, same, started, finished, command
               f"{SHORT_KEEPALIVE_S:g} s, the proxies' 60 s; 1 worker)")
     md.append("")
     md.append(f"wrk -c16 -d1s bursts separated by pauses of "
-              f"{', '.join(f'{x:.3f}' for x in IDLE_CLOSE_PAUSES)} s")
+              f"{', '.join(f'{x:.3f}' for x in IDLE_CLOSE_PAUSES)} s; PUT and POST with a "
+              f"{BODY_BYTES}-byte body")
     md.append("")
-    crows = [[b.proxies[p].label, str(r["requests"]), str(r["errors"]), str(r["new_upstream"])]
-             for p, r in closes.items()]
-    md += md_table(["proxy", "requests", "errors", "new upstream connections"], crows)
+    crows = [[b.proxies[p].label, method, str(r["requests"]), str(r["errors"]),
+              str(r["new_upstream"])] for (p, method), r in closes.items()]
+    md += md_table(["proxy", "method", "requests", "errors", "new upstream connections"], crows)
     md.append("")
+    if restarts:
+        md.append(f"### Backend restarts under load (the backend nginx reloaded every second, "
+                  f"{RESTART_SECONDS - 1} times, during wrk -c16 -d{RESTART_SECONDS}s; 1 worker)")
+        md.append("")
+        md.append("A reload is a deploy: the old workers finish what they answer and close every "
+                  f"connection they held. PUT and POST carry a {BODY_BYTES}-byte body. nginx "
+                  "takes a server out for 10 s after one failed attempt (its defaults "
+                  "max_fails=1, fail_timeout=10s), so after a reload most of its answers are "
+                  "502s. `retry_non_idempotent` replays a POST whose reused connection closed "
+                  "before any response byte (off by default: RFC 9110 §9.2.2).")
+        md.append("")
+        rrows = [[b.proxies[p].label, method, str(r["requests"]), str(r["errors"])]
+                 for (p, method), r in restarts.items()]
+        md += md_table(["proxy", "method", "requests", "errors"], rrows)
+        md.append("")
     if same:
         md.append("### Same time: gatehouse and one other proxy driven together (1 worker each, "
                   "a wrk -t1 -c32 each)")
@@ -1247,12 +1315,12 @@ def main():
     ap.add_argument("--time-limit", type=int, default=1500, help="abort the whole run after")
     ap.add_argument("--only", help="comma-separated parts to run (experiments; the report is then "
                     "partial): scenario keys (" + ", ".join(s[0] for s in SCENARIOS) +
-                    "), syscalls, idle, idle-close, same-time")
+                    "), syscalls, idle, idle-close, restarts, same-time")
     a = ap.parse_args()
     parts = set(a.only.split(",")) if a.only else None
     if parts is not None:
         unknown = parts - {s[0] for s in SCENARIOS} - {"syscalls", "idle", "idle-close",
-                                                       "same-time"}
+                                                       "restarts", "same-time"}
         if unknown:
             ap.error(f"--only: unknown part(s) {', '.join(sorted(unknown))}")
         SCENARIOS[:] = [s for s in SCENARIOS if s[0] in parts]
@@ -1315,11 +1383,20 @@ def main():
             log(f"[idle] {p:10} {r['before']} KiB -> {r['after']} KiB: {r['per_conn']:.2f} KiB/conn "
                 f"({r['open']}/{r['n']} still open)")
         closes = {}
-        for p in ("gh-rr-1", "nginx-1", "haproxy-1") if wanted("idle-close") else ():
-            r = b.idle_close(b.proxies[p])
-            closes[p] = r
-            log(f"[idle-close] {p:10} {r['errors']} errors in {r['requests']} requests "
-                f"({r['bursts']} bursts, {r['new_upstream']} new upstream connections)")
+        for method in ("GET", "PUT", "POST") if wanted("idle-close") else ():
+            for p in ("gh-rr-1", "nginx-1", "haproxy-1"):
+                r = b.idle_close(b.proxies[p], method)
+                closes[(p, method)] = r
+                log(f"[idle-close] {p:10} {method:4} {r['errors']} errors in {r['requests']} "
+                    f"requests ({r['bursts']} bursts, {r['new_upstream']} new upstream "
+                    f"connections)")
+        restarts = {}
+        for method in ("GET", "PUT", "POST") if wanted("restarts") else ():
+            for p in ("gh-rr-1", "gh-retry-1", "nginx-1", "haproxy-1"):
+                r = b.restarts(b.proxies[p], method)
+                restarts[(p, method)] = r
+                log(f"[restarts] {p:10} {method:4} {r['errors']} errors in {r['requests']} "
+                    f"requests ({r['restarts']} backend reloads)")
         same = {}
         for other in ("nginx-1", "haproxy-1") if wanted("same-time") else ():
             same[other] = b.together((b.proxies["gh-rr-1"], b.proxies[other]), a.rounds,
@@ -1328,8 +1405,8 @@ def main():
         prof = b.profile(b.proxies[a.profile_proxy], a.profile_path, 64) if a.profile else None
         if a.callgrind:
             b.callgrind(a.profile_path, 64)
-        md, txt = build_report(b, rounds, sysc, idle, closes, same, started, time.time(),
-                               a.command, prof)
+        md, txt = build_report(b, rounds, sysc, idle, closes, restarts, same, started,
+                               time.time(), a.command, prof)
         Path(a.out).write_text("<!-- written by tests/bench/run.sh; paste into the README's "
                                "Performance section -->\n" + md)
         print(txt)

@@ -291,3 +291,27 @@ def test_backoff_grows_only_from_real_probes_and_one_answer_clears_it(tmp_path, 
                                server="127.0.0.1:%d" % port) == 1
     for _ in range(5):
         assert get(gh.port, "/id").status == 200
+
+
+def test_post_is_replayed_on_a_stale_connection_only_with_retry_non_idempotent(start_backend,
+                                                                               start_gatehouse):
+    """The operator's choice: with retry_non_idempotent a POST whose reused connection closed
+    before any response byte goes up again on a new one; a POST that timed out or failed on a
+    fresh connection still is not replayed (test_post_reset_mid_request_is_502_and_not_replayed
+    covers the default)."""
+    backend = start_backend("drop", drop_nth_request=2)
+    gh = start_gatehouse(proxy_config([backend], workers=1,
+                                      upstream="retry_non_idempotent = true"))
+    with Client(gh.port) as c:
+        for i in range(4):
+            r = c.request("POST", "/echo?n=%d" % i, body=b"p" * 2000)
+            assert r.status == 200 and r.json()["body_length"] == 2000, r
+    # The backend drops the second request on every connection: each POST after the first
+    # arrived twice, once dropped unanswered and once answered.
+    assert [count(backend, "/echo?n=%d" % i) for i in range(4)] == [1, 2, 2, 2]
+    a, b = start_backend("a"), start_backend("b")
+    gh2 = start_gatehouse(proxy_config([a, b], upstream="retry_non_idempotent = true"),
+                          name="gh2")
+    assert request(gh2.port, "POST", "/raw/reset", body=b"p" * (1 << 20)).status == 502
+    time.sleep(0.2)
+    assert count(a, "/raw/reset") + count(b, "/raw/reset") == 1
