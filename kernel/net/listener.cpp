@@ -12,19 +12,35 @@ namespace gatehouse::net {
 
 namespace asio = boost::asio;
 
+namespace {
+
+// Opens and binds `acceptor` the way every listening socket here is bound (SO_REUSEADDR, IPv6
+// only on a v6 address), with SO_REUSEPORT when several sockets are to share the address.
+void bind_acceptor(asio::ip::tcp::acceptor& acceptor, const asio::ip::tcp::endpoint& endpoint,
+                   bool reuse_port, boost::system::error_code& ec) {
+    acceptor.open(endpoint.protocol(), ec);
+    if (!ec) // a socket in TIME_WAIT is no listener
+        acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec && reuse_port) {
+        int one = 1;
+        if (::setsockopt(acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one))
+            ec.assign(errno, boost::system::system_category());
+    }
+    if (!ec && endpoint.address().is_v6())
+        acceptor.set_option(asio::ip::v6_only(true), ec);
+    if (!ec)
+        acceptor.bind(endpoint, ec);
+}
+
+} // namespace
+
 bool address_free(const asio::ip::tcp::endpoint& endpoint, std::string& error) {
     if (endpoint.port() == 0)
         return true;
     asio::io_context io;
     asio::ip::tcp::acceptor probe(io);
     boost::system::error_code ec;
-    probe.open(endpoint.protocol(), ec);
-    if (!ec) // a socket in TIME_WAIT is no listener
-        probe.set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec && endpoint.address().is_v6())
-        probe.set_option(asio::ip::v6_only(true), ec);
-    if (!ec)
-        probe.bind(endpoint, ec);
+    bind_acceptor(probe, endpoint, false, ec);
     if (ec == asio::error::address_in_use) {
         error = "address already in use (another process listens there)";
         return false;
@@ -42,18 +58,7 @@ Listener::Listener(Worker& worker, GenerationSource generation, std::string key)
 
 bool Listener::open(const asio::ip::tcp::endpoint& endpoint, std::string& error) {
     boost::system::error_code ec;
-    acceptor_.open(endpoint.protocol(), ec);
-    if (!ec)
-        acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) {
-        int one = 1;
-        if (::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one))
-            ec.assign(errno, boost::system::system_category());
-    }
-    if (!ec && endpoint.address().is_v6())
-        acceptor_.set_option(asio::ip::v6_only(true), ec);
-    if (!ec)
-        acceptor_.bind(endpoint, ec);
+    bind_acceptor(acceptor_, endpoint, true, ec);
     if (!ec)
         acceptor_.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) {

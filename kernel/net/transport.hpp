@@ -122,8 +122,8 @@ public:
         return static_cast<size_t>(n);
     }
 
-    // A synchronous read has just left nothing behind, in this call chain: the next bytes make
-    // a new edge (see ReadinessSocket).
+    // Nothing is left to read now (a response just completed, taken by a read that left nothing
+    // behind): from here on, a readiness edge means new bytes (see ReadinessSocket).
     void mark_drained() {
         if (!tls_)
             socket_.set_drained();
