@@ -170,7 +170,7 @@ void append_json(const AccessRecord& r, std::string& out) {
     j["tls"] = r.tls;
     j["attempts"] = r.attempts;
     for (const auto& [name, value] : r.fields)
-        j[name] = value; // a module's field; one named like a kernel field replaces it
+        j[name] = value; // "MODULE.name": never a kernel field
     // Request bytes are not guaranteed UTF-8: replace bad sequences rather than throw.
     out += j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
     out += '\n';

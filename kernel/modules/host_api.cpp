@@ -10,8 +10,11 @@
 #include "net/worker.hpp"
 #include "upstream/pool.hpp"
 
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+
+#include <sys/stat.h>
 
 #include <mutex>
 
@@ -20,6 +23,22 @@ struct gh_timer {
     boost::asio::steady_timer timer;
     gh_task_fn fn = nullptr;
     void* arg = nullptr;
+};
+
+// A readiness watch (SDK 1.3): one async_wait per watched condition at a time, re-armed after
+// each report while the condition is still wanted, which makes it level-triggered. The watch
+// never owns the descriptor: cancel releases it from the reactor at once (so the module may
+// close it and the number may be reused), and the object goes when the last wait it started has
+// completed (with operation_aborted).
+struct gh_fd_watch {
+    gh_fd_watch(boost::asio::io_context& io, gatehouse::net::Worker* w) : fd(io), worker(w) {}
+    boost::asio::posix::stream_descriptor fd;
+    gatehouse::net::Worker* worker;
+    gh_fd_fn fn = nullptr;
+    void* arg = nullptr;
+    uint32_t events = 0;
+    bool waiting[2] = {false, false}; // GH_FD_READ, GH_FD_WRITE
+    bool cancelled = false;
 };
 
 namespace gatehouse::modules {
@@ -494,6 +513,132 @@ uint64_t now_ms() {
                                      .count());
 }
 
+
+// ---- readiness watches (1.3) ----
+constexpr uint32_t kFdConditions[2] = {GH_FD_READ, GH_FD_WRITE};
+
+void fd_watch_arm(gh_fd_watch_t* w, int i);
+
+void fd_watch_free_if_done(gh_fd_watch_t* w) {
+    if (w->cancelled && !w->waiting[0] && !w->waiting[1])
+        delete w;
+}
+
+// waiting[i] stays set while fn runs, so a cancel from inside fn cannot free the watch under us.
+void fd_watch_done(gh_fd_watch_t* w, int i, const boost::system::error_code& ec) {
+    if (!w->cancelled && (w->events & kFdConditions[i])) {
+        if (ec) {
+            // Not watchable any more (closed under us): report once, then watch nothing.
+            w->events = 0;
+            w->fn(w->arg, GH_FD_ERROR);
+        } else {
+            w->fn(w->arg, kFdConditions[i]);
+        }
+    }
+    w->waiting[i] = false;
+    if (w->cancelled)
+        return fd_watch_free_if_done(w);
+    fd_watch_arm(w, i);
+}
+
+void fd_watch_arm(gh_fd_watch_t* w, int i) {
+    if (w->waiting[i] || !(w->events & kFdConditions[i]))
+        return;
+    w->waiting[i] = true;
+    auto type = i == 0 ? boost::asio::posix::descriptor_base::wait_read
+                       : boost::asio::posix::descriptor_base::wait_write;
+    w->fd.async_wait(type, [w, i](const boost::system::error_code& ec) { fd_watch_done(w, i, ec); });
+}
+
+bool fd_events_valid(uint32_t events) { return (events & ~(GH_FD_READ | GH_FD_WRITE)) == 0; }
+
+gh_fd_watch_t* fd_watch(int fd, uint32_t events, gh_fd_fn fn, void* arg) {
+    net::Worker* worker = net::Worker::current();
+    if (!worker || !fn || fd < 0 || !fd_events_valid(events))
+        return nullptr;
+    struct stat st {};
+    if (fstat(fd, &st) != 0 || S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))
+        return nullptr; // epoll cannot watch files (Asio would accept them and fail every wait)
+    auto w = std::make_unique<gh_fd_watch>(worker->io(), worker);
+    boost::system::error_code ec;
+    w->fd.assign(fd, ec); // registers with the worker's epoll: EEXIST if already watched there
+    if (ec)
+        return nullptr;
+    w->fn = fn;
+    w->arg = arg;
+    w->events = events;
+    // Asio never completes a wait inside async_wait, so fn never runs inside fd_watch.
+    fd_watch_arm(w.get(), 0);
+    fd_watch_arm(w.get(), 1);
+    return w.release();
+}
+
+gh_status_t fd_watch_set(gh_fd_watch_t* w, uint32_t events) {
+    if (!w || !fd_events_valid(events) || w->cancelled)
+        return GH_ERR_INVALID;
+    if (net::Worker::current() != w->worker)
+        return GH_ERR_STATE;
+    w->events = events; // a wait no longer wanted completes later and reports nothing
+    fd_watch_arm(w, 0);
+    fd_watch_arm(w, 1);
+    return GH_OK;
+}
+
+void fd_watch_cancel(gh_fd_watch_t* w) {
+    if (!w || w->cancelled)
+        return;
+    if (net::Worker::current() != w->worker) {
+        log::error("a module called fd_watch_cancel off the watch's worker; ignored");
+        return;
+    }
+    w->cancelled = true;
+    w->events = 0;
+    // release() takes the descriptor out of epoll now and completes pending waits with
+    // operation_aborted; the fd itself stays open for the module to close.
+    if (w->fd.is_open())
+        w->fd.release();
+    fd_watch_free_if_done(w);
+}
+
+// ---- access log fields (1.3) ----
+constexpr size_t kLogFieldNameMax = 64;
+constexpr size_t kLogFieldValueMax = 1024;
+constexpr size_t kLogFieldsPerModule = 32;
+
+bool log_field_name_ok(std::string_view name) {
+    if (name.empty() || name.size() > kLogFieldNameMax)
+        return false;
+    for (char c : name)
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+            return false;
+    return true;
+}
+
+gh_status_t log_field(gh_stream_t* s, gh_module_t* self, gh_str_t name, gh_str_t value) {
+    if (!s || !self || !self->owner || !log_field_name_ok(sv(name)) ||
+        (value.len && !value.ptr) || value.len > kLogFieldValueMax)
+        return GH_ERR_INVALID;
+    if (s->phase == GH_PHASE_STREAM_END)
+        return GH_ERR_STATE;
+    const std::string& module = self->owner->name;
+    std::string key;
+    key.reserve(module.size() + 1 + name.len);
+    key.append(module).append(1, '.').append(sv(name));
+    size_t mine = 0;
+    for (auto& [k, v] : s->log_fields) {
+        if (k == key) {
+            v.assign(sv(value));
+            return GH_OK;
+        }
+        mine += k.size() > module.size() && k.compare(0, module.size(), module) == 0 &&
+                k[module.size()] == '.';
+    }
+    if (mine >= kLogFieldsPerModule)
+        return GH_ERR_INVALID;
+    s->log_fields.emplace_back(std::move(key), std::string(sv(value)));
+    return GH_OK;
+}
+
 // ---- pools ----
 uint32_t pool_size(const gh_pool_t* p) {
     return p ? static_cast<uint32_t>(upstream::UpstreamPool::from(p)->size()) : 0;
@@ -570,6 +715,10 @@ gh_host_api_v1 make_table() {
     t.pool_size = pool_size;
     t.pool_peer = pool_peer;
     t.pool_name = pool_name;
+    t.fd_watch = fd_watch;
+    t.fd_watch_set = fd_watch_set;
+    t.fd_watch_cancel = fd_watch_cancel;
+    t.log_field = log_field;
     return t;
 }
 

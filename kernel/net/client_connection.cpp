@@ -498,8 +498,7 @@ void ClientConnection::on_client_write_error(const error_code& ec) {
 }
 
 void ClientConnection::finish_request() {
-    log_access();
-    run_end_phases();
+    end_stream();
     ++requests_served_;
     if (!keep_alive_ || closing_)
         return close();
@@ -597,8 +596,7 @@ void ClientConnection::close() {
         closing_ = true;
         if (termination_ == Termination::completed && !response_body_done_ && response_started_)
             termination_ = Termination::client_abort;
-        log_access();
-        run_end_phases();
+        end_stream();
     }
     closing_ = true;
     watchdog_.cancel();

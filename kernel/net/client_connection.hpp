@@ -116,7 +116,8 @@ private:
     void next_request();
     void close();
     void on_client_write_error(const boost::system::error_code& ec);
-    void run_end_phases();
+    void end_stream();
+    void run_end_phase(uint32_t phase);
     void log_access();
     // Runs `data` through the filters subscribed to `direction`; `out` is what goes on (valid
     // until the next call). False if a filter aborted the stream.

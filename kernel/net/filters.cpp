@@ -324,20 +324,27 @@ bool ClientConnection::response_headers_editable() const {
     return stream_.phase == GH_PHASE_RESPONSE_HEADERS && !response_started_;
 }
 
-void ClientConnection::run_end_phases() {
-    if (!stream_.route && generation_->early_filters().empty())
-        return;
-    for (uint32_t phase : {GH_PHASE_LOG, GH_PHASE_STREAM_END}) {
-        stream_.phase = phase;
-        auto run = [&](const std::vector<FilterBinding>& list) {
-            for (const auto& f : list)
-                if ((f.phases & GH_PHASE_BIT(phase)) && f.module->filter.on_phase)
-                    f.module->filter.on_phase(&stream_, phase, f.route_config);
-        };
-        run(generation_->early_filters());
-        if (stream_.route)
-            run(stream_.route->filters);
-    }
+// LOG, then the access-log line (so LOG hooks can still add fields with log_field), then
+// STREAM_END.
+void ClientConnection::end_stream() {
+    const bool filters = stream_.route || !generation_->early_filters().empty();
+    if (filters)
+        run_end_phase(GH_PHASE_LOG);
+    log_access();
+    if (filters)
+        run_end_phase(GH_PHASE_STREAM_END);
+}
+
+void ClientConnection::run_end_phase(uint32_t phase) {
+    stream_.phase = phase;
+    auto run = [&](const std::vector<FilterBinding>& list) {
+        for (const auto& f : list)
+            if ((f.phases & GH_PHASE_BIT(phase)) && f.module->filter.on_phase)
+                f.module->filter.on_phase(&stream_, phase, f.route_config);
+    };
+    run(generation_->early_filters());
+    if (stream_.route)
+        run(stream_.route->filters);
 }
 
 } // namespace gatehouse::net

@@ -131,11 +131,13 @@ def test_shared_object_without_entry_symbol_is_refused_with_one_line(tmp_path):
 # ---- configuration through the module ----------------------------------------------------------
 
 
-def full_config(backend_port, module_dir=MODULE_DIR, extra="", workers=2):
+def full_config(backend_port, module_dir=MODULE_DIR, extra="", workers=2, access_log=None):
+    log = f'[access_log]\npath = "{access_log}"\n' if access_log else ""
     return f"""
 [server]
 workers = {workers}
 
+{log}
 [modules]
 dir = "{module_dir}"
 load = ["abi_conformance"]
@@ -238,6 +240,10 @@ class _BackendHandler(http.server.BaseHTTPRequestHandler):
             self.server.callouts += 1
             self._send(b"callout-ok", "text/plain")
             return
+        if self.path == "/watch":  # the module's own socket (1.3 fd_watch), HTTP/1.0
+            self.server.watches += 1
+            self._send(b"watch-ok", "text/plain")
+            return
         seen = {"method": self.command, "path": self.path,
                 "headers": [[k.lower(), v] for k, v in self.headers.items()],
                 "body": body.decode("latin-1")}
@@ -261,6 +267,7 @@ class Backend:
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _BackendHandler)
         self.server.daemon_threads = True
         self.server.callouts = 0
+        self.server.watches = 0
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -332,9 +339,12 @@ def proxy(tmp_path_factory):
     gatehouse = None
     try:
         cfg = tmp_path_factory.mktemp("abi") / "gatehouse.toml"
-        cfg.write_text(full_config(backend.port))
+        access_log = cfg.parent / "access.log"
+        cfg.write_text(full_config(backend.port, access_log=access_log,
+                                   extra=f"watch_port = {backend.port}"))
         gatehouse = Gatehouse(cfg)
         gatehouse.backend = backend
+        gatehouse.access_log = access_log
         yield gatehouse
     finally:
         if gatehouse is not None:
@@ -371,6 +381,32 @@ def test_get_through_the_conformance_module_is_ok(proxy):
     assert seen_headers(seen, "x-abi-remove") == []
     assert seen_headers(seen, "x-abi-upstream-request") == ["1"]
     assert proxy.backend.server.callouts > callouts_before  # the PAUSE chain's callout
+
+
+def test_module_socket_driven_by_fd_watch_on_the_worker(proxy):
+    # The PAUSE chain's last leg: the module's own non-blocking socket to the backend, driven by
+    # 1.3 fd_watch (connect, send, read 16 bytes per report); its checks are in the verdict.
+    before = proxy.backend.server.watches
+    resp, body = proxy.request("GET", "/watched")
+    assert resp.status == 200, body
+    assert_conformant(resp)
+    assert proxy.backend.server.watches == before + 1
+
+
+def test_module_fields_reach_the_access_log_line(proxy):
+    # 1.3 log_field: set in LOG, the line is written after it, named MODULE.name.
+    resp, _ = proxy.request("GET", "/logged-request")
+    assert resp.status == 200
+    deadline = time.monotonic() + 5
+    line = ""
+    while time.monotonic() < deadline:
+        lines = [l for l in proxy.access_log.read_text().splitlines() if "/logged-request" in l]
+        if lines:
+            line = lines[-1]
+            break
+        time.sleep(0.05)
+    assert " abi_conformance.checks=ok" in line, line
+    assert "pending" not in line and "late=" not in line, line
 
 
 def test_post_with_a_body_is_ok_and_the_body_arrives_intact(proxy):

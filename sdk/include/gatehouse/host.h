@@ -278,6 +278,38 @@ typedef struct gh_host_api_v1 {
      * without an active streamed reply (then fn never runs).
      * Thread: the stream's worker. Ownership: `arg` stays the module's. */
     gh_status_t (*reply_drained)(gh_stream_t *s, gh_task_fn fn, void *arg);
+
+    /* ---- 1.3 (check with GH_HOST_HAS) ---- */
+    /* Drive a non-blocking client library (hiredis, a module's own socket) on the calling
+     * worker's event loop: `fn(arg, GH_FD_READ)` / `fn(arg, GH_FD_WRITE)` runs on that worker
+     * whenever `fd` is readable / writable and that condition is in `events` -- level-triggered:
+     * it runs again on the next loop turn while the condition holds, so read until EAGAIN or take
+     * the condition out of `events`. Never inside fd_watch, fd_watch_set or fd_watch_cancel.
+     * NULL off worker threads, for fn NULL, a negative fd, a descriptor the loop cannot watch
+     * (a regular file) or one already watched on this worker.
+     * Thread: a worker; the watch belongs to it (set and cancel only there). Ownership: the
+     * descriptor stays the module's -- the kernel never reads, writes or closes it -- and must
+     * stay open until fd_watch_cancel; cancel every watch by worker_exit. The handle is the
+     * kernel's, valid until fd_watch_cancel. `arg` stays the module's. */
+    gh_fd_watch_t *(*fd_watch)(int fd, uint32_t events, gh_fd_fn fn, void *arg);
+    /* Replace the conditions watched (GH_FD_READ | GH_FD_WRITE, or 0 to pause the watch).
+     * GH_ERR_INVALID for a NULL handle or other bits, GH_ERR_STATE off the watch's worker.
+     * Allowed from inside fn.
+     * Thread: the watch's worker. Ownership: nothing is handed out. */
+    gh_status_t (*fd_watch_set)(gh_fd_watch_t *watch, uint32_t events);
+    /* Stop watching: fn does not run again (also when called from inside fn), and the kernel
+     * forgets the descriptor before this returns, so the module may close it right after.
+     * Thread: the watch's worker (a call from elsewhere is refused and logged). Ownership: the
+     * handle is gone after this call; free `arg` yourself. */
+    void (*fd_watch_cancel)(gh_fd_watch_t *watch);
+    /* Add `name=value` to this stream's access-log line (combined: after the kernel's fields;
+     * json: a member), written as `MODULE.name` where MODULE is the module's name, so modules
+     * never clash with each other or the kernel. Setting a name again replaces its value.
+     * `name` is 1..64 of [a-z0-9_]; `value` any bytes up to 1024 (the log escapes them); at most
+     * 32 fields per module and stream. GH_ERR_INVALID for a bad name or value or past the count;
+     * GH_ERR_STATE in STREAM_END (the line is written after the LOG phase's hooks ran).
+     * Thread: the stream's worker. Ownership: name and value copied. */
+    gh_status_t (*log_field)(gh_stream_t *s, gh_module_t *self, gh_str_t name, gh_str_t value);
 } gh_host_api_v1;
 
 /* True if the kernel's table has `field` (it is no newer than the kernel). */

@@ -17,7 +17,7 @@ extern "C" {
 #endif
 
 #define GH_ABI_MAJOR 1
-#define GH_ABI_MINOR 2
+#define GH_ABI_MINOR 3
 
 /* The one symbol a module exports. A new major gets a new name (gatehouse_module_v2). */
 #define GH_ENTRY_SYMBOL "gatehouse_module_v1"
@@ -64,6 +64,7 @@ typedef struct gh_worker gh_worker_t;           /* one worker thread (event loop
 typedef struct gh_metric gh_metric_t;           /* a registered metric; valid until destroy */
 typedef struct gh_pool gh_pool_t;               /* an upstream pool (balancers); until pool_free */
 typedef struct gh_timer gh_timer_t;             /* a pending timer; until fired or cancelled */
+typedef struct gh_fd_watch gh_fd_watch_t;       /* (1.3) a readiness watch; until cancelled */
 
 /* ---- module kinds (bit mask in the descriptor) --------------------------------------------- */
 #define GH_KIND_FILTER 0x1u
@@ -284,6 +285,14 @@ typedef void (*gh_admin_fn)(void *arg, const gh_admin_request_t *request,
 /* Callback shapes used by async host services. `arg` is the caller's, passed back untouched. */
 typedef void (*gh_task_fn)(void *arg);
 typedef void (*gh_callout_done_fn)(void *arg, const gh_callout_response_t *response);
+
+/* ---- (1.3) readiness watches on a file descriptor (host fd_watch) ---------------------------- */
+#define GH_FD_READ 0x1u  /* readable (or at end of stream, or a pending error to read) */
+#define GH_FD_WRITE 0x2u /* writable (or a connect finished: check SO_ERROR) */
+#define GH_FD_ERROR 0x4u /* the kernel could not watch the descriptor any more (closed under it,
+                          * not pollable); the watch then watches nothing until fd_watch_set */
+/* `events` is the one GH_FD_* condition this call reports. */
+typedef void (*gh_fd_fn)(void *arg, uint32_t events);
 
 #ifdef __cplusplus
 }

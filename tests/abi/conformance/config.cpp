@@ -127,6 +127,14 @@ gh_status_t config_parse(void *, const gh_config_node_t *table, void **out) noex
                 ok = false;
             }
         }
+        if (const gh_config_node_t *port = get(table, "watch_port")) {
+            if (g_host->cfg_int(port, &c->watch_port) != GH_OK) {
+                ok = false;
+            } else if (c->watch_port < 1 || c->watch_port > 65535) {
+                error(port, "must be between 1 and 65535");
+                ok = false;
+            }
+        }
         global_check(get(table, "callout_upstream") != nullptr || !ok, kCfgGet);
         if (!ok)
             return GH_ERR_INVALID;

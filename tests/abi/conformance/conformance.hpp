@@ -70,6 +70,7 @@ struct Config {
     uint64_t max_body = 0;
     std::vector<std::string> labels;
     std::vector<std::pair<std::string, int64_t>> extra;
+    int64_t watch_port = 0; // 0: no fd_watch leg
     std::string tag; // route-level only
 };
 
@@ -113,6 +114,9 @@ void pool_free(void *pool_state) noexcept;
 gh_status_t select(void *pool_state, const gh_pool_t *pool, const gh_select_ctx_t *ctx,
                    uint32_t *peer) noexcept;
 void report(void *pool_state, const gh_pool_t *pool, const gh_outcome_t *outcome) noexcept;
+
+// The 1.3 fd_watch leg of the PAUSE chain (fd_watch.cpp): runs, then calls finish(st, ok) once.
+void start_watch_leg(StreamState *st, void (*finish)(StreamState *, bool)) noexcept;
 
 // Helpers.
 inline gh_str_t str(std::string_view s) noexcept { return gh_str_t{s.data(), s.size()}; }

@@ -59,15 +59,23 @@ void resume(StreamState *st, gh_action_t action) noexcept {
 }
 
 // ---- the PAUSE chain ---------------------------------------------------------------------------
+void finish_chain(StreamState *st) noexcept {
+    const double waited = static_cast<double>(g_host->now_ms() - st->paused_at_ms);
+    g_host->metric_record(g_metrics.pause_ms, GH_METRIC_OBSERVE, nullptr, 0, waited);
+    resume(st, GH_CONTINUE);
+}
+
 void on_callout(void *arg, const gh_callout_response_t *r) noexcept {
     auto *st = static_cast<StreamState *>(arg);
     st->check(g_host->current_worker() == st->worker, "callout_worker");
     st->check(r != nullptr && r->struct_size >= sizeof(gh_callout_response_t) && r->status == 200 &&
                   sv(r->body) == "callout-ok",
               "callout_response");
-    const double waited = static_cast<double>(g_host->now_ms() - st->paused_at_ms);
-    g_host->metric_record(g_metrics.pause_ms, GH_METRIC_OBSERVE, nullptr, 0, waited);
-    resume(st, GH_CONTINUE);
+    if (st->config->watch_port != 0)
+        return start_watch_leg(st, [](StreamState *leg_st, bool) noexcept {
+            finish_chain(leg_st);
+        });
+    finish_chain(st);
 }
 
 void on_posted(void *arg) noexcept {
@@ -413,7 +421,29 @@ gh_action_t response_headers(gh_stream_t *s, StreamState *st, const Config *cfg)
     return GH_CONTINUE;
 }
 
+// 1.3 log_field: `abi_conformance.checks` carries this stream's verdict into the access log
+// (the test reads it there); bad names and values are refused.
+void log_fields(gh_stream_t *s, StreamState *st) noexcept {
+    const auto put = [s](std::string_view name, std::string_view value) noexcept {
+        return g_host->log_field(s, g_self, str(name), str(value));
+    };
+    st->check(put("Bad-Name", "x") == GH_ERR_INVALID && put("", "x") == GH_ERR_INVALID &&
+                  put(std::string(65, 'a'), "x") == GH_ERR_INVALID &&
+                  put("big", std::string(1025, 'v')) == GH_ERR_INVALID,
+              "log_field_refusals");
+    st->check(put("checks", "pending") == GH_OK, "log_field");
+    try {
+        std::string verdict = "ok";
+        for (const auto &f : st->failures)
+            verdict = (verdict == "ok" ? "fail:" : verdict + ",") + f;
+        st->check(put("checks", verdict) == GH_OK, "log_field_replace"); // replaces "pending"
+    } catch (...) {
+    }
+}
+
 void stream_end(gh_stream_t *s, StreamState *st) noexcept {
+    st->check(g_host->log_field(s, g_self, str("late"), str("x")) == GH_ERR_STATE,
+              "log_field_stream_end");
     g_host->stream_set_ctx(s, g_self, nullptr);
     st->check(g_host->stream_ctx(s, g_self) == nullptr, "stream_set_ctx_clear");
     st->ended = true;
@@ -480,6 +510,7 @@ gh_action_t on_phase(gh_stream_t *s, uint32_t phase, void *route_config) noexcep
         return upstream_error(s, st);
     case GH_PHASE_LOG:
         st->check(g_host->response_status(s) != 0, "response_status_log");
+        log_fields(s, st);
         return GH_CONTINUE;
     case GH_PHASE_STREAM_END:
         stream_end(s, st);

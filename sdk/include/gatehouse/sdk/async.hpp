@@ -1,6 +1,6 @@
 /*
- * gatehouse SDK, C++ wrapper -- async services with C++ callables: timers, offload, post and
- * HTTP callouts.
+ * gatehouse SDK, C++ wrapper -- async services with C++ callables: timers, offload, post,
+ * readiness watches (1.3) and HTTP callouts.
  *
  * Each helper moves the callable to the heap, hands the host a noexcept trampoline, and deletes
  * the callable after it ran (or when a timer is cancelled). An exception escaping a callable is
@@ -160,6 +160,94 @@ gh_status_t reply_drained(gh_stream_t *stream, F &&fn) {
         task.release();
     return st;
 }
+
+/* ---- 1.3: readiness watches ---- */
+
+/* Drives a non-blocking descriptor (a client library's socket) on the calling worker's loop:
+ * `fn(events)` runs there with GH_FD_READ or GH_FD_WRITE while that condition holds and is
+ * watched (level-triggered), or GH_FD_ERROR once when the descriptor cannot be watched any more
+ * (see gh_host_api_v1::fd_watch). Owns the watch: destroying it cancels it, and so may fn itself
+ * (the callable is kept alive until fn returns). Movable, not copyable.
+ * Ownership: the descriptor stays yours; close it after the watch is cancelled or destroyed.
+ * Thread: create, set, cancel and destroy on the worker it was created on; cancel or destroy
+ * every watch by worker_exit. */
+class FdWatch {
+  public:
+    FdWatch() = default;
+    FdWatch(FdWatch &&o) noexcept
+        : watch_(std::exchange(o.watch_, nullptr)), call_(std::exchange(o.call_, nullptr)) {}
+    FdWatch &operator=(FdWatch &&o) noexcept {
+        if (this != &o) {
+            cancel();
+            watch_ = std::exchange(o.watch_, nullptr);
+            call_ = std::exchange(o.call_, nullptr);
+        }
+        return *this;
+    }
+    FdWatch(const FdWatch &) = delete;
+    FdWatch &operator=(const FdWatch &) = delete;
+    ~FdWatch() { cancel(); }
+
+    /* Watch `fd` for `events` (GH_FD_READ | GH_FD_WRITE). An inactive FdWatch when the kernel
+     * refuses (off a worker, a bad or already watched descriptor, a kernel older than 1.3).
+     * May throw std::bad_alloc. */
+    template <class F>
+    static FdWatch start(int fd, uint32_t events, F &&fn) {
+        FdWatch w;
+        if (!GH_HOST_HAS(&host(), fd_watch))
+            return w;
+        auto call = std::make_unique<Call<std::decay_t<F>>>(std::forward<F>(fn));
+        w.watch_ = host().fd_watch(fd, events, &CallBase::run, call.get());
+        if (w.watch_ != nullptr)
+            w.call_ = call.release();
+        return w;
+    }
+
+    bool active() const noexcept { return watch_ != nullptr; }
+    /* Replace the conditions watched (0 pauses). GH_ERR_STATE when inactive. */
+    gh_status_t set(uint32_t events) noexcept {
+        return watch_ != nullptr ? host().fd_watch_set(watch_, events) : GH_ERR_STATE;
+    }
+    /* Stop: fn does not run again; the kernel forgets the descriptor before this returns. */
+    void cancel() noexcept {
+        if (watch_ == nullptr)
+            return;
+        host().fd_watch_cancel(std::exchange(watch_, nullptr));
+        CallBase *call = std::exchange(call_, nullptr);
+        if (call->running)
+            call->orphaned = true; // fn is on the stack: CallBase::run frees it when fn returns
+        else
+            delete call;
+    }
+
+  private:
+    struct CallBase {
+        bool running = false;
+        bool orphaned = false;
+        virtual ~CallBase() = default;
+        virtual void call(uint32_t events) = 0;
+        static void run(void *arg, uint32_t events) noexcept {
+            auto *self = static_cast<CallBase *>(arg);
+            self->running = true;
+            try {
+                self->call(events);
+            } catch (...) {
+                detail::log_current_exception("fd watch");
+            }
+            self->running = false;
+            if (self->orphaned)
+                delete self;
+        }
+    };
+    template <class F>
+    struct Call final : CallBase {
+        explicit Call(F f) : fn(std::move(f)) {}
+        void call(uint32_t events) override { fn(events); }
+        F fn;
+    };
+    gh_fd_watch_t *watch_ = nullptr;
+    CallBase *call_ = nullptr;
+};
 
 /* Monotonic milliseconds. Thread: any. */
 inline uint64_t now_ms() noexcept { return host().now_ms(); }

@@ -215,6 +215,17 @@ class Stream {
      * "unavailable"); empty in other phases. */
     std::string_view upstream_error() const noexcept { return fact(GH_FACT_UPSTREAM_ERROR); }
 
+    /* ---- 1.3: access log ---- */
+    /* Add `name=value` to this request's access-log line, written as `MODULE.name` (see
+     * gh_host_api_v1::log_field: name 1..64 of [a-z0-9_], value up to 1024 bytes, 32 fields;
+     * setting a name again replaces it). Any phase up to LOG; GH_ERR_UNSUPPORTED on an older
+     * kernel. Copied. */
+    gh_status_t log_field(std::string_view name, std::string_view value) noexcept {
+        if (!GH_HOST_HAS(&host(), log_field))
+            return GH_ERR_UNSUPPORTED;
+        return host().log_field(s_, detail::g_self, str(name), str(value));
+    }
+
   private:
     gh_stream_t *s_;
 };
