@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The installed SDK is enough to build a module: install the SDK from BUILD_DIR into a temporary
 # prefix, copy sdk/template out of the source tree, build it with find_package(GatehouseSDK) and
-# again with pkg-config, and check each .so exports exactly gatehouse_module_v1.
+# again with pkg-config, check each .so exports exactly gatehouse_module_v1, and run the
+# template's unit tests (built on the installed gatehouse/sdk/testing.hpp).
 set -euo pipefail
 build=${1:?usage: test_template_builds.sh BUILD_DIR (a configured gatehouse build)}
 src=$(cd "$(dirname "$0")/../.." && pwd)
@@ -32,6 +33,12 @@ if grep -q "$src/sdk" "$tmp/build/compile_commands.json"; then
   exit 1
 fi
 only_entry_symbol "$tmp/build/example.so"
+# The template's unit tests run against the installed test-support header (the fake host).
+ctest --test-dir "$tmp/build" --output-on-failure >"$tmp/ctest.log" 2>&1 ||
+  { cat "$tmp/ctest.log" >&2; echo "FAIL the template's unit tests" >&2; exit 1; }
+grep -q "100% tests passed" "$tmp/ctest.log" ||
+  { cat "$tmp/ctest.log" >&2; echo "FAIL the template ran no unit test" >&2; exit 1; }
+echo "ok   the template's unit tests pass on the installed fake host"
 # `cmake --install` puts it where a kernel installed with the same prefix looks by default.
 cmake --install "$tmp/build" --prefix "$tmp/modprefix" >/dev/null
 installed=$(cd "$tmp/modprefix" && find . -type f | sort)

@@ -1,8 +1,9 @@
 // sdk.hpp: the descriptor GH_MODULE emits, the phase mask it derives, the noexcept trampolines,
-// ConfigNode's readers and error accounting, metrics with labels, and the async helpers.
-#include "fake_host.hpp"
-
+// ConfigNode's readers and error accounting, metrics with labels, and the async helpers -- all
+// against the installed test-support header's fake host (gatehouse/sdk/testing.hpp), which these
+// tests exercise too.
 #include <gatehouse/sdk.hpp>
+#include <gatehouse/sdk/testing.hpp>
 
 #include <gtest/gtest.h>
 
@@ -88,25 +89,27 @@ GH_MODULE(TestModule, "test_module", "1.2.3", "sdk wrapper test module")
 
 namespace {
 
+using gh::testing::Value;
+
 class SdkWrapper : public ::testing::Test {
   protected:
     void SetUp() override {
-        host_ = fake::make_host();
         g_throw = false;
-        module_ = gatehouse_module_v1(&host_);
-        ASSERT_EQ(module_->load(reinterpret_cast<gh_module_t *>(&self_), &state_), GH_OK);
+        module_ = &mod_.descriptor();
+        state_ = nullptr; // the wrapper keeps no per-load state
+        ASSERT_TRUE(mod_.loaded());
     }
-    void TearDown() override { module_->destroy(state_); }
 
-    void *parse(const fake::Node &table) {
+    void *parse(const Value &table) {
         void *config = nullptr;
         return module_->config_parse(state_, table.handle(), &config) == GH_OK ? config : nullptr;
     }
+    const std::vector<std::string> &errors() { return host_.config_errors; }
 
-    gh_host_api_v1 host_{};
+    gh::testing::FakeHost host_;
+    gh::testing::Loaded mod_{gatehouse_module_v1};
     const gh_module_v1 *module_ = nullptr;
     void *state_ = nullptr;
-    int self_ = 0;
 };
 
 TEST_F(SdkWrapper, DescriptorCarriesTheAbiVersionAndKinds) {
@@ -121,7 +124,7 @@ TEST_F(SdkWrapper, DescriptorCarriesTheAbiVersionAndKinds) {
     EXPECT_EQ(module_->filter->struct_size, sizeof(gh_filter_v1));
     EXPECT_EQ(module_->balancer->struct_size, sizeof(gh_balancer_v1));
     EXPECT_NE(module_->balancer->report, nullptr);
-    EXPECT_EQ(gh::Host::kernel_version(), "9.9.9");
+    EXPECT_EQ(gh::Host::kernel_version(), "0.0.0-test");
 }
 
 TEST_F(SdkWrapper, PhaseMaskHasExactlyTheHooksTheModuleDefines) {
@@ -150,102 +153,89 @@ TEST_F(SdkWrapper, BalancerWithoutReportLeavesTheHookNull) {
 }
 
 TEST_F(SdkWrapper, LoadRegistersMetricsInTheConstructor) {
-    EXPECT_EQ(fake::recorder().metrics_registered, std::vector<std::string>{"test_requests_total"});
-    EXPECT_EQ(gh::Host::self(), reinterpret_cast<gh_module_t *>(&self_));
+    EXPECT_EQ(host_.metrics, std::vector<std::string>{"test_requests_total"});
+    EXPECT_EQ(gh::Host::self(), mod_.self());
 }
 
 TEST_F(SdkWrapper, ConfigReadsTypedValuesAndMarksKeysKnown) {
-    fake::Node table = fake::Node::table({{"greeting", fake::Node::string("hi")},
-                                          {"retries", fake::Node::integer_node(3)},
-                                          {"strict", fake::Node::boolean_node(true)}});
-    void *config = parse(table);
-    ASSERT_NE(config, nullptr);
-    auto *c = static_cast<TestConfig *>(config);
-    EXPECT_EQ(c->greeting, "hi");
-    EXPECT_EQ(c->retries, 3);
-    EXPECT_TRUE(c->strict);
-    const auto &keys = fake::recorder().keys_read;
-    for (const char *k : {"greeting", "retries", "strict"})
-        EXPECT_NE(std::find(keys.begin(), keys.end(), k), keys.end()) << k;
-    EXPECT_TRUE(fake::recorder().config_errors.empty());
-    module_->config_free(state_, config);
+    Value table = Value::table({{"greeting", "hi"}, {"retries", 3}, {"strict", true}});
+    auto config = mod_.parse(table); // the fake then reports keys never read, like the kernel
+    ASSERT_TRUE(config.ok()) << host_.config_errors_text();
+    const auto &c = config.as<TestConfig>();
+    EXPECT_EQ(c.greeting, "hi");
+    EXPECT_EQ(c.retries, 3);
+    EXPECT_TRUE(c.strict);
+    EXPECT_TRUE(errors().empty());
 }
 
 TEST_F(SdkWrapper, EmptyTableGivesTheDefaults) {
-    fake::Node table = fake::Node::table({});
-    void *config = parse(table);
-    ASSERT_NE(config, nullptr);
-    EXPECT_EQ(static_cast<TestConfig *>(config)->greeting, "hello");
-    module_->config_free(state_, config);
+    auto config = mod_.parse(Value::table());
+    ASSERT_TRUE(config.ok());
+    EXPECT_EQ(config.as<TestConfig>().greeting, "hello");
 }
 
 TEST_F(SdkWrapper, WrongTypeRefusesTheConfigEvenIfTheModuleReturnedOne) {
-    fake::Node table = fake::Node::table({{"retries", fake::Node::string("three")}});
+    Value table = Value::table({{"retries", "three"}});
     EXPECT_EQ(parse(table), nullptr);
-    EXPECT_EQ(fake::recorder().config_errors, std::vector<std::string>{"wrong type"});
+    EXPECT_EQ(errors(), std::vector<std::string>{"retries: must be an integer"});
 }
 
 TEST_F(SdkWrapper, OutOfRangeIntegerIsAnErrorWithTheRange) {
-    fake::Node table = fake::Node::table({{"retries", fake::Node::integer_node(11)}});
+    Value table = Value::table({{"retries", 11}});
     EXPECT_EQ(parse(table), nullptr);
-    ASSERT_EQ(fake::recorder().config_errors.size(), 1u);
-    EXPECT_EQ(fake::recorder().config_errors[0], "must be between 0 and 10, got 11");
+    EXPECT_EQ(errors(), std::vector<std::string>{"retries: must be between 0 and 10, got 11"});
 }
 
 TEST_F(SdkWrapper, ExceptionWhileParsingBecomesAConfigError) {
-    fake::Node table = fake::Node::table({{"explode", fake::Node::boolean_node(true)}});
+    Value table = Value::table({{"explode", true}});
     EXPECT_EQ(parse(table), nullptr);
-    EXPECT_EQ(fake::recorder().config_errors,
-              std::vector<std::string>{"explode is not a real key"});
+    EXPECT_EQ(errors(), std::vector<std::string>{"explode is not a real key"});
 }
 
 TEST_F(SdkWrapper, RouteConfigWithoutTableCopiesTheModuleConfig) {
-    fake::Node table = fake::Node::table({{"greeting", fake::Node::string("module")}});
-    void *config = parse(table);
-    ASSERT_NE(config, nullptr);
-    void *route = nullptr;
-    ASSERT_EQ(module_->route_config_parse(state_, config, nullptr, &route), GH_OK);
-    EXPECT_EQ(static_cast<TestConfig *>(route)->greeting, "module");
-    fake::Node override_table = fake::Node::table({{"retries", fake::Node::integer_node(7)}});
-    void *route2 = nullptr;
-    ASSERT_EQ(module_->route_config_parse(state_, config, override_table.handle(), &route2), GH_OK);
-    EXPECT_EQ(static_cast<TestConfig *>(route2)->greeting, "module"); // merged over the module's
-    EXPECT_EQ(static_cast<TestConfig *>(route2)->retries, 7);
-    module_->route_config_free(state_, route);
-    module_->route_config_free(state_, route2);
-    module_->config_free(state_, config);
+    auto config = mod_.parse(Value::table({{"greeting", "module"}}));
+    ASSERT_TRUE(config.ok());
+    auto route = mod_.route(config, nullptr);
+    ASSERT_TRUE(route.ok());
+    EXPECT_EQ(route.as<TestConfig>().greeting, "module");
+    Value override_table = Value::table({{"retries", 7}});
+    auto route2 = mod_.route(config, &override_table);
+    ASSERT_TRUE(route2.ok());
+    EXPECT_EQ(route2.as<TestConfig>().greeting, "module"); // merged over the module's
+    EXPECT_EQ(route2.as<TestConfig>().retries, 7);
 }
 
 TEST_F(SdkWrapper, MissingKeyErrorNamesTheKey) {
-    fake::Node table = fake::Node::table({});
+    Value table = Value::table();
     gh::ConfigNode(table.handle()).get("needed").error("is required");
-    EXPECT_EQ(fake::recorder().config_errors,
-              std::vector<std::string>{"missing key `needed`: is required"});
+    EXPECT_EQ(errors(), std::vector<std::string>{"missing key `needed`: is required"});
 }
 
 TEST_F(SdkWrapper, OneOfListsTheAllowedValues) {
-    fake::Node table = fake::Node::table({{"mode", fake::Node::string("fast")}});
+    Value table = Value::table({{"mode", "fast"}});
     EXPECT_FALSE(gh::ConfigNode(table.handle()).get("mode").one_of({"gzip", "br"}));
-    EXPECT_EQ(fake::recorder().config_errors,
-              std::vector<std::string>{"must be one of \"gzip\", \"br\", got \"fast\""});
+    EXPECT_EQ(errors(),
+              std::vector<std::string>{"mode: must be one of \"gzip\", \"br\", got \"fast\""});
 }
 
 TEST_F(SdkWrapper, PhaseHookRunsWithTheRouteConfigAndRecordsLabelledMetrics) {
-    TestConfig c;
-    c.greeting = "route";
-    auto *s = reinterpret_cast<gh_stream_t *>(0x10);
-    EXPECT_EQ(module_->filter->on_phase(s, GH_PHASE_ACCESS, &c), GH_CONTINUE);
-    EXPECT_EQ(fake::recorder().request_headers["x-greeting"], "route");
-    ASSERT_EQ(fake::recorder().metric_records.size(), 1u);
-    EXPECT_EQ(fake::recorder().metric_records[0].first, "test_requests_total{access}");
+    auto config = mod_.parse(Value::table({{"greeting", "route"}}));
+    gh::testing::FakeStream s;
+    EXPECT_EQ(mod_.phase(s, GH_PHASE_ACCESS, config), GH_CONTINUE);
+    EXPECT_EQ(s.header(GH_HEADERS_REQUEST, "X-Greeting"), "route");
+    ASSERT_EQ(host_.records.size(), 1u);
+    EXPECT_EQ(host_.records[0].name, "test_requests_total");
+    EXPECT_EQ(host_.records[0].labels, std::vector<std::string>{"access"});
+    EXPECT_EQ(host_.metric("test_requests_total", {"access"}), 1);
 }
 
 TEST_F(SdkWrapper, ThrowingPhaseHookBecomesErrorAndIsLogged) {
     TestConfig c;
     g_throw = true;
     EXPECT_EQ(module_->filter->on_phase(nullptr, GH_PHASE_ACCESS, &c), GH_ERROR);
-    ASSERT_FALSE(fake::recorder().logs.empty());
-    EXPECT_NE(fake::recorder().logs.back().find("access failed"), std::string::npos);
+    ASSERT_FALSE(host_.logs.empty());
+    EXPECT_NE(host_.logs.back().find("access failed"), std::string::npos);
+    EXPECT_EQ(host_.logs.back().rfind("ERROR ", 0), 0u);
 }
 
 TEST_F(SdkWrapper, UnhandledPhaseContinuesAndMissingConfigIsAnError) {
@@ -279,20 +269,20 @@ TEST_F(SdkWrapper, SelectMapsNoPeerToNotFoundAndAThrowToInternal) {
 }
 
 TEST_F(SdkWrapper, StreamContextIsStoredPerModuleAndTakenBack) {
-    auto *s = reinterpret_cast<gh_stream_t *>(0x20);
-    gh::Stream stream(s);
+    gh::testing::FakeStream s;
+    gh::Stream stream = s.stream();
     stream.emplace_ctx<int>(5);
     ASSERT_NE(stream.ctx<int>(), nullptr);
     EXPECT_EQ(*stream.ctx<int>(), 5);
     TestConfig c;
-    module_->filter->on_phase(s, GH_PHASE_STREAM_END, &c); // takes and frees it
+    module_->filter->on_phase(s.handle(), GH_PHASE_STREAM_END, &c); // takes and frees it
     EXPECT_EQ(stream.ctx<int>(), nullptr);
 }
 
 TEST_F(SdkWrapper, HostHasChecksStructSizeAndNullPointers) {
     EXPECT_TRUE(gh::host_has(&gh_host_api_v1::post));
-    EXPECT_FALSE(GH_HAS(callout)); // the fake host leaves it NULL
-    gh_host_api_v1 older = host_;
+    EXPECT_TRUE(GH_HAS(log_field));
+    gh_host_api_v1 older = *host_.table();
     older.pool_name = [](const gh_pool_t *) { return gh_str_t{"p", 1}; };
     EXPECT_TRUE(gh::host_has(&gh_host_api_v1::pool_name, &older));
     older.struct_size = offsetof(gh_host_api_v1, pool_size); // a kernel without the pool block
@@ -306,10 +296,11 @@ TEST_F(SdkWrapper, HostHasChecksStructSizeAndNullPointers) {
 
 TEST_F(SdkWrapper, PostAndTimerRunTheCallableOnceAndCancelDropsIt) {
     int ran = 0;
-    ASSERT_EQ(gh::post(nullptr, [&ran] { ++ran; }), GH_OK);
+    EXPECT_EQ(gh::post(nullptr, [&ran] { ++ran; }), GH_ERR_INVALID); // no worker
+    ASSERT_EQ(gh::post(gh::current_worker(), [&ran] { ++ran; }), GH_OK);
     gh::Timer keep = gh::start_timer(10, [&ran] { ran += 10; });
     EXPECT_TRUE(keep.started());
-    fake::run_queued();
+    host_.run_queued();
     EXPECT_EQ(ran, 11);
     keep.release();
     auto counted = std::make_shared<int>(0);
@@ -317,15 +308,78 @@ TEST_F(SdkWrapper, PostAndTimerRunTheCallableOnceAndCancelDropsIt) {
     EXPECT_EQ(counted.use_count(), 2);
     cancelled.cancel();
     EXPECT_EQ(counted.use_count(), 1); // the callable was destroyed without running
-    fake::run_queued();
+    host_.run_queued();
     EXPECT_EQ(*counted, 0);
 }
 
 TEST_F(SdkWrapper, ThrowingAsyncCallableIsLoggedNotPropagated) {
-    ASSERT_EQ(gh::post(nullptr, [] { throw std::runtime_error("task failed"); }), GH_OK);
-    fake::run_queued();
-    ASSERT_FALSE(fake::recorder().logs.empty());
-    EXPECT_NE(fake::recorder().logs.back().find("task failed"), std::string::npos);
+    ASSERT_EQ(gh::post(gh::current_worker(), [] { throw std::runtime_error("task failed"); }),
+              GH_OK);
+    host_.run_queued();
+    ASSERT_FALSE(host_.logs.empty());
+    EXPECT_NE(host_.logs.back().find("task failed"), std::string::npos);
+}
+
+TEST_F(SdkWrapper, UnknownKeysAreReportedLikeTheKernelDoes) {
+    auto config = mod_.parse(Value::table({{"greeting", "hi"}, {"greting", "typo"}}));
+    EXPECT_FALSE(config.ok());
+    EXPECT_EQ(errors(), std::vector<std::string>{"greting: unknown key"});
+}
+
+TEST_F(SdkWrapper, FdWatchReportsUntilCancelledEvenFromItsOwnCallback) {
+    std::vector<uint32_t> seen;
+    gh::FdWatch watch;
+    watch = gh::FdWatch::start(7, GH_FD_READ, [&](uint32_t ev) {
+        seen.push_back(ev);
+        if (seen.size() == 2)
+            watch.cancel(); // from inside: the callable lives until it returns
+    });
+    ASSERT_TRUE(watch.active());
+    EXPECT_FALSE(gh::FdWatch::start(7, GH_FD_READ, [](uint32_t) {}).active()); // watched already
+    host_.fire_fd(7, GH_FD_WRITE); // not watched
+    EXPECT_TRUE(seen.empty());
+    EXPECT_EQ(watch.set(GH_FD_READ | GH_FD_WRITE), GH_OK);
+    host_.fire_fd(7, GH_FD_WRITE);
+    host_.fire_fd(7, GH_FD_READ);
+    host_.fire_fd(7, GH_FD_READ); // cancelled by now
+    EXPECT_EQ(seen, (std::vector<uint32_t>{GH_FD_WRITE, GH_FD_READ}));
+    EXPECT_FALSE(watch.active());
+    EXPECT_EQ(host_.watch_of(7), nullptr);
+    EXPECT_EQ(watch.set(GH_FD_READ), GH_ERR_STATE);
+}
+
+TEST_F(SdkWrapper, FdWatchOnAnOlderKernelIsInactiveAndLogFieldUnsupported) {
+    host_.truncate_after(&gh_host_api_v1::reply_drained); // a 1.2 kernel
+    EXPECT_FALSE(gh::FdWatch::start(3, GH_FD_READ, [](uint32_t) {}).active());
+    gh::testing::FakeStream s;
+    EXPECT_EQ(s.stream().log_field("rule", "1"), GH_ERR_UNSUPPORTED);
+}
+
+TEST_F(SdkWrapper, LogFieldsAreValidatedAndReplaced) {
+    gh::testing::FakeStream s;
+    EXPECT_EQ(s.stream().log_field("rule", "1"), GH_OK);
+    EXPECT_EQ(s.stream().log_field("rule", "2"), GH_OK);
+    EXPECT_EQ(s.stream().log_field("Rule", "x"), GH_ERR_INVALID);
+    EXPECT_EQ(s.log_fields, (gh::testing::FakeStream::Fields{{"rule", "2"}}));
+}
+
+TEST_F(SdkWrapper, CalloutsWaitForTheTestToCompleteThem) {
+    int status = 0;
+    std::string body;
+    gh::CalloutRequest req;
+    req.upstream = "idp";
+    req.target = "/jwks";
+    ASSERT_EQ(gh::callout(req, [&](const gh::CalloutResponse &r) {
+                  status = r.status();
+                  body = std::string(r.body());
+              }),
+              GH_OK);
+    ASSERT_EQ(host_.callouts.size(), 1u);
+    EXPECT_EQ(host_.callouts[0].target, "/jwks");
+    EXPECT_EQ(status, 0);
+    host_.complete_callout(200, "{}");
+    EXPECT_EQ(status, 200);
+    EXPECT_EQ(body, "{}");
 }
 
 TEST_F(SdkWrapper, CatConcatenatesStringsNumbersAndBooleans) {
