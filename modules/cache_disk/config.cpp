@@ -8,168 +8,206 @@ namespace cache_disk {
 
 namespace {
 
-void read_key(gh::ConfigNode table, KeyRules &k) {
-    gh::ConfigNode key = table.get("key");
-    if (auto parts = key.strings()) {
-        KeyRules fresh = k;
-        fresh.scheme = fresh.host = fresh.path = fresh.query = false;
-        for (const std::string &p : *parts) {
-            bool *slot = p == "scheme" ? &fresh.scheme
-                         : p == "host" ? &fresh.host
-                         : p == "path" ? &fresh.path
-                         : p == "query" ? &fresh.query
-                                        : nullptr;
-            if (!slot) {
-                key.error("parts are \"scheme\", \"host\", \"path\" and \"query\", got \"" + p +
-                          "\"");
-                return;
-            }
-            *slot = true;
-        }
-        if (!fresh.path) {
-            key.error("must include \"path\"");
+void read_key_parts(const gh::ConfigNode &key, Config &c) {
+    auto parts = key.strings();
+    if (!parts)
+        return;
+    KeyRules fresh = c.key;
+    fresh.scheme = fresh.host = fresh.path = fresh.query = false;
+    for (const std::string &p : *parts) {
+        bool *slot = p == "scheme" ? &fresh.scheme
+                     : p == "host" ? &fresh.host
+                     : p == "path" ? &fresh.path
+                     : p == "query" ? &fresh.query
+                                    : nullptr;
+        if (!slot) {
+            key.error("parts are \"scheme\", \"host\", \"path\" and \"query\", got \"" + p + "\"");
             return;
         }
-        k = fresh;
+        *slot = true;
     }
-    // One list replaces the other: a route setting query_allow drops an inherited query_deny.
-    auto allow = table.get("query_allow").strings();
-    auto deny = table.get("query_deny").strings();
-    if (allow && deny && !allow->empty() && !deny->empty()) {
-        table.get("query_deny").error("query_allow and query_deny cannot both be set");
+    if (!fresh.path) {
+        key.error("must include \"path\"");
         return;
     }
-    if (allow) {
-        k.query_allow = std::move(*allow);
-        k.query_deny.clear();
-    }
-    if (deny) {
-        k.query_deny = std::move(*deny);
-        k.query_allow.clear();
-    }
-    if (auto v = table.get("query_sort").boolean())
-        k.query_sort = *v;
+    c.key = fresh;
 }
 
-void read_module_level(gh::ConfigNode table, Config &c) {
-    gh::ConfigNode path = table.get("path");
-    if (auto v = path.string()) {
-        if (v->empty() || v->front() != '/')
-            path.error("must be an absolute directory path");
-        else
-            c.path = *v;
+// One list replaces the other: a route setting query_allow drops an inherited query_deny.
+void read_query_allow(const gh::ConfigNode &n, Config &c) {
+    if (auto v = n.strings()) {
+        c.key.query_allow = std::move(*v);
+        if (!c.key.query_allow.empty())
+            c.key.query_deny.clear();
     }
-    gh::ConfigNode max_size = table.get("max_size");
-    if (auto v = max_size.bytes()) {
-        if (*v < (1u << 20))
-            max_size.error("must be at least 1m");
-        else
-            c.limits.max_size = *v;
+}
+void read_query_deny(const gh::ConfigNode &n, Config &c) {
+    if (auto v = n.strings()) {
+        c.key.query_deny = std::move(*v);
+        if (!c.key.query_deny.empty())
+            c.key.query_allow.clear();
     }
+}
+
+std::string absolute_path_error(std::string_view v) {
+    return !v.empty() && v.front() == '/' ? std::string() : "must be an absolute directory path";
+}
+std::string header_name_error(std::string_view v) {
+    const bool ok = std::all_of(v.begin(), v.end(), [](char ch) {
+        return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-';
+    });
+    return ok ? std::string() : "must be a header field name (letters, digits, '-') or \"\"";
+}
+std::string token_error(std::string_view v) {
+    const bool token = !v.empty() && std::all_of(v.begin(), v.end(), [](char ch) {
+        return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+               ch == '-' || ch == '_' || ch == '.';
+    });
+    return token ? std::string() : "must be a token (letters, digits, '-', '_', '.')";
+}
+
+gh::Keys<Config> declare() {
+    using gh::Scope;
+    constexpr uint64_t kUnbounded = UINT64_MAX;
+    auto limits = [](auto member) {
+        return [member](Config &c) -> auto & { return c.limits.*member; };
+    };
+    return std::move(
+        gh::Keys<Config>("cache_disk")
+            .string("path", &Config::path, Scope::module,
+                    "the store's directory; created with 256 sub-directories and `tmp/` at "
+                    "start-up",
+                    absolute_path_error, "absolute path")
+            .shown_default("none (required once a route lists `cache_disk`)")
+            .example("path = \"/var/cache/gatehouse\"")
+            .bytes("max_size", limits(&StoreLimits::max_size), 1u << 20, kUnbounded, Scope::module,
+                   "cap on the bytes of stored files, enforced when admitting an object (least "
+                   "recently used objects are evicted first)")
+            .example("max_size = \"10g\"")
+            .bytes("max_object_size", limits(&StoreLimits::max_object_size), 1, 1ull << 30,
+                   Scope::module,
+                   "a larger body is passed through and not stored (by `Content-Length` up front, "
+                   "or once the body grows past it); at most `max_size`")
+            .example("max_object_size = \"64m\"")
+            .duration("inactive", limits(&StoreLimits::inactive_ms), 1000, kUnbounded,
+                      Scope::module,
+                      "an object not used for this long is removed, fresh or not (nginx's "
+                      "`inactive`)")
+            .example("inactive = \"1d\"")
+            .bytes("memory_size", limits(&StoreLimits::memory_size), 0, kUnbounded, Scope::module,
+                   "the hot tier: bodies of recently used small objects also kept in memory and "
+                   "served without touching the disk (least recently used dropped first; `0` "
+                   "turns it off)")
+            .example("memory_size = \"512m\"")
+            .bytes("memory_object_max", limits(&StoreLimits::memory_object_max), 0, kUnbounded,
+                   Scope::module,
+                   "larger bodies are always read from their file; at most `max_object_size`")
+            .example("memory_object_max = \"1m\"")
+            .bytes("collect_size", limits(&StoreLimits::collect_size), 0, kUnbounded,
+                   Scope::module,
+                   "memory all responses being stored may hold until they are complete and "
+                   "written; a response that would go past it is passed on without being stored "
+                   "(`verdict=\"busy\"`); at least `max_object_size`")
+            .example("collect_size = \"1g\"")
+            .flag("enabled", &Config::enabled, Scope::both,
+                  "`false`: the route neither reads nor stores")
+            .example("enabled = false")
+            .custom("key", "array of `\"scheme\"`, `\"host\"`, `\"path\"`, `\"query\"`",
+                    "all four", Scope::both,
+                    "what the primary cache key is made of; `path` is required", read_key_parts)
+            .example("key = [\"host\", \"path\"]")
+            .custom("query_allow", "array of strings", "`[]` (all)", Scope::both,
+                    "only these query parameters are part of the key", read_query_allow)
+            .example("query_allow = [\"id\", \"page\"]")
+            .custom("query_deny", "array of strings", "`[]`", Scope::both,
+                    "these query parameters are left out of the key (not with `query_allow` in "
+                    "the same table; a route's list replaces an inherited list of the other kind)",
+                    read_query_deny)
+            .example("query_deny = [\"utm_source\"]")
+            .flag("query_sort", [](Config &c) -> bool & { return c.key.query_sort; }, Scope::both,
+                  "parameters sorted, so `?a=1&b=2` and `?b=2&a=1` are one object")
+            .example("query_sort = true")
+            .integer("heuristic_percent", [](Config &c) -> unsigned & { return c.heuristic.percent; },
+                     0, 100, Scope::both,
+                     "heuristic freshness (RFC 9111 §4.2.2) for responses without explicit "
+                     "freshness: this share of the time since `Last-Modified`; `0` turns "
+                     "heuristics off")
+            .example("heuristic_percent = 0")
+            .duration_s("heuristic_max",
+                        [](Config &c) -> int64_t & { return c.heuristic.max_seconds; }, 0,
+                        kUnbounded, Scope::both, "cap on a heuristic lifetime")
+            .example("heuristic_max = \"1h\"")
+            .string("targeted_cache_control",
+                    [](Config &c) -> std::string & { return c.store_rules.targeted; }, Scope::both,
+                    "RFC 9213 targeted field: when present and a valid Structured Field Dictionary "
+                    "it replaces `Cache-Control` for this cache; `\"\"` ignores it",
+                    header_name_error, "header name or `\"\"`")
+            .example("targeted_cache_control = \"\"")
+            .flag("store_set_cookie",
+                  [](Config &c) -> bool & { return c.store_rules.store_set_cookie; }, Scope::both,
+                  "store responses that carry `Set-Cookie` (off by default, as in nginx and "
+                  "Varnish: one user's cookie must not reach another)")
+            .example("store_set_cookie = true")
+            .flag("collapse", &Config::collapse, Scope::both,
+                  "request collapsing: concurrent misses for one key make one origin request (see "
+                  "*Under load*)")
+            .example("collapse = false")
+            .duration("collapse_timeout", &Config::collapse_timeout_ms, 10, 600000, Scope::both,
+                      "a request waiting for another's origin response goes upstream itself after "
+                      "this (nginx's `proxy_cache_lock_timeout`)")
+            .example("collapse_timeout = \"1s\"")
+            .duration_s("stale_if_error", &Config::stale_if_error_s, 0, kUnbounded, Scope::both,
+                        "grace: when the origin fails (5xx, unreachable, timeout), a stale object "
+                        "this far past its lifetime is served even without a `stale-if-error` "
+                        "directive")
+            .example("stale_if_error = \"1h\"")
+            .flag("cache_status", &Config::cache_status, Scope::both,
+                  "send the `Cache-Status` response header")
+            .example("cache_status = false")
+            .string("cache_status_name", &Config::cache_status_name, Scope::both,
+                    "the cache's name in `Cache-Status`", token_error, "token")
+            .example("cache_status_name = \"edge-1\""));
+}
+
+// Limits that depend on each other, checked after every key was read (a limit is checked
+// against another only when it was set).
+void check_limits(gh::ConfigNode table, const StoreLimits &l) {
     gh::ConfigNode max_object = table.get("max_object_size");
-    if (auto v = max_object.bytes()) {
-        if (*v < 1 || *v > (1ull << 30))
-            max_object.error("must be between 1 and 1g");
-        else
-            c.limits.max_object_size = *v;
-    }
-    if (c.limits.max_object_size > c.limits.max_size)
-        (max_object.present() ? max_object : max_size)
+    if (l.max_object_size > l.max_size)
+        (max_object.present() ? max_object : table.get("max_size"))
             .error("max_object_size cannot exceed max_size");
-    gh::ConfigNode memory = table.get("memory_size");
-    if (auto v = memory.bytes())
-        c.limits.memory_size = *v;
     gh::ConfigNode memory_max = table.get("memory_object_max");
-    if (auto v = memory_max.bytes()) {
-        if (*v > c.limits.max_object_size)
-            memory_max.error("cannot exceed max_object_size");
-        else
-            c.limits.memory_object_max = *v;
-    }
+    if (memory_max.present() && l.memory_object_max > l.max_object_size)
+        memory_max.error("cannot exceed max_object_size");
     gh::ConfigNode collect = table.get("collect_size");
-    if (auto v = collect.bytes()) {
-        if (*v < c.limits.max_object_size)
-            collect.error("must be at least max_object_size");
-        else
-            c.limits.collect_size = *v;
-    }
-    gh::ConfigNode inactive = table.get("inactive");
-    if (auto v = inactive.duration_ms()) {
-        if (*v < 1000)
-            inactive.error("must be at least 1s");
-        else
-            c.limits.inactive_ms = static_cast<int64_t>(*v);
-    }
-}
-
-void refuse_module_keys(gh::ConfigNode table) {
-    for (std::string_view key :
-         {"path", "max_size", "max_object_size", "inactive", "memory_size", "memory_object_max",
-          "collect_size"}) {
-        gh::ConfigNode n = table.get(key);
-        if (n.present())
-            n.error("is a module-level key: set it in [filter.cache_disk]");
-    }
+    if (collect.present() && l.collect_size < l.max_object_size)
+        collect.error("must be at least max_object_size");
 }
 
 } // namespace
 
+const gh::Keys<Config> &keys() {
+    static const gh::Keys<Config> declared = declare();
+    return declared;
+}
+
 std::unique_ptr<Config> parse_config(gh::ConfigNode table, const Config &base) {
     auto c = std::make_unique<Config>(base);
-    const bool route = base.module_level_parsed;
-    if (route) {
-        refuse_module_keys(table);
+    const bool route = gh::config_level() == gh::ConfigLevel::route;
+    if (route)
         c->module_config = &base;
-    }
-    else
-        read_module_level(table, *c);
-    if (auto v = table.get("enabled").boolean())
-        c->enabled = *v;
-    read_key(table, c->key);
-    gh::ConfigNode percent = table.get("heuristic_percent");
-    if (auto v = percent.integer(0, 100))
-        c->heuristic.percent = static_cast<unsigned>(*v);
-    gh::ConfigNode hmax = table.get("heuristic_max");
-    if (auto v = hmax.duration_ms())
-        c->heuristic.max_seconds = static_cast<int64_t>(*v / 1000);
-    gh::ConfigNode targeted = table.get("targeted_cache_control");
-    if (auto v = targeted.string()) {
-        if (!v->empty() && std::any_of(v->begin(), v->end(), [](char ch) {
-                return !(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-');
-            }))
-            targeted.error("must be a header field name (letters, digits, '-') or \"\"");
-        else
-            c->store_rules.targeted = c->heuristic.targeted = *v;
-    }
-    if (auto v = table.get("store_set_cookie").boolean())
-        c->store_rules.store_set_cookie = *v;
-    if (auto v = table.get("collapse").boolean())
-        c->collapse = *v;
-    gh::ConfigNode ct = table.get("collapse_timeout");
-    if (auto v = ct.duration_ms()) {
-        if (*v < 10 || *v > 600000)
-            ct.error("must be between 10ms and 10m");
-        else
-            c->collapse_timeout_ms = *v;
-    }
-    if (auto v = table.get("stale_if_error").duration_ms())
-        c->stale_if_error_s = static_cast<int64_t>(*v / 1000);
-    if (auto v = table.get("cache_status").boolean())
-        c->cache_status = *v;
-    gh::ConfigNode name = table.get("cache_status_name");
-    if (auto v = name.string()) {
-        const bool token = !v->empty() && std::all_of(v->begin(), v->end(), [](char ch) {
-            return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                   (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.';
-        });
-        if (!token)
-            name.error("must be a token (letters, digits, '-', '_', '.')");
-        else
-            c->cache_status_name = *v;
-    }
+    const auto listed = [&](std::string_view key) {
+        gh::ConfigNode n = table.get(key);
+        return n.is_array() && n.size() > 0;
+    };
+    if (listed("query_allow") && listed("query_deny"))
+        table.get("query_deny").error("query_allow and query_deny cannot both be set");
+    keys().read(table, *c);
+    if (!route)
+        check_limits(table, c->limits);
+    c->heuristic.targeted = c->store_rules.targeted;
     if (route && c->enabled && c->path.empty())
         table.error("a route uses cache_disk but [filter.cache_disk] has no `path`");
-    c->module_level_parsed = true;
     return c;
 }
 

@@ -1,5 +1,5 @@
 // cache_disk: the [filter.cache_disk] table (and a route's filter_config.cache_disk) -> Config.
-// Every key, its type, default and scope is listed in README.md; defaults live here only.
+// Defaults live in Config; every key is declared once in config.cpp (keys()).
 #pragma once
 
 #include "policy.hpp"
@@ -39,7 +39,6 @@ struct Config {
     bool cache_status = true;             // send the Cache-Status response header
     std::string cache_status_name = "gatehouse";
 
-    bool module_level_parsed = false; // set once the module table is parsed (routes see true)
     // Route configs are parsed before activation: they reach the store through the module
     // config they were merged over (which lives as long as they do).
     const Config *module_config = nullptr;
@@ -49,6 +48,10 @@ struct Config {
         return module_config ? module_config->store.get() : store.get();
     }
 };
+
+// Every key: name, member, type, range, scope, example and docs (README.md's table is printed
+// from it; a unit test keeps the two equal).
+const gh::Keys<Config> &keys();
 
 // Parse `table` over `base` (Config{} for the module table, the module config for a route).
 // Main thread, config hooks only.

@@ -1,5 +1,5 @@
 // compress: the [filter.compress] table (and a route's filter_config.compress) -> Config.
-// Every key, its type, default and scope is listed in README.md; defaults live here only.
+// Defaults live in Config; every key is declared once in config.cpp (keys()).
 #pragma once
 
 #include "compress.hpp"
@@ -50,6 +50,10 @@ struct Config {
     // Derived: the codings switched on, in server preference order.
     std::vector<Coding> enabled_codings;
 };
+
+// Every key: name, member, type, range, scope, example and docs (README.md's table is printed
+// from it; a unit test keeps the two equal).
+const gh::Keys<Config> &keys();
 
 // Parse `table` over `base` (Config{} for the module table, the module config for a route).
 // Main thread, config hooks only.

@@ -3,10 +3,16 @@
 
 namespace round_robin {
 
-std::unique_ptr<Config> parse_config(gh::ConfigNode /*table*/, const Config &base) {
-    // Deliberately reads nothing: the kernel turns every key of the table into an unknown-key
-    // error, which is the right answer for a module without keys.
-    return std::make_unique<Config>(base);
+const gh::Keys<Config> &keys() {
+    // No keys: read() reads none, so the kernel reports every key in the table as unknown.
+    static const gh::Keys<Config> declared("round_robin");
+    return declared;
+}
+
+std::unique_ptr<Config> parse_config(gh::ConfigNode table, const Config &base) {
+    auto c = std::make_unique<Config>(base);
+    keys().read(table, *c);
+    return c;
 }
 
 } // namespace round_robin

@@ -392,7 +392,7 @@ BAD_VALUES = [
     ("prefer = [\"br\", \"br\"]", "filter.compress.prefer", "twice"),
     ("flush = \"never\"", "filter.compress.flush", "\"auto\", \"always\""),
     ("max_cpu_percent = 0", "filter.compress.max_cpu_percent", "between 1 and 100"),
-    ("cpu_window = \"1ms\"", "filter.compress.cpu_window", "10ms and 60s"),
+    ("cpu_window = \"1ms\"", "filter.compress.cpu_window", "10ms and 1m"),
     ("cpu_window = \"soon\"", "filter.compress.cpu_window", ""),
     ("gzip_lvl = 5", "filter.compress.gzip_lvl", ""),
 ]

@@ -1,5 +1,8 @@
 // least_conn: lowest inflight/weight wins, weights scale, ties are uniform, ineligible skipped.
 #include "least_conn.hpp"
+#include "config.hpp"
+
+#include <gatehouse/sdk/testing.hpp>
 
 #include <gtest/gtest.h>
 
@@ -10,60 +13,26 @@
 
 namespace {
 
-// A pool the test controls, behind a host table with only pool_size / pool_peer / pool_name.
 struct FakePeer {
     uint32_t weight;
     uint64_t inflight;
 };
-struct FakePool {
-    std::vector<FakePeer> peers;
-};
 
-const FakePool &fake(const gh_pool_t *pool) { return *reinterpret_cast<const FakePool *>(pool); }
-
-gh_host_api_v1 fake_host() {
-    gh_host_api_v1 h{};
-    h.struct_size = sizeof(h);
-    h.abi_major = GH_ABI_MAJOR;
-    h.abi_minor = GH_ABI_MINOR;
-    h.pool_size = [](const gh_pool_t *pool) -> uint32_t {
-        return static_cast<uint32_t>(fake(pool).peers.size());
-    };
-    h.pool_peer = [](const gh_pool_t *pool, uint32_t i, gh_peer_info_t *out) -> gh_status_t {
-        const FakePool &p = fake(pool);
-        if (i >= p.peers.size() || out == nullptr || out->struct_size < sizeof(gh_peer_info_t))
-            return GH_ERR_NOT_FOUND;
-        out->weight = p.peers[i].weight;
-        out->max_inflight = 0;
-        out->backup = 0;
-        out->inflight = p.peers[i].inflight;
-        out->address = gh_str_t{"127.0.0.1:1", 11};
-        return GH_OK;
-    };
-    h.pool_name = [](const gh_pool_t *) { return gh_str_t{"test", 4}; };
-    return h;
-}
-
+// Pools on the SDK's fake host (gatehouse/sdk/testing.hpp).
 class LeastConn : public ::testing::Test {
   protected:
     // Select over `peers`, all eligible unless `eligible` says otherwise.
     std::optional<uint32_t> select(const std::vector<FakePeer> &peers,
                                    std::vector<uint8_t> eligible = {}) {
-        pool_.peers = peers;
-        if (eligible.empty())
-            eligible.assign(peers.size(), 1);
-        eligible_ = std::move(eligible);
-        gh_select_ctx_t ctx{};
-        ctx.struct_size = sizeof(ctx);
-        ctx.peer_count = static_cast<uint32_t>(peers.size());
-        ctx.eligible = eligible_.data();
-        gh::Pool pool(reinterpret_cast<const gh_pool_t *>(&pool_), &host_);
-        return least_conn::select_peer(pool, gh::SelectContext(ctx));
+        pool_.peers.clear();
+        for (const FakePeer &p : peers)
+            pool_.peers.push_back({p.weight, p.inflight});
+        gh::testing::FakeSelect ctx(peers.size(), std::move(eligible));
+        return least_conn::select_peer(pool_.pool(), ctx.context());
     }
 
-    gh_host_api_v1 host_ = fake_host();
-    FakePool pool_;
-    std::vector<uint8_t> eligible_;
+    gh::testing::FakeHost host_;
+    gh::testing::FakePool pool_;
 };
 
 TEST_F(LeastConn, PeerWithFewestInflightIsChosen) {
@@ -122,3 +91,12 @@ TEST_F(LeastConn, RandomBelowStaysInRange) {
 }
 
 } // namespace
+
+TEST(LeastConnConfig, ReadmeSaysNoKeysAndAnyKeyIsUnknown) {
+    EXPECT_EQ(gh::testing::key_table_mismatch(least_conn::keys(), README_PATH), "");
+    gh::testing::FakeHost host;
+    gh::testing::Value table = gh::testing::Value::table({{"weight", 2}});
+    EXPECT_NE(least_conn::parse_config(gh::ConfigNode(table.handle()), least_conn::Config{}), nullptr);
+    host.check_unknown_keys(table.handle());
+    EXPECT_EQ(host.config_errors, std::vector<std::string>{"weight: unknown key"});
+}

@@ -1,5 +1,8 @@
 // round_robin: exact weight shares per cycle, smoothness, skipping and sharing across threads.
 #include "round_robin.hpp"
+#include "config.hpp"
+
+#include <gatehouse/sdk/testing.hpp>
 
 #include <gtest/gtest.h>
 
@@ -204,3 +207,12 @@ TEST(RoundRobin, ThreadsNeverChooseAnIneligiblePeer) {
 }
 
 } // namespace
+
+TEST(RoundRobinConfig, ReadmeSaysNoKeysAndAnyKeyIsUnknown) {
+    EXPECT_EQ(gh::testing::key_table_mismatch(round_robin::keys(), README_PATH), "");
+    gh::testing::FakeHost host;
+    gh::testing::Value table = gh::testing::Value::table({{"weight", 2}});
+    EXPECT_NE(round_robin::parse_config(gh::ConfigNode(table.handle()), round_robin::Config{}), nullptr);
+    host.check_unknown_keys(table.handle());
+    EXPECT_EQ(host.config_errors, std::vector<std::string>{"weight: unknown key"});
+}

@@ -22,6 +22,7 @@
 #include "gatehouse/sdk/http/query.hpp"
 #include "gatehouse/sdk/http/structured.hpp"
 #include "gatehouse/sdk/core.hpp"
+#include "gatehouse/sdk/keys.hpp"
 #include "gatehouse/sdk/metrics.hpp"
 #include "gatehouse/sdk/module.hpp"
 #include "gatehouse/sdk/pool.hpp"

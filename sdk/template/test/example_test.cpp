@@ -1,5 +1,7 @@
 // example: unit tests without a kernel -- the SDK's fake host (gatehouse/sdk/testing.hpp) loads
 // the module from its entry point, parses config tables and runs hooks on fake streams.
+#include "../config.hpp"
+
 #include <gatehouse/sdk/testing.hpp>
 
 #include <gtest/gtest.h>
@@ -13,6 +15,10 @@ class Example : public ::testing::Test {
     gh::testing::FakeHost host;                      // first: the module loads against it
     gh::testing::Loaded module{gatehouse_module_v1}; // the entry point GH_MODULE defined
 };
+
+TEST_F(Example, ReadmeKeyTableIsTheDeclaration) {
+    EXPECT_EQ(gh::testing::key_table_mismatch(example::keys(), EXAMPLE_README), "");
+}
 
 TEST_F(Example, SetsTheConfiguredHeaderAndCountsIt) {
     auto config = module.parse(Value::table({{"header", "x-served-by"}, {"value", "edge-1"}}));

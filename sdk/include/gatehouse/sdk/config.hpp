@@ -27,13 +27,23 @@
 
 namespace gh {
 
+/* Which table the current config hook reads: the module's ([filter.NAME] / [balancer.NAME]) or
+ * a route's filter_config.NAME. */
+enum class ConfigLevel : uint8_t { module, route };
+
 namespace detail {
 // Errors recorded during the current config hook (config hooks run on the main thread only).
 inline unsigned g_config_errors = 0;
+// Set by the wrapper before parse_config.
+inline ConfigLevel g_config_level = ConfigLevel::module;
 } // namespace detail
 
 /* Number of configuration errors recorded since the current config hook started. Thread: main. */
 inline unsigned config_error_count() noexcept { return detail::g_config_errors; }
+
+/* The level of the table the current config hook reads (gh::Keys refuses keys declared for
+ * the other one). Thread: main, in config hooks. */
+inline ConfigLevel config_level() noexcept { return detail::g_config_level; }
 
 /* One TOML node, or an absent one (a key that is not in its table). Absent nodes remember their
  * table and key, so error() on them reads "missing key `k`: ...". Cheap to copy.

@@ -207,6 +207,7 @@ struct Trampolines {
     }
     static gh_status_t config_parse(void *, const gh_config_node_t *table, void **out) noexcept {
         try {
+            detail::g_config_level = ConfigLevel::module;
             const Config base{};
             return parse(table, base, out);
         } catch (...) {
@@ -216,6 +217,7 @@ struct Trampolines {
     }
     static gh_status_t route_config_parse(void *, void *config, const gh_config_node_t *table,
                                           void **out) noexcept {
+        detail::g_config_level = ConfigLevel::route;
         return parse(table, cfg(config), out);
     }
     static void config_free(void *, void *config) noexcept { delete static_cast<Config *>(config); }

@@ -18,7 +18,8 @@
  * recorded as text, metrics recorded by name and labels, streams with facts, header blocks,
  * local replies, contexts, resume, body subscriptions/writes/held bodies, access-log fields;
  * timers, posts, offloads and callouts queued until the test runs them (run_queued(),
- * complete_callout()), fd watches recorded until the test fires them (fire_fd()). It checks
+ * complete_callout()), fd watches recorded until the test fires them (fire_fd()), pools for
+ * balancers (FakePool, FakeSelect). It checks
  * arguments the way the kernel documents (NULL, bad names) but not phases or threads: test those
  * through the real binary.
  *
@@ -30,9 +31,14 @@
 
 #include "gatehouse/sdk.hpp"
 
+#include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <deque>
+#include <fstream>
 #include <functional>
+#include <sstream>
 #include <initializer_list>
 #include <map>
 #include <memory>
@@ -173,6 +179,47 @@ class FakeStream {
   private:
     std::map<uint32_t, std::string> facts_;
     Fields headers_[2];
+};
+
+/* ---- pools (balancers) -------------------------------------------------------------------------- */
+
+/* An upstream pool as a balancer sees it: peers with weight, max_inflight, backup, the current
+ * in-flight count and an address. Change `peers` between select calls to simulate load. */
+struct FakePool {
+    struct Peer {
+        uint32_t weight = 1;
+        uint64_t inflight = 0;
+        uint32_t max_inflight = 0;
+        bool backup = false;
+        std::string address = "127.0.0.1:8080";
+    };
+    std::string name = "app";
+    std::vector<Peer> peers;
+
+    const gh_pool_t *handle() const noexcept { return reinterpret_cast<const gh_pool_t *>(this); }
+    static const FakePool &of(const gh_pool_t *p) noexcept {
+        return *reinterpret_cast<const FakePool *>(p);
+    }
+    gh::Pool pool() const noexcept { return gh::Pool(handle()); }
+};
+
+/* The arguments of one select call: every peer eligible unless `eligible` says otherwise. */
+class FakeSelect {
+  public:
+    explicit FakeSelect(std::size_t peers, std::vector<uint8_t> eligible = {},
+                        uint32_t attempt = 0)
+        : eligible_(eligible.empty() ? std::vector<uint8_t>(peers, 1) : std::move(eligible)) {
+        ctx_.struct_size = sizeof ctx_;
+        ctx_.attempt = attempt;
+        ctx_.peer_count = static_cast<uint32_t>(eligible_.size());
+        ctx_.eligible = eligible_.data();
+    }
+    const gh_select_ctx_t &raw() const noexcept { return ctx_; }
+    gh::SelectContext context() const noexcept { return gh::SelectContext(ctx_); }
+
+  private:
+    std::vector<uint8_t> eligible_;
+    gh_select_ctx_t ctx_{};
 };
 
 /* ---- the host -------------------------------------------------------------------------------- */
@@ -673,6 +720,32 @@ class FakeHost {
         };
     }
 
+    static void fill_pools(gh_host_api_v1 &t) {
+        t.pool_size = [](const gh_pool_t *p) -> uint32_t {
+            return p ? static_cast<uint32_t>(FakePool::of(p).peers.size()) : 0;
+        };
+        t.pool_peer = [](const gh_pool_t *p, uint32_t index, gh_peer_info_t *out) {
+            if (p == nullptr || out == nullptr || out->struct_size < offsetof(gh_peer_info_t, address))
+                return GH_ERR_INVALID;
+            const FakePool &pool = FakePool::of(p);
+            if (index >= pool.peers.size())
+                return GH_ERR_NOT_FOUND;
+            const FakePool::Peer &peer = pool.peers[index];
+            gh_peer_info_t info{};
+            info.struct_size = out->struct_size;
+            info.weight = peer.weight;
+            info.max_inflight = peer.max_inflight;
+            info.backup = peer.backup ? 1 : 0;
+            info.inflight = peer.inflight;
+            info.address = gh::str(peer.address);
+            std::memcpy(out, &info, out->struct_size < sizeof info ? out->struct_size : sizeof info);
+            return GH_OK;
+        };
+        t.pool_name = [](const gh_pool_t *p) {
+            return p ? gh::str(FakePool::of(p).name) : gh_str_t{nullptr, 0};
+        };
+    }
+
     static gh_host_api_v1 make_table() {
         gh_host_api_v1 t{};
         t.struct_size = sizeof t;
@@ -688,6 +761,7 @@ class FakeHost {
         fill_streams(t);
         fill_bodies(t);
         fill_async(t);
+        fill_pools(t);
         return t;
     }
 
@@ -785,6 +859,83 @@ class Loaded {
     void *state_ = nullptr;
     bool loaded_ = false;
 };
+
+/* While it lives, parse_config called directly (not through Loaded) reads `level`'s table: the
+ * wrapper's trampolines set it the same way before calling parse_config. */
+class AtLevel {
+  public:
+    explicit AtLevel(gh::ConfigLevel level) noexcept : previous_(gh::detail::g_config_level) {
+        gh::detail::g_config_level = level;
+    }
+    ~AtLevel() { gh::detail::g_config_level = previous_; }
+    AtLevel(const AtLevel &) = delete;
+    AtLevel &operator=(const AtLevel &) = delete;
+
+  private:
+    gh::ConfigLevel previous_;
+};
+
+/* ---- the README's key table ------------------------------------------------------------------ */
+
+/* "" when the README at `readme_path` carries exactly the key table `keys` prints (the first
+ * table under a "## Configuration" heading, or "No keys." in that section for a module without
+ * keys); otherwise a message with both tables. With GH_UPDATE_README=1 in the environment it
+ * rewrites that table in the README from the declaration instead (then review the diff). */
+template <class Config>
+std::string key_table_mismatch(const gh::Keys<Config> &keys, const std::string &readme_path) {
+    std::ifstream in(readme_path);
+    if (!in)
+        return "cannot read " + readme_path;
+    std::vector<std::string> lines;
+    for (std::string line; std::getline(in, line);)
+        lines.push_back(line);
+    // The section, and the table in it: [first, last) line indexes.
+    std::size_t section = lines.size(), section_end = lines.size();
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+        if (lines[i].rfind("## ", 0) != 0)
+            continue;
+        if (section != lines.size()) {
+            section_end = i;
+            break;
+        }
+        if (lines[i].rfind("## Configuration", 0) == 0)
+            section = i;
+    }
+    if (section == lines.size())
+        return readme_path + ": no \"## Configuration\" section";
+    std::size_t first = section_end, last = section_end;
+    std::string text, table;
+    for (std::size_t i = section + 1; i < section_end; ++i) {
+        text += lines[i] + "\n";
+        if (first == section_end && lines[i].rfind("| key |", 0) == 0)
+            first = i;
+        if (first != section_end && last == section_end && lines[i].rfind("|", 0) != 0)
+            last = i;
+        if (first != section_end && last == section_end)
+            table += lines[i] + "\n";
+    }
+    const std::string declared = keys.markdown();
+    if (keys.keys().empty())
+        return text.find("No keys.") != std::string::npos
+                   ? std::string()
+                   : readme_path + ": the module declares no keys; its \"## Configuration\" "
+                                   "section must say \"No keys.\"";
+    if (table == declared)
+        return std::string();
+    const char *update = std::getenv("GH_UPDATE_README");
+    if (update != nullptr && std::string(update) == "1" && first != section_end) {
+        std::ofstream out(readme_path, std::ios::trunc);
+        for (std::size_t i = 0; i < first; ++i)
+            out << lines[i] << "\n";
+        out << declared;
+        for (std::size_t i = last; i < lines.size(); ++i)
+            out << lines[i] << "\n";
+        return out ? std::string() : "cannot write " + readme_path;
+    }
+    return readme_path + ": the key table under \"## Configuration\" differs from the "
+                         "declaration (GH_UPDATE_README=1 rewrites it).\nREADME:\n" +
+           table + "declared:\n" + declared;
+}
 
 } // namespace gh::testing
 
