@@ -15,6 +15,7 @@ import datetime
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 HERE = Path(__file__).resolve().parent
@@ -110,6 +112,13 @@ def cpu_ns(pids):
             except (OSError, ValueError, IndexError):
                 continue
     return total
+
+
+def children_cpu_s():
+    """User + system CPU seconds of this process's children that have ended and been waited
+    for (RUSAGE_CHILDREN): around a wrk run, that wrk's CPU (all its threads)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def rss_kib(pids):
@@ -307,6 +316,11 @@ http {{
 """
 
 
+# The files the backend serves: name, size, and the step of their byte pattern. 1 KiB and
+# 100 KiB for the scenarios; the matrix adds two odd sizes (not a multiple of any buffer or page).
+BACKEND_FILES = [("1k.bin", 1024, 7), ("100k.bin", 100 * 1024, 13), ("3001.bin", 3001, 11),
+                 ("37893.bin", 37893, 17)]
+
 # The backend's third listener closes keep-alive connections idle for this long: shorter than
 # every proxy's pool idle time, so the proxies meet connections closed under them.
 SHORT_KEEPALIVE_S = 1.0
@@ -353,23 +367,29 @@ def nginx_proxy_conf(tmp, name, workers, port, b1, b2, b3, nofile, conns):
             # (nginx's default 4/8 KiB ones cost it ~2.5x the syscalls on 100 KiB bodies).
             proxy_buffer_size 16k;
             proxy_buffers 8 16k;"""
+
+    def pool(name, *ports):
+        servers = "".join(f"\n        server 127.0.0.1:{p};" for p in ports)
+        return f"""
+    upstream {name} {{{servers}
+        keepalive 64;
+        keepalive_requests 100000000;
+        keepalive_timeout 60s;
+    }}"""
     return nginx_common(tmp, name, workers, nofile, conns) + f"""
     upstream short {{
         server 127.0.0.1:{b3};
         keepalive 64;
         keepalive_timeout 60s;
     }}
-    upstream backend {{
-        server 127.0.0.1:{b1};
-        server 127.0.0.1:{b2};
-        keepalive 64;
-        keepalive_requests 100000000;
-        keepalive_timeout 60s;
-    }}
+{pool("backend", b1, b2)}{pool("one", b1)}
     server {{
         listen 127.0.0.1:{port} backlog=4096;
         location / {{
             proxy_pass http://backend;{headers}
+        }}
+        location /one/ {{
+            proxy_pass http://one;{headers}
         }}
         location /short/ {{
             proxy_pass http://short;{headers}
@@ -404,6 +424,7 @@ frontend fe
     http-request set-header X-Forwarded-Proto http
     http-request set-header X-Forwarded-Host %[req.hdr(host)]
     use_backend short if {{ path_beg /short/ }}
+    use_backend one if {{ path_beg /one/ }}
     default_backend be
 
 backend short
@@ -413,11 +434,30 @@ backend be
     balance roundrobin
     server s1 127.0.0.1:{b1}
     server s2 127.0.0.1:{b2}
+
+backend one
+    balance roundrobin
+    server s1 127.0.0.1:{b1}
 """
 
 
 def gatehouse_conf(workers, port, b1, b2, b3, module_dir, load, balancer, upstream_extra=""):
     loads = ", ".join(f'"{m}"' for m in load)
+
+    def pool(name, *ports):
+        servers = ", ".join(f'{{ address = "127.0.0.1:{p}" }}' for p in ports)
+        extra = f"{upstream_extra}\n" if upstream_extra else ""
+        return f"""[upstream.{name}]
+balancer = "{balancer}"
+servers = [{servers}]
+{extra}"""
+
+    def route(name, path, upstream):
+        return f"""[[route]]
+name = "{name}"
+path = "{path}"
+upstream = "{upstream}"
+"""
     return f"""# gatehouse benchmark config: defaults everywhere (strict framing, limits, timeouts on)
 [server]
 workers = {workers}
@@ -431,26 +471,12 @@ load = [{loads}]
 name = "bench"
 listen = "127.0.0.1:{port}"
 
-[upstream.backend]
-balancer = "{balancer}"
-servers = [{{ address = "127.0.0.1:{b1}" }}, {{ address = "127.0.0.1:{b2}" }}]
-{upstream_extra}
-
-[upstream.short]
-balancer = "{balancer}"
-servers = [{{ address = "127.0.0.1:{b3}" }}]
-{upstream_extra}
-
-[[route]]
-name = "bench"
-path = "/"
-upstream = "backend"
-
-[[route]]
-name = "short"
-path = "/short/"
-upstream = "short"
-"""
+{pool("backend", b1, b2)}
+{pool("one", b1)}
+{pool("short", b3)}
+{route("bench", "/", "backend")}
+{route("one", "/one/", "one")}
+{route("short", "/short/", "short")}"""
 
 
 class Proxy:
@@ -514,6 +540,7 @@ class Bench:
         self.ports = Ports()
         self.proxies = {}
         self.notes = []
+        self.backend = None
 
     # ---- start-up ------------------------------------------------------------------------
 
@@ -530,11 +557,13 @@ class Bench:
         wconns = min(nofile - 200, max(16384, self.idle_n + 1024))
 
         www = self.tmp / "www"
-        www.mkdir(exist_ok=True)
-        (www / "1k.bin").write_bytes(bytes((i * 7) % 251 for i in range(1024)))
-        (www / "100k.bin").write_bytes(bytes((i * 13) % 251 for i in range(100 * 1024)))
-        (www / "short").mkdir(exist_ok=True)
-        (www / "short" / "1k.bin").write_bytes((www / "1k.bin").read_bytes())
+        # The same files under / (the two-server pool), /one/ (the one-server pool) and /short/
+        # (the listener that closes idle connections): the proxies pass the path on unchanged.
+        for name, size, step in BACKEND_FILES:
+            body = bytes((i * step) % 251 for i in range(size))
+            for sub in ("", "one", "short"):
+                (www / sub).mkdir(parents=True, exist_ok=True)
+                (www / sub / name).write_bytes(body)
 
         b1, b2, b3, st = self.ports.get(), self.ports.get(), self.ports.get(), self.ports.get()
         self.b1, self.b2, self.b3 = b1, b2, b3
@@ -617,9 +646,9 @@ class Bench:
 
     # ---- measurements --------------------------------------------------------------------
 
-    def wrk_argv(self, port, path, duration, conns, method="GET"):
-        argv = ["wrk", f"-t{self.a.threads}", f"-c{conns}", f"-d{duration}s", "--latency",
-                "--timeout", "5s"]
+    def wrk_argv(self, port, path, duration, conns, method="GET", threads=None):
+        argv = ["wrk", f"-t{threads or self.a.threads}", f"-c{conns}", f"-d{duration}s",
+                "--latency", "--timeout", "5s"]
         if method != "GET":
             # A request with a body of BODY_BYTES: wrk sends it as its Lua script says.
             script = self.tmp / f"{method.lower()}.lua"
@@ -630,29 +659,59 @@ class Bench:
             argv += ["-s", str(script)]
         return argv + [f"http://127.0.0.1:{port}{path}"]
 
-    def wrk(self, port, path, duration, conns, method="GET"):
-        argv = self.wrk_argv(port, path, duration, conns, method)
+    def wrk(self, port, path, duration, conns, method="GET", threads=None):
+        argv = self.wrk_argv(port, path, duration, conns, method, threads)
         rc, out, err = self.reg.run(argv, "wrk", duration + 30)
         if rc:
             raise BenchError(f"wrk failed ({rc}): {err.strip()}")
         return parse_wrk(out)
 
-    def measure(self, proxy, path, conns):
+    def backend_pids(self):
+        """The backend nginx's master and workers (none for a subclass without self.backend)."""
+        if self.backend is None:
+            return []
+        return [self.backend.pid] + children_of(self.backend.pid)
+
+    def measure(self, proxy, path, conns, threads=None):
+        """wrk warm-up, then the wrk run measured: wrk's figures, the proxy's CPU per request,
+        and where the CPU went meanwhile (% of one CPU: proxy, wrk, backend)."""
         a = self.a
-        self.wrk(proxy.port, path, a.warmup, conns)
+        self.wrk(proxy.port, path, a.warmup, conns, threads=threads)
         pids = proxy.pids(self.reg)
+        backend = self.backend_pids()
         acc0, req0 = self.stub.read()
-        t0 = cpu_ticks(pids)
-        r = self.wrk(proxy.port, path, a.duration, conns)
-        t1 = cpu_ticks(pids)
+        t0, b0, w0, s0 = cpu_ticks(pids), cpu_ticks(backend), children_cpu_s(), time.monotonic()
+        r = self.wrk(proxy.port, path, a.duration, conns, threads=threads)
+        t1, b1, w1, s1 = cpu_ticks(pids), cpu_ticks(backend), children_cpu_s(), time.monotonic()
         acc1, req1 = self.stub.read()
         proxy.pids(self.reg)  # still alive?
         upstream_requests = req1 - req0 - 1
         new_conns = acc1 - acc0 - 1
         r["cpu_us"] = (t1 - t0) / CLK_TCK * 1e6 / max(1, r["requests"])
+        wall = max(1e-3, s1 - s0)
+        r["proxy_pct"] = 100.0 * (t1 - t0) / CLK_TCK / wall
+        r["backend_pct"] = 100.0 * (b1 - b0) / CLK_TCK / wall
+        r["wrk_pct"] = 100.0 * (w1 - w0) / wall  # wrk is the only child reaped meanwhile
         r["upstream_new_pct"] = 100.0 * new_conns / max(1, upstream_requests)
         r["upstream_requests"] = upstream_requests
         return r
+
+    def run_rounds(self, cells, n_rounds):
+        """Every cell (key, path, conns, proxies, wrk threads or None for --threads) measured once
+        per round, its proxies alternated from round to round (ABC, BCA, CAB, ...), so slow drifts
+        of the machine hit all of them: {key: {proxy: [per-round results]}}."""
+        rounds = {key: {p: [] for p in proxies} for key, _, _, proxies, _ in cells}
+        for rnd in range(n_rounds):
+            for key, path, conns, proxies, threads in cells:
+                k = rnd % len(proxies)
+                for p in proxies[k:] + proxies[:k]:
+                    r = self.measure(self.proxies[p], path, conns, threads)
+                    rounds[key][p].append(r)
+                    log(f"[round {rnd + 1}/{n_rounds}] {key:12} {p:10} {r['rps']:9.0f} req/s  "
+                        f"p50 {r['p50']:.3f} ms  p99 {r['p99']:.3f} ms  err {r['errors']}  "
+                        f"CPU {r['cpu_us']:.2f} µs/req ({r['proxy_pct']:.0f} %, wrk "
+                        f"{r['wrk_pct']:.0f} %)  new upstream {r['upstream_new_pct']:.3f} %")
+        return rounds
 
     def idle_close(self, proxy, method="GET"):
         """Bursts of requests to the backend listener that closes connections idle for
@@ -719,7 +778,7 @@ class Bench:
                     st.kill()
                     st.wait(5)
 
-    def syscalls(self, proxy, path, conns):
+    def syscalls(self, proxy, path, conns, threads=None):
         """Syscalls of all the proxy's threads while wrk runs ÷ requests at the backend, counted
         by `perf stat` on the kernel's syscall tracepoints. Not strace: it stops the process at
         every call, and a proxy slowed that much finds data waiting on every read -- it hides
@@ -727,7 +786,8 @@ class Bench:
         with tracepoints before those were fixed)."""
         a = self.a
         pids = proxy.pids(self.reg)
-        out = self.tmp / f"syscalls-{proxy.key}-{path.strip('/')}.csv"
+        name = path.strip("/").replace("/", "-")
+        out = self.tmp / f"syscalls-{proxy.key}-t{threads or a.threads}-{name}.csv"
         events = ["-e", "raw_syscalls:sys_enter"]
         for n in SYSCALL_NAMES:
             if tracepoint_exists(f"sys_enter_{n}"):
@@ -737,7 +797,7 @@ class Bench:
                 events += ["-e", f"syscalls:sys_exit_{n}", "--filter", "ret == -11"]
         with self.perf_stat([(pids, out)], events, proxy.label):
             acc0, req0 = self.stub.read()
-            r = self.wrk(proxy.port, path, a.syscalls_duration, conns)
+            r = self.wrk(proxy.port, path, a.syscalls_duration, conns, threads=threads)
             acc1, req1 = self.stub.read()
         requests = max(1, req1 - req0 - 1)
         counts = parse_perf_stat(out.read_text())
@@ -746,10 +806,10 @@ class Bench:
         calls = {k.removeprefix("syscalls:sys_enter_"): v for k, v in counts.items()
                  if k.startswith("syscalls:sys_enter_")}
         calls["other"] = total - sum(calls.values())
+        per_call = {n: c / requests for n, c in calls.items()}
         return {"per_request": total / requests, "requests": requests,
-                "wrk_requests": r["requests"], "eagain": eagain / requests,
-                "top": sorted(((n, c / requests) for n, c in calls.items()),
-                              key=lambda x: -x[1])[:8]}
+                "wrk_requests": r["requests"], "eagain": eagain / requests, "calls": per_call,
+                "top": sorted(per_call.items(), key=lambda x: -x[1])[:8]}
 
     def idle_rss(self, proxy):
         """RSS growth of the proxy for idle_n keep-alive client connections (one request each,
@@ -1020,7 +1080,6 @@ def parse_perf_stat(text):
 
 
 def resource_nofile():
-    import resource
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     return soft
 
@@ -1049,6 +1108,31 @@ SCENARIOS = [
 ]
 
 
+# The matrix (issue 15, A5): does the lead hold across load generators, pools and sizes? Every
+# cell of wrk threads x servers in the pool x response size, 1 proxy worker, 64 connections,
+# the proxies of the 1-worker scenarios (the one-server pool is their /one/ route).
+class MatrixCell(NamedTuple):
+    key: str
+    threads: int  # wrk -t
+    servers: int  # in the upstream pool
+    size: str
+    path: str
+
+
+MATRIX_PROXIES = ["gh-rr-1", "nginx-1", "haproxy-1"]
+MATRIX_CONNS = 64
+MATRIX = [MatrixCell(f"m-t{t}-p{n}-{f.removesuffix('.bin')}", t, n, size,
+                     ("/" if n == 2 else "/one/") + f)
+          for t in (1, 2) for n in (1, 2)
+          for size, f in (("1 KiB", "1k.bin"), ("3001 B", "3001.bin"), ("37893 B", "37893.bin"))]
+# Cells whose syscalls are counted (where the CPU goes): one wrk thread, and two to compare.
+MATRIX_SYSCALLS = ["m-t1-p2-1k", "m-t2-p2-1k"]
+# Goals in every cell: (label, field, other proxy, bound, +1 = at least / -1 = at most).
+MATRIX_GOALS = [("req/s ÷nginx ≥ 1.10", "rps", "nginx-1", 1.10, +1),
+                ("req/s ÷HAProxy ≥ 1.0", "rps", "haproxy-1", 1.0, +1),
+                ("CPU ÷nginx ≤ 0.85", "cpu_us", "nginx-1", 0.85, -1)]
+
+
 def median(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None
@@ -1056,6 +1140,11 @@ def median(xs):
 
 def fmt(x, spec):
     return "–" if x is None else format(x, spec)
+
+
+def median_ratio(res, other, field):
+    """Median of the per-round ratios res[i][field] / other[i][field] (same rounds)."""
+    return median(g[field] / o[field] for g, o in zip(res, other) if o[field])
 
 
 def versions(gatehouse):
@@ -1081,6 +1170,96 @@ def versions(gatehouse):
         "wrk": first(["wrk", "-v"]).split(" Copyright")[0],
         "machine": f"{os.cpu_count()} CPUs ({cpu}), Linux {platform.release()}",
     }
+
+
+def scenario_title(key):
+    for s in SCENARIOS:
+        if s[0] == key:
+            return s[1]
+    for c in MATRIX:
+        if c.key == key:
+            return (f"matrix: wrk -t{c.threads}, {c.servers} server{'s' if c.servers > 1 else ''}, "
+                    f"{c.size}, {MATRIX_CONNS} conns, 1 worker")
+    return key
+
+
+def matrix_report(b, rounds, sysc):
+    """The matrix section (markdown lines, terminal lines): every cell with its verdict against
+    MATRIX_GOALS, then where the CPU goes in the MATRIX_SYSCALLS cells. Empty if not run."""
+    cells = [c for c in MATRIX if c.key in rounds]
+    if not cells:
+        return [], []
+    gh, nx, hp = MATRIX_PROXIES
+    rows = []
+    for c in cells:
+        data = rounds[c.key]
+
+        def med(p, field):
+            return median(r[field] for r in data[p])
+
+        ratio = {(f, o): median_ratio(data[gh], data[o], f) for f in ("rps", "cpu_us")
+                 for o in (nx, hp)}
+        failed = [label for label, f, o, bound, sign in MATRIX_GOALS
+                  if ratio[(f, o)] is None or sign * (round(ratio[(f, o)], 3) - bound) < 0]
+        rows.append([str(c.threads), str(c.servers), c.size]
+                    + [fmt(med(p, "rps"), ".0f") for p in MATRIX_PROXIES]
+                    + [fmt(med(p, "cpu_us"), ".2f") for p in MATRIX_PROXIES]
+                    + [fmt(ratio[k], ".3f") for k in (("rps", nx), ("rps", hp), ("cpu_us", nx),
+                                                        ("cpu_us", hp))]
+                    + ["/".join(fmt(med(p, "proxy_pct"), ".0f") for p in MATRIX_PROXIES),
+                       str(sum(r["errors"] for p in MATRIX_PROXIES for r in data[p])),
+                       "PASS" if not failed else "FAIL: " + "; ".join(
+                           f.replace("≥", "<").replace("≤", ">") for f in failed)])
+    head = ["wrk -t", "servers", "size", "gatehouse req/s", "nginx req/s", "HAProxy req/s",
+            "gatehouse CPU µs/req", "nginx CPU µs/req", "HAProxy CPU µs/req", "req/s ÷nginx",
+            "req/s ÷HAProxy", "CPU ÷nginx", "CPU ÷HAProxy", "CPU % gatehouse/nginx/HAProxy",
+            "errors", "goals"]
+    n_pass = sum(r[-1] == "PASS" for r in rows)
+    goals = ", ".join(g[0] for g in MATRIX_GOALS)
+    n_rounds = len(rounds[cells[0].key][gh])
+    md = [f"### Matrix: wrk threads × upstream pool × response size (1 worker, "
+          f"{MATRIX_CONNS} connections)", "",
+          f"Each cell: gatehouse (round_robin), nginx and HAProxy, 1 worker each, configured as "
+          f"in the scenarios (the one-server pool is their `/one/` route to the first backend "
+          f"port), alternated, {n_rounds} round(s), "
+          f"medians; ratios are medians of the per-round ratios. Goals in every cell: {goals}. "
+          f"CPU %: the proxy's CPU during the run, in % of one CPU. "
+          f"**{n_pass} of {len(rows)} cells pass.**", ""]
+    md += md_table(head, rows)
+    md.append("")
+    txt = [f"matrix: {n_pass} of {len(rows)} cells pass ({goals})"] + text_table(head, rows)
+
+    wrows = []
+    for key in (k for k in MATRIX_SYSCALLS if k in rounds):
+        c = next(c for c in MATRIX if c.key == key)
+        for p in MATRIX_PROXIES:
+            res, sc = rounds[key][p], sysc.get((key, p))
+            ep = sc and sc["calls"].get("epoll_wait", 0) + sc["calls"].get("epoll_pwait", 0)
+            wrows.append([str(c.threads), b.proxies[p].label,
+                          fmt(median(r["rps"] for r in res), ".0f"),
+                          fmt(median(r["cpu_us"] for r in res), ".2f")]
+                         + [fmt(median(r[f] for r in res), ".0f")
+                            for f in ("proxy_pct", "wrk_pct", "backend_pct")]
+                         + [fmt(sc and sc["per_request"], ".2f"), fmt(ep, ".2f"),
+                            fmt(1 / ep if ep else None, ".2f"), fmt(sc and sc["eagain"], ".2f"),
+                            ", ".join(f"{n} {v:.2f}" for n, v in sc["top"] if v >= 0.01)
+                            if sc else "–"])
+    if wrows:
+        whead = ["wrk -t", "proxy", "req/s", "CPU µs/req", "proxy CPU %", "wrk CPU %",
+                 "backend CPU %", "syscalls/req", "epoll_wait/req", "req per epoll_wait",
+                 "reads saying EAGAIN", "top syscalls per request"]
+        md += ["#### Where the CPU goes: 1 KiB, 2 servers, wrk -t1 and -t2", "",
+               f"CPU of the proxy, of wrk (all its threads) and of the backend nginx during the "
+               f"cell's runs, in % of one CPU ({os.cpu_count()} CPUs: "
+               f"{100 * (os.cpu_count() or 1)} % in all), medians over rounds. Syscalls from one "
+               f"more run per proxy under perf stat with the same wrk (separate "
+               f"{b.a.syscalls_duration} s run). Fewer requests per epoll_wait = a proxy that "
+               f"drains its events before the load generator sends more, and pays a wake-up "
+               f"for each.", ""]
+        md += md_table(whead, wrows)
+        md.append("")
+        txt += [""] + text_table(whead, wrows)
+    return md, txt + [""]
 
 
 def build_report(b, rounds, sysc, idle, closes, restarts, same, started, finished, command,
@@ -1122,58 +1301,57 @@ def build_report(b, rounds, sysc, idle, closes, restarts, same, started, finishe
                    fmt(sysc.get((key, p), {}).get("per_request"), ".2f"),
                    fmt(median(r["upstream_new_pct"] for r in res), ".3f")]
             if p == gh and key != "var-1w":
-                nx, hp = proxies[1], proxies[2]
                 for field in ("rps", "p99", "cpu_us"):
-                    for other in (nx, hp):
-                        ratios = [g[field] / o[field] for g, o in zip(res, data[other])
-                                  if o[field]]
-                        row.append(fmt(median(ratios), ".3f"))
-                # reorder to req/s÷nginx, req/s÷HAProxy, p99÷nginx, ...: already in that order
+                    for other in proxies[1:3]:  # nginx, HAProxy
+                        row.append(fmt(median_ratio(res, data[other], field), ".3f"))
             else:
                 row += [""] * 6
             rows.append(row)
         if key == "var-1w":
             for p in proxies[1:]:
-                rr = [g["rps"] / r["rps"] for g, r in zip(data[p], data[gh]) if r["rps"]]
-                cpu = [g["cpu_us"] / r["cpu_us"] for g, r in zip(data[p], data[gh]) if r["cpu_us"]]
-                p99 = [g["p99"] / r["p99"] for g, r in zip(data[p], data[gh]) if r["p99"]]
                 var_rows.append([{"gh-lc-1": "least_conn", "gh-mods-1":
                                   "+modules loaded, not on the route (" +
-                                  ", ".join(b.all_modules) + ")"}[p],
-                                 fmt(median(rr), ".3f"), fmt(median(p99), ".3f"),
-                                 fmt(median(cpu), ".3f")])
+                                  ", ".join(b.all_modules) + ")"}[p]] +
+                                [fmt(median_ratio(data[p], data[gh], field), ".3f")
+                                 for field in ("rps", "p99", "cpu_us")])
 
-    md.append("### Throughput, latency, CPU and syscalls per request")
-    md.append("")
-    md += md_table(head, rows)
-    md.append("")
-    md.append("### gatehouse variants ÷ gatehouse round_robin (same rounds)")
-    md.append("")
-    md += md_table(["variant", "req/s ratio", "p99 ratio", "CPU/req ratio"], var_rows)
-    md.append("")
-    md.append(f"### Idle keep-alive client connections ({b.idle_n}, one request each, then idle "
-              f"{a.idle_wait} s; 1 worker)")
-    md.append("")
+    # A partial run (--only) leaves out the sections it did not measure.
+    if rows:
+        md.append("### Throughput, latency, CPU and syscalls per request")
+        md.append("")
+        md += md_table(head, rows)
+        md.append("")
+    if var_rows:
+        md.append("### gatehouse variants ÷ gatehouse round_robin (same rounds)")
+        md.append("")
+        md += md_table(["variant", "req/s ratio", "p99 ratio", "CPU/req ratio"], var_rows)
+        md.append("")
     irows = []
     for p in ("gh-rr-1", "nginx-1", "haproxy-1"):
         r = idle.get(p)
         if r:
             irows.append([b.proxies[p].label, f"{r['before'] / 1024:.1f}", f"{r['after'] / 1024:.1f}",
                           f"{r['per_conn']:.2f}", f"{r['open']}/{r['n']}"])
-    md += md_table(["proxy", "RSS before MiB", "RSS after MiB", "KiB per connection",
-                    "still open"], irows)
-    md.append("")
-    md.append(f"### Backend closing idle pooled connections (its keep-alive timeout "
-              f"{SHORT_KEEPALIVE_S:g} s, the proxies' 60 s; 1 worker)")
-    md.append("")
-    md.append(f"wrk -c16 -d1s bursts separated by pauses of "
-              f"{', '.join(f'{x:.3f}' for x in IDLE_CLOSE_PAUSES)} s; PUT and POST with a "
-              f"{BODY_BYTES}-byte body")
-    md.append("")
+    if irows:
+        md.append(f"### Idle keep-alive client connections ({b.idle_n}, one request each, then "
+                  f"idle {a.idle_wait} s; 1 worker)")
+        md.append("")
+        md += md_table(["proxy", "RSS before MiB", "RSS after MiB", "KiB per connection",
+                        "still open"], irows)
+        md.append("")
     crows = [[b.proxies[p].label, method, str(r["requests"]), str(r["errors"]),
               str(r["new_upstream"])] for (p, method), r in closes.items()]
-    md += md_table(["proxy", "method", "requests", "errors", "new upstream connections"], crows)
-    md.append("")
+    if crows:
+        md.append(f"### Backend closing idle pooled connections (its keep-alive timeout "
+                  f"{SHORT_KEEPALIVE_S:g} s, the proxies' 60 s; 1 worker)")
+        md.append("")
+        md.append(f"wrk -c16 -d1s bursts separated by pauses of "
+                  f"{', '.join(f'{x:.3f}' for x in IDLE_CLOSE_PAUSES)} s; PUT and POST with a "
+                  f"{BODY_BYTES}-byte body")
+        md.append("")
+        md += md_table(["proxy", "method", "requests", "errors", "new upstream connections"],
+                       crows)
+        md.append("")
     if restarts:
         md.append(f"### Backend restarts under load (the backend nginx reloaded every second, "
                   f"{RESTART_SECONDS - 1} times, during wrk -c16 -d{RESTART_SECONDS}s; 1 worker)")
@@ -1212,15 +1390,21 @@ def build_report(b, rounds, sysc, idle, closes, restarts, same, started, finishe
                         "CPU ÷other", "requests ÷other", "gatehouse syscalls/req (epoll_wait)",
                         "other syscalls/req (epoll_wait)", "errors"], trows)
         md.append("")
-    md.append("### Syscalls per request by name (perf stat on the syscall tracepoints, separate run)")
-    md.append("")
+    mat_md, mat_txt = matrix_report(b, rounds, sysc)
+    md += mat_md
     srows = []
     for (key, p), r in sysc.items():
+        if any(c.key == key for c in MATRIX):
+            continue  # in the matrix section
         top = ", ".join(f"{n} {c:.2f}" for n, c in r["top"] if c >= 0.01)
-        srows.append([next(s[1] for s in SCENARIOS if s[0] == key), b.proxies[p].label,
+        srows.append([scenario_title(key), b.proxies[p].label,
                       f"{r['per_request']:.2f}", f"{r['eagain']:.2f}", str(r["requests"]), top])
-    md += md_table(["scenario", "proxy", "total", "reads saying EAGAIN", "requests",
-                    "top syscalls per request"], srows)
+    if srows:
+        md.append("### Syscalls per request by name (perf stat on the syscall tracepoints, "
+                  "separate run)")
+        md.append("")
+        md += md_table(["scenario", "proxy", "total", "reads saying EAGAIN", "requests",
+                        "top syscalls per request"], srows)
     if prof:
         md.append("")
         md.append(f"perf profile ({a.profile_proxy}, {a.profile_path}, 1 worker): `{os.path.relpath(prof, TOP) if str(prof).startswith(str(TOP)) else prof}`")
@@ -1242,19 +1426,22 @@ def build_report(b, rounds, sysc, idle, closes, restarts, same, started, finishe
             for i, r in enumerate(res):
                 prow.append([key, p, str(i + 1), f"{r['rps']:.0f}", f"{r['p50']:.3f}",
                              f"{r['p99']:.3f}", str(r["errors"]), f"{r['cpu_us']:.2f}",
-                             f"{r['upstream_new_pct']:.3f}"])
+                             f"{r['upstream_new_pct']:.3f}", f"{r['proxy_pct']:.0f}",
+                             f"{r['wrk_pct']:.0f}", f"{r['backend_pct']:.0f}"])
     md += md_table(["scenario", "proxy", "round", "req/s", "p50 ms", "p99 ms", "errors",
-                    "CPU µs/req", "new upstream %"], prow)
+                    "CPU µs/req", "new upstream %", "proxy CPU %", "wrk CPU %",
+                    "backend CPU %"], prow)
     md.append("")
     md.append("</details>")
 
-    # Terminal table: the same main table, fixed width.
-    lines_txt += text_table(head, rows)
-    lines_txt.append("")
-    lines_txt += text_table(["variant", "req/s ratio", "p99 ratio", "CPU/req ratio"], var_rows)
-    lines_txt.append("")
-    lines_txt += text_table(["proxy", "RSS before MiB", "RSS after MiB", "KiB per connection",
-                             "still open"], irows)
+    # Terminal tables: the same main tables, fixed width.
+    for head_, rows_ in ((head, rows),
+                         (["variant", "req/s ratio", "p99 ratio", "CPU/req ratio"], var_rows),
+                         (["proxy", "RSS before MiB", "RSS after MiB", "KiB per connection",
+                           "still open"], irows)):
+        if rows_:
+            lines_txt += text_table(head_, rows_) + [""]
+    lines_txt += mat_txt
     return "\n".join(md) + "\n", "\n".join(lines_txt)
 
 
@@ -1312,18 +1499,24 @@ def main():
     ap.add_argument("--compare-conns", type=int, default=32,
                     help="connections of each of the two wrk in --compare (default 32)")
     ap.add_argument("--command", default="tests/bench/run.sh")
-    ap.add_argument("--time-limit", type=int, default=1500, help="abort the whole run after")
+    ap.add_argument("--time-limit", type=int,
+                    help="abort the whole run after (default 1500 s, more with the matrix)")
+    ap.add_argument("--matrix", action="store_true",
+                    help="also run the matrix (wrk threads x pool x size, see README; ~13 "
+                         "minutes at 5 rounds, so not in the default run); --only matrix runs "
+                         "it alone")
     ap.add_argument("--only", help="comma-separated parts to run (experiments; the report is then "
                     "partial): scenario keys (" + ", ".join(s[0] for s in SCENARIOS) +
-                    "), syscalls, idle, idle-close, restarts, same-time")
+                    "), syscalls, idle, idle-close, restarts, same-time, matrix")
     a = ap.parse_args()
     parts = set(a.only.split(",")) if a.only else None
     if parts is not None:
         unknown = parts - {s[0] for s in SCENARIOS} - {"syscalls", "idle", "idle-close",
-                                                       "restarts", "same-time"}
+                                                       "restarts", "same-time", "matrix"}
         if unknown:
             ap.error(f"--only: unknown part(s) {', '.join(sorted(unknown))}")
         SCENARIOS[:] = [s for s in SCENARIOS if s[0] in parts]
+    matrix = a.matrix or (parts is not None and "matrix" in parts)
     if a.compare:
         a.rounds = a.rounds or 12
     for name, full, quick in (("rounds", 5, 1), ("syscalls_duration", 3, 2),
@@ -1332,6 +1525,13 @@ def main():
             setattr(a, name, quick if a.quick else full)
     if a.rounds < 1:
         ap.error("--rounds must be ≥ 1")
+    if a.time_limit is None:
+        # The matrix: 36 measurements a round, each a warm-up + the run + ~2 s of margin, and
+        # its six syscall runs.
+        a.time_limit = 1500 + (a.rounds * len(MATRIX) * len(MATRIX_PROXIES)
+                               * (a.warmup + a.duration + 2)
+                               + len(MATRIX_SYSCALLS) * len(MATRIX_PROXIES)
+                               * (a.syscalls_duration + 5) if matrix else 0)
 
     arm_time_limit(a.time_limit)
 
@@ -1354,19 +1554,13 @@ def main():
                   f"other {median([r[1] for r in rows]):.0f}; errors {sum(r[3] for r in rows)}")
             return 0
         log(f"modules for the +modules variant: {', '.join(b.all_modules)}")
-        rounds = {key: {p: [] for p in proxies} for key, _, _, _, proxies, _ in SCENARIOS}
-        for rnd in range(a.rounds):
-            for key, title, path, conns, proxies, _ in SCENARIOS:
-                k = rnd % len(proxies)
-                for p in proxies[k:] + proxies[:k]:
-                    r = b.measure(b.proxies[p], path, conns)
-                    rounds[key][p].append(r)
-                    log(f"[round {rnd + 1}/{a.rounds}] {key:8} {p:10} {r['rps']:9.0f} req/s  "
-                        f"p50 {r['p50']:.3f} ms  p99 {r['p99']:.3f} ms  err {r['errors']}  "
-                        f"CPU {r['cpu_us']:.2f} µs/req  new upstream {r['upstream_new_pct']:.3f} %")
+        cells = [(key, path, conns, proxies, None) for key, _, path, conns, proxies, _ in SCENARIOS]
+        if matrix:
+            cells += [(c.key, c.path, MATRIX_CONNS, MATRIX_PROXIES, c.threads) for c in MATRIX]
+        rounds = b.run_rounds(cells, a.rounds)
         sysc = {}
         count_syscalls = wanted("syscalls") and shutil.which("perf") is not None
-        if wanted("syscalls") and not count_syscalls:
+        if (wanted("syscalls") or matrix) and not shutil.which("perf"):
             b.notes.append("syscalls not counted: perf (linux-perf) is not installed")
         for key, title, path, conns, proxies, do in (SCENARIOS if count_syscalls else []):
             if not do:
@@ -1374,8 +1568,16 @@ def main():
             for p in proxies:
                 r = b.syscalls(b.proxies[p], path, conns)
                 sysc[(key, p)] = r
-                log(f"[syscalls] {key:8} {p:10} {r['per_request']:.2f} syscalls/req "
+                log(f"[syscalls] {key:12} {p:10} {r['per_request']:.2f} syscalls/req "
                     f"({r['eagain']:.2f} reads saying EAGAIN) over {r['requests']} requests")
+        for cell in (c for c in MATRIX if c.key in MATRIX_SYSCALLS) \
+                if matrix and shutil.which("perf") else ():
+            for p in MATRIX_PROXIES:
+                r = b.syscalls(b.proxies[p], cell.path, MATRIX_CONNS, cell.threads)
+                sysc[(cell.key, p)] = r
+                log(f"[syscalls] {cell.key:12} {p:10} {r['per_request']:.2f} syscalls/req "
+                    f"({r['eagain']:.2f} reads saying EAGAIN, epoll_wait "
+                    f"{r['calls'].get('epoll_wait', 0):.2f}) over {r['requests']} requests")
         idle = {}
         for p in ("gh-rr-1", "nginx-1", "haproxy-1") if wanted("idle") else ():
             r = b.idle_rss(b.proxies[p])

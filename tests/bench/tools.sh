@@ -2,11 +2,15 @@
 #
 #   bench_tools PREFIX COMMAND...   make every COMMAND available, installing its Debian package
 #                                   with apt when it is missing (as root; otherwise exit 1)
+#   bench_packages PREFIX PACKAGE...
+#                                   install every Debian PACKAGE that dpkg does not list as
+#                                   installed (for packages that add no command, e.g. nginx's
+#                                   dynamic modules: libnginx-mod-http-brotli-filter)
 #
 # Packages: nginx -> nginx-light (nginx as a fallback), perf -> linux-perf (optional: a warning
 # when unavailable), callgrind_control -> valgrind, anything else -> the package of the same
 # name. The packages' services (nginx and haproxy on port 80) are kept from starting while they
-# install.
+# install (a policy-rc.d that says no, unless one is already there).
 bench_tools() {
   local prefix=$1 cmd
   shift
@@ -15,11 +19,31 @@ bench_tools() {
     command -v "$cmd" >/dev/null || need+=("$cmd")
   done
   ((${#need[@]})) || return 0
+  _bench_apt "$prefix" "${need[@]}"
+}
+
+bench_packages() {
+  local prefix=$1 pkg
+  shift
+  local need=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
+      need+=("pkg:$pkg")
+  done
+  ((${#need[@]})) || return 0
+  _bench_apt "$prefix" "${need[@]}"
+}
+
+# _bench_apt PREFIX ITEM...: ITEM is a command (mapped to its package as above) or pkg:NAME.
+_bench_apt() {
+  local prefix=$1 cmd
+  shift
+  local need=("$@")
   if [[ $EUID -ne 0 ]]; then
-    echo "$prefix: missing ${need[*]}; run as root to install them with apt" >&2
+    echo "$prefix: missing ${need[*]#pkg:}; run as root to install them with apt" >&2
     exit 1
   fi
-  echo "$prefix: installing ${need[*]}" >&2
+  echo "$prefix: installing ${need[*]#pkg:}" >&2
   local install_pkg='DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends'
   local policy=/usr/sbin/policy-rc.d made_policy=0 rc=0
   if [[ ! -e $policy ]]; then
@@ -28,6 +52,7 @@ bench_tools() {
   apt-get update -qq || rc=$?
   for cmd in "${need[@]}"; do
     case $cmd in
+      pkg:*) eval "$install_pkg ${cmd#pkg:}" || rc=1 ;;
       nginx) eval "$install_pkg nginx-light" || eval "$install_pkg nginx" || rc=1 ;;
       perf) eval "$install_pkg linux-perf" || echo "$prefix: linux-perf unavailable, no syscall counts or profile" >&2 ;;
       callgrind_control) ;; # part of valgrind
