@@ -529,6 +529,7 @@ void ClientConnection::next_request() {
     last_failure_ = nullptr;
     stale_retried_ = false;
     response_started_ = response_body_done_ = upstream_eof_ = upstream_more_ = false;
+    feed_capped_ = false;
     request_held_ = false;
     request_body_out_.clear();
     response_mode_ = BodyMode::raw;

@@ -250,6 +250,7 @@ private:
     bool observe_only_ = false; // every response-body subscriber is an observer: body sent raw
     bool upstream_eof_ = false;
     bool upstream_more_ = false; // bytes known to be waiting behind the buffer (GH_CHUNK_MORE)
+    bool feed_capped_ = false;   // the body filters got a piece of the buffer; more is there
     bool request_held_ = false;       // a filter HOLDs: the body is read whole, sent with a length
     std::string request_body_out_;    // the held body as it goes upstream
     std::string request_chunk_;       // a re-chunked piece of a filtered, streamed request body

@@ -248,9 +248,8 @@ bool ClientConnection::filter_body(uint32_t direction, std::string_view data, bo
             stream_.body_overflowed[direction] = over;
             current = held;
         }
-        uint32_t flags = last                                                 ? GH_CHUNK_LAST
-                         : direction == GH_DIR_RESPONSE && upstream_more_ ? GH_CHUNK_MORE
-                                                                          : 0u;
+        const bool more = direction == GH_DIR_RESPONSE && (upstream_more_ || feed_capped_);
+        uint32_t flags = last ? GH_CHUNK_LAST : more ? GH_CHUNK_MORE : 0u;
         gh_body_chunk_t chunk{sizeof(gh_body_chunk_t), flags,
                               {reinterpret_cast<const uint8_t*>(current.data()), current.size()}};
         std::string& next = body_stage_[stage];

@@ -24,6 +24,11 @@ using boost::system::error_code;
 namespace {
 
 constexpr size_t response_buffer = 128 * 1024;
+// Body bytes decoded and run through the body filters at a time. The decoded copy (decoded_)
+// then stays this small per stream whatever one read brings (up to response_buffer); the rest
+// of the buffer follows as soon as the client took this piece, flagged GH_CHUNK_MORE so an
+// encoder need not flush in between.
+constexpr size_t filter_feed_max = 16 * 1024;
 // The first read of a response lands in one page: most heads, and small responses whole, fit.
 constexpr size_t first_read_buffer = 4 * 1024;
 
@@ -314,7 +319,11 @@ void ClientConnection::write_response_chunk() {
         error_code ec;
         decoded_.clear();
         decoded_.swap(stream_.peeked); // bytes a peek read ahead go first
-        size_t n = buf.empty() ? 0 : response_parser_->feed(buf.data(), buf.size(), ec);
+        size_t offer = body_capture_ ? std::min(buf.size(), filter_feed_max) : buf.size();
+        size_t n = buf.empty() ? 0 : response_parser_->feed(buf.data(), offer, ec);
+        if (!ec && n == 0 && offer < buf.size()) // cannot happen with sane framing: be safe
+            n = response_parser_->feed(buf.data(), offer = buf.size(), ec);
+        feed_capped_ = n > 0 && offer < buf.size();
         if (ec) {
             log::info("upstream {} {}: invalid response body: {}", pool_->name(),
                       stream_.peer_address, response_parser_->reject_reason());
@@ -368,6 +377,15 @@ void ClientConnection::write_response_chunk() {
     error_code wec;
     size_t sent = transport_.try_write(pending, wec);
     timing_.bytes_out += sent;
+    if (!wec && sent == total && feed_capped_) {
+        // This piece is out (or the filters made nothing of it yet) and the next one is in the
+        // buffer already: filter it now, while their state (an encoder's tables) is still in the
+        // CPU cache -- a turn of the event loop in between lets other streams evict it. At most
+        // response_buffer / filter_feed_max deep.
+        upstream_->buffer.consume(std::exchange(pending_consume_, 0));
+        feed_capped_ = false;
+        return write_response_chunk();
+    }
     if (wec || (sent == total && total > 0)) {
         // The response is out and the client has sent nothing since its request: wait for the
         // next one now (that read cannot recurse: it waits). Otherwise continue from the event
@@ -405,6 +423,8 @@ void ClientConnection::on_response_written(const error_code& ec) {
         return start_tunnel();
     if (response_body_done_)
         return response_complete();
+    if (std::exchange(feed_capped_, false)) // the buffer holds more body: filter the next piece
+        return write_response_chunk();
     // What is left in the buffer is an incomplete piece (a chunk header): read more.
     if (upstream_->buffer.full()) {
         termination_ = Termination::upstream_error;
@@ -470,10 +490,20 @@ void ClientConnection::peek_response(bool first, bool paused) {
     Buffer& buf = upstream_->buffer;
     if (first && !response_.close_delimited)
         upstream_more_ = top_up(upstream_->transport, buf); // what came with the head, and after
+    bool more_here = false; // the buffer holds body the peek has not decoded yet
     if (!buf.empty()) {
+        // Decode what the filter asked for, in pieces of filter_feed_max at least: the rest
+        // stays in the buffer for write_response_chunk, so neither peeked nor decoded_ grows to
+        // the size of a read.
+        const size_t want = stream_.peek_bytes > stream_.peeked.size()
+                                ? static_cast<size_t>(stream_.peek_bytes) - stream_.peeked.size()
+                                : 0;
+        size_t offer = std::min(buf.size(), std::max(want, filter_feed_max));
         decoded_.clear();
         error_code ec;
-        size_t n = response_parser_->feed(buf.data(), buf.size(), ec);
+        size_t n = response_parser_->feed(buf.data(), offer, ec);
+        if (!ec && n == 0 && offer < buf.size())
+            n = response_parser_->feed(buf.data(), offer = buf.size(), ec);
         if (ec) {
             log::info("upstream {} {}: invalid response body: {}", pool_->name(),
                       stream_.peer_address, response_parser_->reject_reason());
@@ -481,10 +511,14 @@ void ClientConnection::peek_response(bool first, bool paused) {
         }
         buf.consume(n);
         stream_.peeked.append(decoded_);
+        more_here = n > 0 && offer < n + buf.size();
     }
     stream_.response_body_complete = response_parser_->is_done();
-    if (stream_.response_body_complete || upstream_eof_ ||
-        stream_.peeked.size() >= stream_.peek_bytes || paused) {
+    const bool enough = stream_.response_body_complete || upstream_eof_ ||
+                        stream_.peeked.size() >= stream_.peek_bytes;
+    if (!enough && more_here)
+        return peek_response(false, paused); // framing ate the piece: decode the next one
+    if (enough || paused) {
         stream_.peek_done = true;
         filter_index_ = static_cast<size_t>(held_by_);
         held_by_ = -1;

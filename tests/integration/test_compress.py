@@ -460,6 +460,32 @@ def test_chunked_body_in_one_piece_below_min_length_is_not_compressed(start_gate
     assert r.body == body and r.header("transfer-encoding") == "chunked"
 
 
+@pytest.mark.parametrize("framing", ["length", "chunked"])
+def test_body_already_in_the_buffer_goes_through_in_pieces_without_waiting(start_gatehouse,
+                                                                          framing):
+    """The filters get at most 16 KiB of a read at a time (a bounded decoded copy per stream);
+    the rest of what the buffer holds follows without another upstream read: an upstream that
+    sent the whole body and then stays open, silent, does not delay it."""
+    body = text_body(400_000)
+    if framing == "length":
+        raw = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % len(
+            body) + body
+    else:
+        raw = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n" +
+               b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 50_000]), body[i:i + 50_000])
+                        for i in range(0, len(body), 50_000)) + b"0\r\n\r\n")
+    up, g = raw_upstream_gatehouse(start_gatehouse, raw, hold=6.0)
+    try:
+        start = time.monotonic()
+        r = fetch(g, "/x", "br")
+        elapsed = time.monotonic() - start
+    finally:
+        up.close()
+    assert r.status == 200 and r.header("content-encoding") == "br"
+    assert decoded(r) == body
+    assert elapsed < 3, elapsed
+
+
 def test_upstream_silent_after_the_head_is_a_504(start_gatehouse):
     """The head waits for the first body bytes; an upstream that sends none within its idle
     timeout gets the client a 504, not a hang or a reset."""
