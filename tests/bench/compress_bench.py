@@ -500,8 +500,9 @@ def package_version(pkg):
     return r.stdout.strip() or "?"
 
 
-DIAG = "gatehouse, block 1m"
+# The comparison row: gatehouse with another brotli_block (--diag-block; set in main()).
 DIAG_BLOCK = "1m"
+DIAG = "gatehouse, block " + DIAG_BLOCK
 
 
 def main(argv):
@@ -527,9 +528,14 @@ def main(argv):
                     help="bytes of the 1 MiB body the origin sends before holding the stream")
     ap.add_argument("--mem-settle", type=float, default=2.0)
     ap.add_argument("--mem-rounds", type=int, default=None, help="default: --rounds")
+    ap.add_argument("--diag-block", default="1m",
+                    help="brotli_block of the comparison row (not a goal), e.g. 32k or 1m")
     ap.add_argument("--out", default=str(HERE / "compress-results.md"))
     ap.add_argument("--keep-tmp", action="store_true")
     args = ap.parse_args(argv)
+    global DIAG, DIAG_BLOCK
+    DIAG_BLOCK = args.diag_block
+    DIAG = "gatehouse, block " + DIAG_BLOCK
     import brotli  # python3-brotli
     if args.mem_rounds is None:
         args.mem_rounds = args.rounds
@@ -561,7 +567,7 @@ def main(argv):
     # Not a goal: gatehouse with brotli_block = "1m" (no flush every 16 KiB of input, as
     # ngx_brotli does not flush), to show what the per-stream memory bound costs in bytes.
     gb = gatehouse(tmp, args.gatehouse, args.module_dir, gb_port, backend_port, args.gzip_level,
-                   q, w, name="gatehouse-block1m", extra='brotli_block = "%s"\n' % DIAG_BLOCK)
+                   q, w, name="gatehouse-block", extra='brotli_block = "%s"\n' % DIAG_BLOCK)
     for p in (backend_port, gh_port, ng_port, nb_port, gb_port):
         wait_port(p)
 
@@ -813,8 +819,8 @@ def main(argv):
         "Flush points differ (the sources: gatehouse `modules/compress/encoder.cpp`, ngx_brotli's "
         "body filter): gatehouse flushes its encoder after every `brotli_block` (16 KiB) of "
         "input, which bounds its memory, and when the upstream pauses; ngx_brotli flushes only "
-        "where nginx marks a buffer *flush* or *last*. The *%s* column, without the 16 KiB "
-        "flushes, shows what those cost in bytes." % DIAG,
+        "where nginx marks a buffer *flush* or *last*. The *%s* column, flushing after that many "
+        "input bytes instead of 16 KiB, shows what those cost in bytes." % DIAG,
         "",
         "### Memory per stream",
         "",

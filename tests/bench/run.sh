@@ -86,8 +86,21 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 command_line="tests/bench/run.sh${*:+ $*}"
+# A partial run (--only) must not replace the full report: the matrix alone has its own file,
+# other parts go to results-partial.md (not kept in git).
+out="$here/results.md"
+only=""
+prev=""
+for arg in "$@"; do
+  [[ $prev == --only ]] && only=$arg
+  [[ $arg == --only=* ]] && only=${arg#--only=}
+  prev=$arg
+done
+if [[ $only == matrix ]]; then out="$here/matrix-results.md"
+elif [[ -n $only ]]; then out="$here/results-partial.md"
+fi
 "$python" "$here/bench.py" --tmp "$tmp" --pid-file "$pids" --gatehouse "$gatehouse" \
-  --module-dir "$build_dir/modules" --out "$here/results.md" --command "$command_line" \
+  --module-dir "$build_dir/modules" --out "$out" --command "$command_line" \
   ${args[@]+"${args[@]}"} &
 py=$!
 wait "$py"
