@@ -587,6 +587,24 @@ void ClientConnection::close_if_idle() {
     }
 }
 
+bool ClientConnection::awaits_upstream_since(std::chrono::steady_clock::time_point now,
+                                             std::chrono::milliseconds patience) const {
+    const bool waiting = timeout_ == Timeout::upstream_connect ||
+                         timeout_ == Timeout::upstream_first_byte ||
+                         timeout_ == Timeout::upstream_idle || timeout_ == Timeout::peek_idle ||
+                         timeout_ == Timeout::peek_pause;
+    return waiting && !closing_ && timing_.started && now - timing_.start >= patience;
+}
+
+void ClientConnection::close_if_client_gone() {
+    if (closing_ || !transport_.peer_hung_up())
+        return;
+    log::info("{} {}: client closed the connection while the upstream had not answered",
+              request_.method, stream_.path);
+    termination_ = Termination::client_abort;
+    close();
+}
+
 void ClientConnection::close() {
     // Whoever called us holds a reference or is a handler of ours; the module's hold goes.
     auto hold = std::move(module_hold_);

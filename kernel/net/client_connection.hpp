@@ -72,6 +72,15 @@ public:
     void on_watchdog();
     // Shutdown: closes the connection if it waits for a next request.
     void close_if_idle();
+    // True while this request has waited on its upstream (connect, response head or body, a
+    // peek) for longer than `patience` since it started: the worker then asks whether the
+    // client is still there (close_if_client_gone).
+    bool awaits_upstream_since(std::chrono::steady_clock::time_point now,
+                               std::chrono::milliseconds patience) const;
+    // A client that closed its connection while its request waits on the upstream ends the
+    // request now (as nginx does by default), with the upstream connection and the modules'
+    // state, instead of at the upstream's timeouts; logged as client_abort (499).
+    void close_if_client_gone();
     // Drain timeout: closes it whatever it is doing (filters still get LOG and STREAM_END).
     void close_now();
 

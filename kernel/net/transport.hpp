@@ -93,6 +93,13 @@ public:
         return true;
     }
 
+    // True when the peer has closed its side (FIN or reset): one poll, nothing read, the
+    // reactor's state untouched. For a client whose request waits on a slow upstream.
+    bool peer_hung_up() {
+        pollfd p{socket_.native_handle(), POLLRDHUP, 0};
+        return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+    }
+
     // Plain TCP, when the reactor has seen bytes come since the socket was last drained: one
     // recv now. Returns the bytes read; 0 with no error when there were none after all. Either
     // way, a read that leaves nothing behind marks the socket drained, in this call chain, so the

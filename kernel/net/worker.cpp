@@ -98,6 +98,18 @@ void Worker::close_idle_connections() {
         c->close_if_idle();
 }
 
+void Worker::close_gone_clients() {
+    constexpr std::chrono::milliseconds patience{1000};
+    const auto now = std::chrono::steady_clock::now();
+    std::vector<std::shared_ptr<ClientConnection>> waiting;
+    for (ClientConnection* c : connections_open_)
+        if (c->awaits_upstream_since(now, patience))
+            if (auto shared = c->weak_from_this().lock())
+                waiting.push_back(std::move(shared));
+    for (auto& c : waiting)
+        c->close_if_client_gone();
+}
+
 void Worker::close_all_connections() {
     for (auto& c : alive_connections())
         c->close_now();
@@ -118,6 +130,7 @@ void Worker::schedule_sweep() {
         if (ec)
             return;
         connections_.sweep(CoarseClock::now());
+        close_gone_clients();
         measure_wall_offset();
         schedule_sweep();
     });

@@ -104,6 +104,9 @@ public:
     }
     // On this worker's thread: close every connection waiting for a next request.
     void close_idle_connections();
+    // On this worker's thread (each sweep): end the requests waiting on an upstream for more
+    // than a second whose client has gone.
+    void close_gone_clients();
     // On this worker's thread: close every connection (the drain timeout).
     void close_all_connections();
     // On this worker's thread: forget pooled connections of pools that are going away.

@@ -3,6 +3,7 @@
 import re
 import select
 import socket
+import threading
 import time
 
 import pytest
@@ -203,3 +204,68 @@ def test_idle_keepalive_connection_parks_then_serves_and_still_times_out(start_b
         assert c.wait_closed(5.0), "idle keep-alive connection was not closed"
         elapsed = time.monotonic() - start
     assert 1.8 < elapsed < 3.5, elapsed
+
+
+class SilentUpstream:
+    """Accepts one connection, reads the request, sends `answer` (maybe nothing: a head and part
+    of a body), then goes silent, and records when the proxy closes that connection."""
+
+    def __init__(self, answer=b""):
+        self.answer = answer
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(4)
+        self.address = "127.0.0.1:%d" % self.listener.getsockname()[1]
+        self.closed_at = None
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(30)
+            try:
+                conn.recv(65536)
+                conn.sendall(self.answer)
+                while conn.recv(65536):
+                    pass
+            except OSError:
+                pass
+            self.closed_at = time.monotonic()
+
+    def close(self):
+        self.listener.close()
+        self.thread.join(35)
+
+
+@pytest.mark.parametrize("answer", [b"", b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhalf"],
+                         ids=["before-the-head", "mid-body"])
+def test_client_gone_while_the_upstream_is_silent_frees_the_upstream(start_gatehouse, tmp_path,
+                                                                     answer):
+    """nginx's default: a client that closes while its request waits on a silent upstream ends
+    the request then (logged as client_abort), not at the upstream's timeouts (30 s here)."""
+    up = SilentUpstream(answer)
+    log = tmp_path / "access.log"
+    gh = start_gatehouse(proxy_config(
+        [up.address], upstream='first_byte_timeout = "30s"\nidle_timeout = "30s"\n',
+        extra='[access_log]\npath = "%s"\n' % log))
+    try:
+        with socket.create_connection(("127.0.0.1", gh.port), timeout=5) as c:
+            c.sendall(b"GET /slow HTTP/1.1\r\nHost: test.local\r\n\r\n")
+            time.sleep(0.3)
+        gone = time.monotonic()
+        while up.closed_at is None and time.monotonic() < gone + 5:
+            time.sleep(0.05)
+        assert up.closed_at is not None, "the upstream connection outlived the client by 5 s"
+        # A request is checked once it has waited 1 s, at the worker's 250 ms sweeps.
+        assert up.closed_at - gone < 2.5
+        line = ""
+        while time.monotonic() < gone + 8 and "/slow" not in line:
+            line = log.read_text() if log.exists() else ""
+            time.sleep(0.05)
+        assert "client_abort" in line, line
+    finally:
+        up.close()
