@@ -17,12 +17,17 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+from tls_helpers import CertAuthority  # noqa: E402  (real OpenSSL certificates)
 
 GATEHOUSE_BIN = os.environ.get("GATEHOUSE_BIN", "/work/main/build/kernel/gatehouse")
 MODULE_DIR = os.environ.get("GATEHOUSE_MODULE_DIR", "/work/main/build/modules")
@@ -263,8 +268,12 @@ class _BackendHandler(http.server.BaseHTTPRequestHandler):
 
 
 class Backend:
-    def __init__(self):
+    def __init__(self, cert=None):
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _BackendHandler)
+        if cert is not None:  # HTTPS: the certificate's chain and key
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(str(cert.cert), str(cert.key))
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
         self.server.daemon_threads = True
         self.server.callouts = 0
         self.server.watches = 0
@@ -391,6 +400,48 @@ def test_module_socket_driven_by_fd_watch_on_the_worker(proxy):
     assert resp.status == 200, body
     assert_conformant(resp)
     assert proxy.backend.server.watches == before + 1
+
+
+def tls_callout_config(backend_port, idp_port, ca_file):
+    """The conformance config with its callouts sent to `idp`, an HTTPS upstream."""
+    text = full_config(backend_port).replace('callout_upstream = "backend"',
+                                             'callout_upstream = "idp"')
+    return text + f"""
+[upstream.idp]
+servers = [{{ address = "127.0.0.1:{idp_port}" }}]
+balancer = "abi_conformance"
+tls = true
+tls_ca = "{ca_file}"
+tls_server_name = "idp.test"
+"""
+
+
+@pytest.mark.parametrize("trusted", [True, False], ids=["trusted", "untrusted"])
+def test_callout_to_a_tls_upstream_verifies_its_certificate(tmp_path, trusted):
+    """Callouts go to HTTPS upstreams as proxied requests do (`tls = true`: verification against
+    `tls_ca`, SNI and the name from `tls_server_name`): an IdP or a tag server is HTTPS."""
+    ca = CertAuthority(tmp_path / "pki")
+    other = CertAuthority(tmp_path / "other", name="other")
+    idp = Backend(cert=ca.issue("idp", ["idp.test"]))
+    backend = Backend()
+    gatehouse = None
+    try:
+        cfg = tmp_path / "gatehouse.toml"
+        cfg.write_text(tls_callout_config(backend.port, idp.port,
+                                          (ca if trusted else other).cert))
+        gatehouse = Gatehouse(cfg)
+        resp, _ = gatehouse.request("GET", "/tls-callout")
+        if trusted:
+            assert_conformant(resp)
+            assert idp.server.callouts == 1
+        else:
+            assert "callout_response" in resp.getheader("x-abi-conformance", "")
+            assert idp.server.callouts == 0
+    finally:
+        if gatehouse is not None:
+            gatehouse.stop()
+        idp.stop()
+        backend.stop()
 
 
 def test_module_fields_reach_the_access_log_line(proxy):

@@ -205,7 +205,9 @@ typedef struct gh_host_api_v1 {
     uint64_t (*now_ms)(void);
 
     /* ---- callouts ---- */
-    /* Send an HTTP request to a named [upstream.NAME] pool. `done` runs later on the same worker,
+    /* Send an HTTP request to a named [upstream.NAME] pool -- over TLS, verified as proxied
+     * requests are, when the upstream has `tls = true`; Host is the upstream's `host` or the
+     * server's address. `done` runs later on the same worker,
      * never inside this call. GH_ERR_STATE off worker threads, GH_ERR_NOT_FOUND for an unknown
      * upstream or no server, GH_ERR_INVALID for a bad request; then `done` never runs.
      * Thread: a worker. Ownership: request contents copied before the call returns; the response
