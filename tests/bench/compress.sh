@@ -6,7 +6,8 @@
 # held mid-response ÷ 200).
 #
 #   tests/bench/compress.sh [--build] [--quick] [--rounds N] [--duration S] [--keep-tmp]
-#                           [--brotli-level Q] [--brotli-window W] [--mem-streams N] ...
+#                           [--brotli-level Q] [--brotli-window W] [--mem-streams N]
+#                           [--diag-block SIZE] ...
 #
 # Uses the Release gatehouse binary and modules in $GATEHOUSE_BUILD_DIR (default build-bench/,
 # shared with tests/bench/run.sh; --build builds it first), nginx, wrk, gzip and brotli (run
@@ -28,7 +29,7 @@ for arg in "$@"; do
   case $arg in
     --build) build=1 ;;
     --quick) args+=(--rounds 1 --duration 3) ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) args+=("$arg") ;;
   esac
 done

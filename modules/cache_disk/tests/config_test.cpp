@@ -14,16 +14,10 @@ using gh::testing::Value;
 class CacheDiskConfig : public ::testing::Test {
   protected:
     std::unique_ptr<Config> module(const Value &table) {
-        gh::testing::AtLevel level(gh::ConfigLevel::module);
-        auto c = parse_config(gh::ConfigNode(table.handle()), Config{});
-        host.check_unknown_keys(table.handle());
-        return c;
+        return gh::testing::parse_table(parse_config, table, Config{});
     }
     std::unique_ptr<Config> route(const Value &table, const Config &base) {
-        gh::testing::AtLevel level(gh::ConfigLevel::route);
-        auto c = parse_config(gh::ConfigNode(table.handle()), base);
-        host.check_unknown_keys(table.handle());
-        return c;
+        return gh::testing::parse_table(parse_config, table, base, gh::ConfigLevel::route);
     }
     gh::testing::FakeHost host;
 };

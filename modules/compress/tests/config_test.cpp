@@ -19,8 +19,7 @@ struct Parsed {
 Parsed parse(const Value &table) {
     gh::testing::FakeHost host;
     Parsed p;
-    p.config = parse_config(gh::ConfigNode(table.handle()), Config{});
-    host.check_unknown_keys(table.handle());
+    p.config = gh::testing::parse_table(parse_config, table, Config{});
     p.errors = host.config_errors;
     return p;
 }

@@ -96,7 +96,6 @@ TEST(LeastConnConfig, ReadmeSaysNoKeysAndAnyKeyIsUnknown) {
     EXPECT_EQ(gh::testing::key_table_mismatch(least_conn::keys(), README_PATH), "");
     gh::testing::FakeHost host;
     gh::testing::Value table = gh::testing::Value::table({{"weight", 2}});
-    EXPECT_NE(least_conn::parse_config(gh::ConfigNode(table.handle()), least_conn::Config{}), nullptr);
-    host.check_unknown_keys(table.handle());
+    EXPECT_NE(gh::testing::parse_table(least_conn::parse_config, table, least_conn::Config{}), nullptr);
     EXPECT_EQ(host.config_errors, std::vector<std::string>{"weight: unknown key"});
 }

@@ -118,13 +118,11 @@ class Keys {
     template <class Slot>
     Keys &integer(std::string name, Slot slot, int64_t min, int64_t max, Scope scope,
                   std::string doc) {
-        return add(std::move(name), cat("integer", sep(min, max), range_text(min, max, [](int64_t v) {
-                                            return cat(v);
-                                        })),
-                   code(cat(default_of(slot))), scope, std::move(doc),
-                   [slot, min, max](const ConfigNode &n, Config &c) {
+        const auto show = [](int64_t v) { return cat(v); };
+        return add(std::move(name), typed("integer", min, max, show), code(cat(default_of(slot))),
+                   scope, std::move(doc), [slot, min, max, show](const ConfigNode &n, Config &c) {
                        if (auto v = n.integer())
-                           if (in_range(n, *v, min, max, [](int64_t x) { return cat(x); }))
+                           if (in_range(n, *v, min, max, show))
                                ref(slot, c) = static_cast<std::decay_t<decltype(ref(slot, c))>>(*v);
                    });
     }
@@ -133,7 +131,7 @@ class Keys {
     Keys &number(std::string name, Slot slot, double min, double max, Scope scope,
                  std::string doc) {
         const auto show = [](double v) { return detail::format_number(v); };
-        return add(std::move(name), cat("number", sep(min, max), range_text(min, max, show)),
+        return add(std::move(name), typed("number", min, max, show),
                    code(show(default_of(slot))), scope, std::move(doc),
                    [slot, min, max, show](const ConfigNode &n, Config &c) {
                        if (auto v = n.number())
@@ -215,7 +213,7 @@ class Keys {
                 std::string doc) {
         const auto show = [](uint64_t v) { return detail::format_bytes(v); };
         const uint64_t d = static_cast<uint64_t>(default_of(slot));
-        return add(std::move(name), cat("size", sep(min, max), range_text(min, max, show)),
+        return add(std::move(name), typed("size", min, max, show),
                    code(d < 1024 ? cat(d) : detail::quoted(detail::format_bytes(d))), scope,
                    std::move(doc), [slot, min, max, show](const ConfigNode &n, Config &c) {
                        if (auto v = n.bytes())
@@ -293,35 +291,40 @@ class Keys {
         Config defaults{};
         return std::decay_t<decltype(ref(slot, defaults))>(ref(slot, defaults));
     }
-    template <class T, class Show>
-    static std::string range_text(T min, T max, Show show) {
-        const bool low = min > std::numeric_limits<T>::lowest() && min != T{};
-        const bool high = max < std::numeric_limits<T>::max();
-        if (high && (low || min == T{}))
-            return cat(show(min), "–", show(max));
-        if (low)
-            return cat("≥ ", show(min));
-        if (high)
-            return cat("≤ ", show(max));
-        return "";
-    }
+    // Which bounds a range states: a limit at the type's end is none, and 0 is no lower bound
+    // worth stating unless there is an upper one ("0–100").
+    enum class Bounds { none, at_least, at_most, between };
     template <class T>
-    static const char *sep(T min, T max) {
-        const bool low = min > std::numeric_limits<T>::lowest() && min != T{};
-        return (low || max < std::numeric_limits<T>::max()) ? " " : "";
+    static Bounds bounds(T min, T max) {
+        const bool floor = min > std::numeric_limits<T>::lowest() && min != T{};
+        if (max < std::numeric_limits<T>::max())
+            return floor || min == T{} ? Bounds::between : Bounds::at_most;
+        return floor ? Bounds::at_least : Bounds::none;
+    }
+    // The type column: "integer 1–9", "size ≥ 1m", "duration ≤ 1h", or the kind alone.
+    template <class T, class Show>
+    static std::string typed(std::string_view kind, T min, T max, Show show) {
+        switch (bounds(min, max)) {
+        case Bounds::between: return cat(kind, " ", show(min), "–", show(max));
+        case Bounds::at_least: return cat(kind, " ≥ ", show(min));
+        case Bounds::at_most: return cat(kind, " ≤ ", show(max));
+        default: return std::string(kind);
+        }
     }
     template <class T, class Show>
     static bool in_range(const ConfigNode &n, T v, T min, T max, Show show) {
         if (v >= min && v <= max)
             return true;
-        const bool high = max < std::numeric_limits<T>::max();
-        const bool low = min > std::numeric_limits<T>::lowest() && min != T{};
-        if (high && (low || min == T{}))
+        switch (bounds(min, max)) {
+        case Bounds::between:
             n.error(cat("must be between ", show(min), " and ", show(max), ", got ", show(v)));
-        else if (high)
+            break;
+        case Bounds::at_most:
             n.error(cat("must be at most ", show(max), ", got ", show(v)));
-        else
+            break;
+        default:
             n.error(cat("must be at least ", show(min), ", got ", show(v)));
+        }
         return false;
     }
     static bool passes(const ConfigNode &n, const Check &check, std::string_view v) {
@@ -338,8 +341,7 @@ class Keys {
                    std::string doc, uint64_t unit_ms) {
         const auto show = [](uint64_t v) { return detail::format_duration(v); };
         const uint64_t d = static_cast<uint64_t>(default_of(slot)) * unit_ms;
-        return add(std::move(name), cat("duration", sep(min_ms, max_ms),
-                                        range_text(min_ms, max_ms, show)),
+        return add(std::move(name), typed("duration", min_ms, max_ms, show),
                    code(detail::quoted(detail::format_duration(d))), scope, std::move(doc),
                    [slot, min_ms, max_ms, unit_ms, show](const ConfigNode &n, Config &c) {
                        if (auto v = n.duration_ms())
