@@ -3,7 +3,7 @@
 // without blocking to 127.0.0.1:watch_port, wait for GH_FD_WRITE (the connect finished), send
 // `GET /watch`, then read the answer on GH_FD_READ at most 16 bytes per call -- the rest must be
 // reported again (level-triggered) -- cancel the watch from inside its callback at end of
-// stream, close the socket, and resume the stream. Calls from another thread are refused.
+// stream, close the socket, and resume the stream.
 #include "conformance.hpp"
 
 #include <arpa/inet.h>
@@ -14,7 +14,6 @@
 
 #include <cerrno>
 #include <cstdio>
-#include <thread>
 
 namespace abi_conformance {
 
@@ -123,15 +122,6 @@ void start_watch_leg(StreamState *st, void (*finish)(StreamState *, bool)) noexc
     if (leg->watch == nullptr)
         return end_leg(leg, false);
     check_refusals(st, leg->watch, leg->fd);
-    // Off the watch's worker: fd_watch_set is refused and fd_watch_cancel ignored (the kernel
-    // logs it) -- the watch must still report the connect. The worker waits here meanwhile.
-    gh_status_t set_elsewhere = GH_OK;
-    std::thread other([&] {
-        set_elsewhere = g_host->fd_watch_set(leg->watch, GH_FD_READ);
-        g_host->fd_watch_cancel(leg->watch);
-    });
-    other.join();
-    st->check(set_elsewhere == GH_ERR_STATE, "fd_watch_set_off_worker");
 }
 
 } // namespace abi_conformance
