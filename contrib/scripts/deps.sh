@@ -8,6 +8,7 @@ packages=(
   libssl-dev libtomlplusplus-dev libfmt-dev libgtest-dev
   python3 python3-pytest python3-websockets python3-brotli curl openssl binutils
   zlib1g-dev libbrotli-dev brotli
+  libmodsecurity-dev modsecurity-crs   # the waf module and its default rule set
   nlohmann-json3-dev prometheus testssl.sh
   systemd   # systemd-analyze verify and systemd-sysusers check the installed unit (test_install.py)
   debhelper dpkg-dev fakeroot   # contrib/debian: the .deb packages (tests/packaging)

@@ -211,6 +211,7 @@ gh_status_t stream_get(gh_stream_t* s, uint32_t fact, gh_str_t* out) {
     switch (fact) {
     case GH_FACT_METHOD: v = s->request->method; break;
     case GH_FACT_TARGET: v = s->normalised_target; break;
+    case GH_FACT_RAW_TARGET: v = s->request->target; break;
     case GH_FACT_PATH: v = s->path; break;
     case GH_FACT_QUERY: v = s->query; break;
     case GH_FACT_HOST: v = s->host; break;

@@ -50,6 +50,7 @@ enum class Termination : uint8_t {
     upstream_error,  // connect failure, bad response
     upstream_reset,  // the upstream closed or reset the connection mid-exchange
     timeout,
+    dropped,         // a filter closed the connection without a response (GH_DROP)
 };
 
 // Set when the process drains (SIGTERM): responses say Connection: close, idle keep-alive

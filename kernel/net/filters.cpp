@@ -61,6 +61,11 @@ void ClientConnection::phase_action(gh_action_t action) {
         termination_ = Termination::local_reply;
         return send_reply();
     }
+    if (action == GH_DROP) {
+        termination_ = Termination::dropped;
+        keep_alive_ = false;
+        return close();
+    }
     bool request_phase = phase == GH_PHASE_REQUEST_HEADERS || phase == GH_PHASE_ACCESS ||
                          phase == GH_PHASE_PRE_UPSTREAM;
     if (action == GH_HOLD && request_phase && stream_.subscribed(GH_DIR_REQUEST) &&
@@ -311,6 +316,11 @@ gh_status_t ClientConnection::peek_body(gh_module_t* module, uint32_t direction,
     if (stream_.phase != GH_PHASE_RESPONSE_HEADERS || response_started_ || stream_.has_reply ||
         !subscribed || stream_.peek_done || response_.no_body)
         return GH_ERR_STATE;
+    if (bytes == GH_PEEK_WHOLE) {
+        // One byte past the limit tells an overflow from a body of exactly body_limit bytes.
+        stream_.peek_whole = true;
+        bytes = stream_.route->config->body_limit + 1;
+    }
     stream_.peek_bytes = std::max(stream_.peek_bytes, bytes);
     return GH_OK;
 }

@@ -23,6 +23,7 @@ const char* termination_name(Termination t) {
     case Termination::upstream_error: return "upstream_error";
     case Termination::upstream_reset: return "upstream_reset";
     case Termination::timeout: return "timeout";
+    case Termination::dropped: return "dropped";
     }
     return "completed";
 }

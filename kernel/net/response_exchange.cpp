@@ -518,7 +518,20 @@ void ClientConnection::peek_response(bool first, bool paused) {
                         stream_.peeked.size() >= stream_.peek_bytes;
     if (!enough && more_here)
         return peek_response(false, paused); // framing ate the piece: decode the next one
-    if (enough || paused) {
+    if (stream_.peek_whole && stream_.peeked.size() >= stream_.peek_bytes &&
+        !stream_.response_body_complete) {
+        // Over body_limit: the route's overflow policy.
+        if (stream_.route->config->body_overflow == config::BodyOverflow::reject) {
+            log::info("{} {}: response body over body_limit ({} bytes) for a filter that holds "
+                      "it whole: 502",
+                      request_.method, stream_.path, stream_.route->config->body_limit);
+            termination_ = Termination::rejected;
+            return reply(502, {}, true);
+        }
+        // pass: the hook decides on what is held (body_limit bytes or a little more, as
+        // decoded); the rest streams on behind it.
+    }
+    if (enough || (paused && !stream_.peek_whole)) {
         stream_.peek_done = true;
         filter_index_ = static_cast<size_t>(held_by_);
         held_by_ = -1;
@@ -527,7 +540,7 @@ void ClientConnection::peek_response(bool first, bool paused) {
     if (buf.full())
         return fail_upstream(502, "upstream chunk header too large", "invalid");
     buf.compact();
-    if (!stream_.peeked.empty() && !upstream_more_) {
+    if (!stream_.peeked.empty() && !upstream_more_ && !stream_.peek_whole) {
         timeout_ = Timeout::peek_pause;
         watchdog_.arm(peek_pause, *this);
     } else {

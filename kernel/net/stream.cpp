@@ -25,6 +25,7 @@ void gh_stream::reset() {
     }
     body_out.clear();
     peek_bytes = 0;
+    peek_whole = false;
     peeked.clear();
     peek_done = response_body_complete = false;
     in_on_body = false;

@@ -64,6 +64,7 @@ struct gh_stream {
     uint64_t peek_bytes = 0;
     std::string peeked;
     bool peek_done = false;
+    bool peek_whole = false; // GH_PEEK_WHOLE: hold to the end or body_limit, never cut at a pause
     bool response_body_complete = false;
     bool body_overflowed[2] = {false, false};
     std::string body_out;          // what filters emitted with body_write during on_body

@@ -79,7 +79,7 @@ def test_example_passes_check_as_written(example, tmp_path, ca):
 
 def test_examples_exist():
     assert {p.name for p in EXAMPLES} >= {"edge-tls.toml", "cache-compress.toml",
-                                           "api-least-conn.toml"}
+                                           "api-least-conn.toml", "waf.toml"}
 
 
 def localized(example, tmp_path, ca, servers, paths=()):
@@ -188,3 +188,26 @@ def test_api_least_conn_and_verified_upstream_tls(tmp_path, ca, start_backend,
     assert r.status == 200 and r.json()["tls"]["sni"] == "billing.internal", r
     assert get(g.port, "/version").status == 200
     assert get(g.port, "/version/x").status == 404    # `match = "exact"`
+
+
+@pytest.mark.skipif(not os.path.isdir("/usr/share/modsecurity-crs/rules"),
+                    reason="modsecurity-crs is not installed (contrib/scripts/deps.sh installs it)")
+def test_waf_blocks_the_site_and_only_flags_the_api(tmp_path, ca, start_backend, start_gatehouse):
+    site = start_backend("site")
+    api = start_backend("api")
+    servers = {"10.0.5.10:8080": site.address, "10.0.5.20:8080": api.address}
+    text = localized(CONF / "examples" / "waf.toml", tmp_path, ca, servers,
+                     ("/var/log/gatehouse/waf-audit.json",))
+    (tmp_path / "var/log/gatehouse").mkdir(parents=True)
+    g = start_gatehouse(tmp_path, text, name="waf")
+    attack = "?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E"
+    assert get(g.port, "/page" + attack).status == 403
+    assert get(g.port, "/api/items" + attack).status == 200
+    assert get(g.port, "/page?q=plain").status == 200
+    assert ["GET", "/page" + attack] not in targets(site)
+    assert ["GET", "/api/items" + attack] in targets(api)
+    log = tmp_path / "var/log/gatehouse/waf-audit.json"
+    assert wait_until(lambda: log.exists() and len(log.read_text().splitlines()) >= 2, 5)
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    assert {(e["route"], e["action"]) for e in events} >= {("site", "blocked"),
+                                                          ("api", "detected")}

@@ -31,7 +31,7 @@ export DEB_BUILD_OPTIONS="parallel=${GATEHOUSE_JOBS:-2} nocheck"
 arch=$(dpkg --print-architecture)
 deb() { echo "$tmp/$1_0.1.0-1_$2.deb"; }
 runtime=(gatehouse gatehouse-module-round-robin gatehouse-module-least-conn
-         gatehouse-module-compress gatehouse-module-cache-disk)
+         gatehouse-module-compress gatehouse-module-cache-disk gatehouse-module-waf)
 for p in "${runtime[@]}"; do
   [[ -f $(deb "$p" "$arch") ]] || fail "no package $p"
 done
@@ -48,6 +48,14 @@ expect_files "$(deb gatehouse-module-cache-disk "$arch")" \
   usr/lib/gatehouse/modules/cache_disk.so \
   usr/share/doc/gatehouse-module-cache-disk/changelog.Debian.gz \
   usr/share/doc/gatehouse/modules/cache_disk/README.md.gz
+expect_files "$(deb gatehouse-module-waf "$arch")" \
+  usr/lib/gatehouse/modules/waf.so \
+  usr/share/doc/gatehouse-module-waf/changelog.Debian.gz \
+  usr/share/doc/gatehouse/modules/waf/README.md.gz
+waf=$(dpkg-deb -f "$(deb gatehouse-module-waf "$arch")" Depends)
+[[ "$waf" == *libmodsecurity3* ]] || fail "gatehouse-module-waf Depends: $waf"
+[[ "$(dpkg-deb -f "$(deb gatehouse-module-waf "$arch")" Recommends)" == *modsecurity-crs* ]] ||
+  fail "gatehouse-module-waf does not recommend modsecurity-crs"
 kernel=$(files "$(deb gatehouse "$arch")")
 for f in usr/bin/gatehouse lib/systemd/system/gatehouse.service \
          usr/lib/sysusers.d/gatehouse.conf usr/share/doc/gatehouse/kernel/README.md.gz \
@@ -88,7 +96,7 @@ done
 cat >"$tmp/g.toml" <<TOML
 [modules]
 dir = "$root/usr/lib/gatehouse/modules"
-load = ["round_robin", "least_conn", "compress", "cache_disk"]
+load = ["round_robin", "least_conn", "compress", "cache_disk", "waf"]
 [[listener]]
 listen = "127.0.0.1:0"
 [upstream.app]
@@ -97,7 +105,7 @@ servers = [{ address = "127.0.0.1:9" }]
 upstream = "app"
 TOML
 out=$("$root/usr/bin/gatehouse" modules -c "$tmp/g.toml") || fail "gatehouse modules: $out"
-for m in round_robin least_conn compress cache_disk; do
+for m in round_robin least_conn compress cache_disk waf; do
   grep -q "$m" <<<"$out" || fail "$m not listed: $out"
 done
-echo "ok: 6 packages built, contents, ABI relationships and the unpacked kernel checked"
+echo "ok: 7 packages built, contents, ABI relationships and the unpacked kernel checked"

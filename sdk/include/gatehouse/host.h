@@ -235,7 +235,9 @@ typedef struct gh_host_api_v1 {
      * arrived), and calls this hook again. There body_held(GH_DIR_RESPONSE) shows the bytes
      * held and GH_FACT_RESPONSE_BODY tells whether that is the whole body; the bytes then go
      * through on_body as usual. The response head waits meanwhile, so ask only for what a
-     * decision needs. Only GH_DIR_RESPONSE (GH_ERR_INVALID otherwise, or for 0 bytes);
+     * decision needs. (1.4) `bytes` = GH_PEEK_WHOLE holds the whole body instead, up to the
+     * route's `body_limit` (see types.h): what a filter that must judge the body before its
+     * head leaves (a WAF) asks for. Only GH_DIR_RESPONSE (GH_ERR_INVALID otherwise, or for 0 bytes);
      * GH_ERR_STATE outside RESPONSE_HEADERS, without the subscription, or when the response has
      * no body.
      * Thread: the stream's worker. Ownership: nothing is handed out (see body_held). */

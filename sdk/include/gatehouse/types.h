@@ -17,7 +17,7 @@ extern "C" {
 #endif
 
 #define GH_ABI_MAJOR 1
-#define GH_ABI_MINOR 3
+#define GH_ABI_MINOR 4
 
 /* The one symbol a module exports. A new major gets a new name (gatehouse_module_v2). */
 #define GH_ENTRY_SYMBOL "gatehouse_module_v1"
@@ -106,6 +106,10 @@ typedef int32_t gh_action_t;
 #define GH_RESPOND 2  /* a local reply was set with host->respond(); stop the chain */
 #define GH_ERROR 3    /* internal failure: the kernel answers 500 (or aborts if headers are out) */
 #define GH_HOLD 4     /* header phases only: re-run this hook once the subscribed body is complete */
+/* 1.4: close the client connection without a response (a WAF's `drop`): from a header phase or
+ * stream_resume; after a response started it cuts it short like an abort. The access log says
+ * `dropped`. A 1.0-1.3 kernel treats it as GH_ERROR (500): fail closed. */
+#define GH_DROP 5
 /* Any other value is treated as GH_ERROR (fail closed). */
 
 /* ---- body handling ----------------------------------------------------------------------------- */
@@ -166,6 +170,16 @@ typedef struct gh_body_chunk {
 /* 1.2: in GH_PHASE_UPSTREAM_ERROR, why the upstream failed ("connect", "timeout", "reset",
  * "invalid", "unavailable"); empty in every other phase. */
 #define GH_FACT_UPSTREAM_ERROR 12u
+/* 1.4: the request-target exactly as the client sent it, before the kernel normalised it for
+ * routing (dot segments, duplicate slashes): what a WAF inspects for traversal attempts. */
+#define GH_FACT_RAW_TARGET 13u
+
+/* 1.4: body_peek's `bytes` for "the whole body": the kernel holds the response until it is
+ * complete -- never cut short because the upstream paused -- up to the route's `body_limit`. Over
+ * the limit the route's `body_overflow` decides: `reject` makes the kernel answer 502 itself (no
+ * byte of the upstream's response sent), `pass` re-runs the hook with `body_limit` bytes held and
+ * GH_FACT_RESPONSE_BODY "partial" (the rest then streams on). */
+#define GH_PEEK_WHOLE UINT64_MAX
 
 /* 1.2: respond_stream's `length` when the body size is not known in advance. */
 #define GH_LENGTH_UNKNOWN UINT64_MAX

@@ -60,6 +60,8 @@ class Stream {
     std::string_view upstream() const noexcept { return fact(GH_FACT_UPSTREAM); }
     std::string_view peer_addr() const noexcept { return fact(GH_FACT_PEER_ADDR); }
     std::string_view version() const noexcept { return fact(GH_FACT_VERSION); }
+    /* (1.4) The request-target as the client sent it (target() is normalised). */
+    std::string_view raw_target() const noexcept { return fact(GH_FACT_RAW_TARGET); }
 
     /* ---- headers; `which` is GH_HEADERS_REQUEST or GH_HEADERS_RESPONSE ---- */
     /* The index-th field named `name` (case-insensitive), or nullopt. The view is valid until
