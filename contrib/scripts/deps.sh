@@ -6,7 +6,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   libboost1.74-dev libboost-program-options1.74-dev
   libssl-dev libtomlplusplus-dev libfmt-dev libgtest-dev
-  python3 python3-pytest python3-websockets python3-brotli curl openssl binutils
+  python3 python3-pytest python3-websockets python3-brotli python3-yaml curl openssl binutils
   zlib1g-dev libbrotli-dev brotli
   libmodsecurity-dev modsecurity-crs   # the waf module and its default rule set
   nlohmann-json3-dev prometheus testssl.sh

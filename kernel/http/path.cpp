@@ -89,8 +89,8 @@ bool normalise_target(std::string_view target, std::string& out_path, std::strin
     size_t q = target.find('?');
     std::string_view path = target.substr(0, q);
     query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
-    size_t hash = path.find('#');
-    if (hash != std::string_view::npos)
+    // RFC 9112 §3.2: a request-target has no fragment; '#' is not allowed in the query either.
+    if (target.find('#') != std::string_view::npos)
         return false;
     // Most paths need nothing done: no escapes, no empty or dot segments.
     bool plain = true;

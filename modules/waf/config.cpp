@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
 
 namespace waf {
 
@@ -267,24 +268,10 @@ std::vector<Source> rule_sources(const Config &c, std::string &error) {
     return out;
 }
 
-// A log file's folder must exist (the file is opened when the config is activated).
-static void check_log_folder(gh::ConfigNode table, const char *key, const std::string &path) {
-    if (path.empty())
-        return;
-    const std::string folder = path.find('/') == std::string::npos
-                                   ? std::string(".")
-                                   : path.substr(0, std::max<size_t>(path.rfind('/'), 1));
-    struct stat st {};
-    if (::stat(folder.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-        table.get(key).error(gh::cat("folder ", folder, " does not exist"));
-}
-
 std::unique_ptr<Config> parse_config(gh::ConfigNode table, const Config &base) {
     auto c = std::make_unique<Config>(base);
     const unsigned errors = gh::config_error_count();
     keys().read(table, *c);
-    check_log_folder(table, "audit_log", c->audit_log);
-    check_log_folder(table, "engine_log", c->engine_log);
     if (gh::config_level() == gh::ConfigLevel::module) {
         c->cache = std::make_shared<RuleCache>();
         c->sinks = std::make_shared<Sinks>();
@@ -302,7 +289,11 @@ std::unique_ptr<Config> parse_config(gh::ConfigNode table, const Config &base) {
     const std::string shared_key = key_of(sources);
     Compiled shared = find_or_compile(cache, "rules\n" + shared_key, [&] {
         ++cache.compiles;
-        return compile(sources);
+        const auto t0 = std::chrono::steady_clock::now();
+        Compiled compiled = compile(sources);
+        cache.compile_seconds +=
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        return compiled;
     });
     if (!shared.rules) {
         report(table, shared.error);
@@ -316,8 +307,10 @@ std::unique_ptr<Config> parse_config(gh::ConfigNode table, const Config &base) {
         report(table, front.error);
         return c;
     }
-    Compiled merged = find_or_compile(cache, "merged\n" + settings + shared_key,
-                                      [&] { return merge(*front.rules, *shared.rules); });
+    Compiled merged = find_or_compile(cache, "merged\n" + settings + shared_key, [&] {
+        ++cache.variants;
+        return merge(*front.rules, *shared.rules);
+    });
     if (!merged.rules) {
         report(table, merged.error);
         return c;

@@ -34,7 +34,9 @@ enum class OnError { closed, open };
 struct RuleCache {
     std::mutex lock;
     std::map<std::string, Compiled> sets;
-    unsigned compiles = 0; // full compiles (for logs and tests)
+    unsigned compiles = 0;        // full compiles (for logs and tests)
+    unsigned variants = 0;        // settings merged in front of compiled rules
+    double compile_seconds = 0;   // spent in full compiles
 };
 
 struct Config {

@@ -135,19 +135,24 @@ void WafFilter::activate(Config &c) {
     if (!c.audit_log.empty()) {
         c.sinks->audit = std::make_shared<LogWriter>(c.audit_log);
         if (!c.sinks->audit->error().empty())
-            throw std::runtime_error(gh::cat("audit_log ", c.audit_log, ": ",
-                                             c.sinks->audit->error()));
+            throw std::runtime_error(gh::cat("[filter.waf] audit_log = \"", c.audit_log,
+                                             "\": cannot open: ", c.sinks->audit->error()));
     }
     if (!c.engine_log.empty()) {
         c.sinks->native = std::make_shared<LogWriter>(c.engine_log);
         if (!c.sinks->native->error().empty())
-            throw std::runtime_error(gh::cat("engine_log ", c.engine_log, ": ",
-                                             c.sinks->native->error()));
+            throw std::runtime_error(gh::cat("[filter.waf] engine_log = \"", c.engine_log,
+                                             "\": cannot open: ", c.sinks->native->error()));
     }
-    if (c.ruleset)
-        gh::log_info(gh::cat("rules ready: ", rule_count(*c.ruleset), " rules, mode ",
-                             c.mode == Mode::on ? "on" : "detect", ", paranoia ", c.paranoia,
-                             c.crs ? ", CRS" : ""));
+    // The routes' configs were parsed before this: the cache has the whole generation.
+    char seconds[32];
+    std::snprintf(seconds, sizeof seconds, "%.2f", c.cache->compile_seconds);
+    gh::log_info(gh::cat("rules ready: ", c.cache->compiles, " rule set(s) compiled in ", seconds,
+                         " s, ", c.cache->variants, " mode/paranoia variant(s) sharing them",
+                         c.ruleset ? gh::cat("; default: ", rule_count(*c.ruleset), " rules, mode ",
+                                             c.mode == Mode::on ? "on" : "detect", ", paranoia ",
+                                             c.paranoia, c.crs ? ", CRS" : "")
+                                   : std::string()));
 }
 
 void WafFilter::deactivate(Config &c) {

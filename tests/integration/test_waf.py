@@ -5,6 +5,7 @@ CRS in blocking and detection mode, the CVE-2024-1019 path trick, audit events w
 metrics, and rule errors refused by `gatehouse check` and by a reload."""
 
 import json
+import re
 import os
 import signal
 import time
@@ -314,6 +315,19 @@ def test_check_reports_seclang_errors_with_their_line(tmp_path):
     assert rc != 0 and "paranoia" in err, err
 
 
+def test_a_log_file_that_cannot_be_opened_stops_the_start(tmp_path):
+    # `check` passes (the folder may be made by the service manager); the start names the key.
+    text = waf_config("127.0.0.1:9", 'crs = false\naudit_log = "/nonexistent/waf.json"\n')
+    rc, err = harness.run_check(tmp_path, text)
+    assert rc == 0, err
+    path = tmp_path / "g.toml"
+    path.write_text(text)
+    done = harness.run_cli(["-c", str(path)])
+    assert done.returncode != 0
+    assert '[filter.waf] audit_log = "/nonexistent/waf.json": cannot open' in done.stderr, \
+        done.stderr
+
+
 def test_reload_with_a_bad_rule_keeps_the_old_rules(module_processes, tmp_path):
     backend = harness.Backend(tmp_path, "waf-reload")
     module_processes.backends.append(backend)
@@ -327,3 +341,45 @@ def test_reload_with_a_bad_rule_keeps_the_old_rules(module_processes, tmp_path):
     assert "rules_inline" in g.log_text()
     assert harness.get(g.port, "/echo", headers=[("X-Evil", "1")]).status == 406
     assert harness.get(g.port, "/echo").status == 200
+
+
+# ---- many routes, one compile --------------------------------------------------------------------
+
+@needs_crs
+def test_two_hundred_routes_cost_one_crs_load(module_processes, tmp_path):
+    """200 WAF routes (some detect-only, some at paranoia 2) compile the CRS once and hold about
+    the memory of one route."""
+    backend = harness.Backend(tmp_path, "waf-routes")
+    module_processes.backends.append(backend)
+
+    def config(n, waf=True):
+        routes = ""
+        for i in range(n):
+            routes += '[[route]]\npath = "/r%d/"\nupstream = "app"\n' % i
+            if waf:
+                routes += 'filters = ["waf"]\n'
+                if i % 10 == 3:
+                    routes += 'filter_config = { waf = { paranoia = 2 } }\n'
+                elif i % 2:
+                    routes += 'filter_config = { waf = { mode = "detect" } }\n'
+        text = harness.proxy_config([backend], extra=routes)
+        text = text.replace('[[route]]\npath = "/"\nupstream = "app"\n', "", 1)
+        return text.replace(harness.modules_toml(),
+                            harness.modules_toml(MODULES if waf else ("round_robin",)))
+
+    rss = {}
+    for name, n, waf in (("none", 1, False), ("one", 1, True), ("many", 200, True)):
+        g = harness.Gatehouse(tmp_path, config(n, waf), name=name)
+        module_processes.gatehouses.append(g)
+        assert harness.get(g.port, "/r0/echo").status == 200
+        rss[name] = g.proc_status("VmRSS")
+        if name == "many":
+            assert harness.get(g.port, "/r199/echo?q=<script>alert(1)</script>").status == 200
+            assert harness.get(g.port, "/r198/echo?q=<script>alert(1)</script>").status == 403
+            assert re.search(r"rules ready: 1 rule set\(s\) compiled in [0-9.]+ s, 3 mode/paranoia",
+                             g.log_text()), g.log_text()
+        g.stop()
+    crs_load = rss["one"] - rss["none"]
+    print("RSS KiB: no waf %d, one route %d, 200 routes %d" % (rss["none"], rss["one"], rss["many"]))
+    assert crs_load > 5000, rss  # the CRS is really loaded (about 26 MB)
+    assert rss["many"] - rss["one"] <= 0.25 * crs_load, rss

@@ -45,6 +45,13 @@ TEST(PathNormalisation, MalformedEscapesAndNonOriginFormAreRejected) {
     EXPECT_TRUE(rejected("*"));
 }
 
+TEST(PathNormalisation, FragmentsAreRejectedInThePathAndTheQuery) {
+    // RFC 9112 §3.2: no '#' anywhere in a request-target (HAProxy and Apache answer 400 too).
+    EXPECT_TRUE(rejected("/a#b"));
+    EXPECT_TRUE(rejected("/index.html?I=Like&Apples=Today#tag"));
+    EXPECT_FALSE(rejected("/a?b=%23"));
+}
+
 TEST(PathNormalisation, QueryIsSplitOffAndKept) {
     std::string path;
     std::string_view query;
