@@ -530,7 +530,7 @@ void ClientConnection::next_request() {
     stale_retried_ = false;
     response_started_ = response_body_done_ = upstream_eof_ = upstream_more_ = false;
     feed_capped_ = false;
-    request_held_ = false;
+    request_held_ = request_unchecked_ = false;
     request_body_out_.clear();
     response_mode_ = BodyMode::raw;
     observe_only_ = false;

@@ -263,6 +263,9 @@ private:
     bool feed_capped_ = false;   // the body filters got a piece of the buffer; more is there
     bool request_held_ = false;       // a filter HOLDs: the body is read whole, sent with a length
     std::string request_body_out_;    // the held body as it goes upstream
+    // A held body passed the route's body_limit with body_overflow = pass: the filter decided on
+    // the first body_limit bytes (request_body_out_, sent first); the rest goes up unchecked.
+    bool request_unchecked_ = false;
     std::string request_chunk_;       // a re-chunked piece of a filtered, streamed request body
     bool upstream_request_done_ = false; // UPSTREAM_REQUEST filters ran (once per request)
 

@@ -129,8 +129,15 @@ void ClientConnection::read_held_body() {
             return;
         in_.consume(n);
         if (request_body_out_.size() > stream_.route->config->body_limit) {
-            termination_ = Termination::rejected;
-            return reply(413, {}, true);
+            if (stream_.route->config->body_overflow == config::BodyOverflow::reject) {
+                termination_ = Termination::rejected;
+                return reply(413, {}, true);
+            }
+            // pass: the filter decides on what it has; what follows goes up unchecked, after it.
+            request_held_ = false;
+            request_unchecked_ = true;
+            stream_.body_overflowed[GH_DIR_REQUEST] = true;
+            return held_body_complete();
         }
         if (n == 0)
             break;
@@ -159,7 +166,10 @@ void ClientConnection::read_held_body() {
 }
 
 bool ClientConnection::feed_request_body(size_t& consumed, std::string_view& forward) {
-    bool filtered = stream_.subscribed(GH_DIR_REQUEST);
+    // Past an overflow a Content-Length body goes up as the client framed it; a chunked one is
+    // re-chunked (its held part went up as one chunk, cut anywhere in the client's chunks).
+    bool filtered = stream_.subscribed(GH_DIR_REQUEST) &&
+                    !(request_unchecked_ && !request_.framing.chunked);
     if (filtered || request_held_) {
         body_capture_ = true;
         request_parser_->set_body_sink(this);
@@ -230,6 +240,10 @@ bool ClientConnection::filter_body(uint32_t direction, std::string_view data, bo
                                                        : stream_.route->filters;
     std::string& held = stream_.held_body[direction];
     std::string_view current = data;
+    if (direction == GH_DIR_REQUEST && request_unchecked_) {
+        out = current; // over body_limit with body_overflow = pass: nobody inspects the rest
+        return true;
+    }
     int stage = 0;
     for (const auto& f : filters) {
         const gh_stream::Subscription* sub = nullptr;

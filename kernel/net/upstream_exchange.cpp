@@ -33,7 +33,8 @@ bool idempotent(std::string_view method) {
 } // namespace
 
 bool ClientConnection::request_rechunked() const {
-    return stream_.subscribed(GH_DIR_REQUEST) && !request_held_ && request_.has_body();
+    return stream_.subscribed(GH_DIR_REQUEST) && !request_held_ && request_.has_body() &&
+           !(request_unchecked_ && !request_.framing.chunked);
 }
 
 bool ClientConnection::request_replayable() const {
@@ -339,6 +340,16 @@ void ClientConnection::send_request_head() {
     pending_consume_ = 0;
     if (request_held_) {
         buffers[1] = asio::buffer(request_body_out_);
+    } else if (request_unchecked_ && !request_body_out_.empty()) {
+        // The part a filter held and judged goes first: as it came for a Content-Length body,
+        // as one chunk of a re-chunked one.
+        buffers[1] = asio::buffer(request_body_out_);
+        if (request_.framing.chunked) {
+            request_chunk_ = fmt::format("{:x}\r\n", request_body_out_.size());
+            request_chunk_.append(request_body_out_);
+            request_chunk_.append(request_body_done_ ? "\r\n0\r\n\r\n" : "\r\n");
+            buffers[1] = asio::buffer(request_chunk_);
+        }
     } else if (replay_body_kept_) {
         buffers[1] = asio::buffer(replay_body_); // this request's body went up whole before
     } else if (!request_body_done_ && !in_.empty()) {

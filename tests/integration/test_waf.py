@@ -157,6 +157,49 @@ def test_request_body_over_body_limit_is_413(own):
     assert not backend_saw(own, "p2-over")
 
 
+def test_request_body_over_the_limit_passes_unchecked_with_overflow_pass(module_processes,
+                                                                         tmp_path):
+    import hashlib
+    backend = harness.Backend(tmp_path, "waf-pass")
+    module_processes.backends.append(backend)
+    g = harness.Gatehouse(tmp_path, waf_config(
+        backend, own_rules_table(tmp_path),
+        route_extra='body_limit = "64k"\nbody_overflow = "pass"\n'), name="reqpass")
+    module_processes.gatehouses.append(g)
+    g.backend = backend
+    early = b"evil=1&pad=" + b"a" * 200_000           # inside the first 64 KiB: judged
+    late = b"pad=" + b"a" * 200_000 + b"&evil=1"      # past it: goes up unchecked
+    r = harness.request(g.port, "POST", "/echo/pass-early", FORM, early, timeout=20)
+    assert r.status == 403
+    assert not backend_saw(g, "pass-early")
+    r = harness.request(g.port, "POST", "/echo/pass-late", FORM, late, timeout=20)
+    assert r.status == 200
+    seen = json.loads(r.body)
+    assert seen["body_length"] == len(late)
+    assert seen["body_sha256"] == hashlib.sha256(late).hexdigest()
+    for name, body in (("chunked-early", early), ("chunked-late", late)):
+        with Client(g.port, timeout=20) as c:
+            c.send(b"POST /echo/%s HTTP/1.1\r\nHost: test.local\r\n"
+                   b"Content-Type: application/x-www-form-urlencoded\r\n"
+                   b"Transfer-Encoding: chunked\r\n\r\n" % name.encode())
+            try:
+                for i in range(0, len(body), 30_000):
+                    piece = body[i:i + 30_000]
+                    c.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    time.sleep(0.01)
+                c.send(b"0\r\n\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # denied before the client finished: the answer is already there
+            r = c.read_response("POST")
+        if name == "chunked-early":
+            assert r.status == 403
+        else:
+            assert r.status == 200
+            seen = json.loads(r.body)
+            assert seen["body_length"] == len(body)
+            assert seen["body_sha256"] == hashlib.sha256(body).hexdigest()
+
+
 # ---- phases 3 and 4 ----------------------------------------------------------------------------
 
 def test_phase3_deny_replaces_the_response(own):
