@@ -30,6 +30,15 @@ SecRule ARGS_POST:evil "@streq 1" "id:1004,phase:2,deny,log,msg:'evil argument'"
 SecRule RESPONSE_HEADERS:X-Backend-Private "@streq secret" "id:1005,phase:3,deny,log"
 SecRule RESPONSE_BODY "@contains line 1500:" "id:1006,phase:4,deny,log,msg:'leak'"
 SecRule REQUEST_FILENAME "@contains <script>" "id:1007,phase:1,deny,log,msg:'script in path'"
+SecRule ARGS:act2 "@streq deny" "id:1102,phase:2,deny,status:451,log"
+SecRule ARGS:act2 "@streq redirect" "id:1103,phase:2,redirect:https://example.com/p2,log"
+SecRule ARGS:act2 "@streq drop" "id:1104,phase:2,drop,log"
+SecRule ARGS:act3 "@streq deny" "id:1105,phase:3,deny,status:451,log"
+SecRule ARGS:act3 "@streq redirect" "id:1106,phase:3,redirect:https://example.com/p3,log"
+SecRule ARGS:act3 "@streq drop" "id:1107,phase:3,drop,log"
+SecRule ARGS:act4 "@streq deny" "id:1108,phase:4,deny,status:451,log"
+SecRule ARGS:act4 "@streq redirect" "id:1109,phase:4,redirect:https://example.com/p4,log"
+SecRule ARGS:act4 "@streq drop" "id:1110,phase:4,drop,log"
 """
 
 
@@ -116,6 +125,28 @@ def test_encoded_query_mark_does_not_hide_the_path(own):
         r = harness.get(own.port, target)
         assert r.status == 403, target
     assert harness.get(own.port, "/echo/x%3Fplain").status == 200
+
+
+@pytest.mark.parametrize("phase", [2, 3, 4])
+@pytest.mark.parametrize("action", ["deny", "redirect", "drop"])
+def test_every_intervention_in_every_phase(own, phase, action):
+    """What the client gets for each action in each phase; nothing of the upstream's response
+    (an HTML page, inspected in phase 4) reaches it."""
+    target = "/text/3000?type=text/html&act%d=%s&mark=%d%s" % (phase, action, phase, action)
+    reply = harness.raw_request(own.port, Client.build("GET", target), timeout=5)
+    assert b"quick brown fox" not in reply
+    if action == "drop":
+        assert reply.closed and reply == b"", reply[:200]
+    elif action == "redirect":
+        assert reply.status == 302, reply[:200]
+        assert b"\r\nLocation: https://example.com/p%d\r\n" % phase in reply
+    else:
+        assert reply.status == 451 and b"451" in reply, reply[:200]
+    upstream_saw = backend_saw(own, "mark=%d%s" % (phase, action))
+    assert upstream_saw == (phase > 2), "phases 1-2 decide before any upstream is contacted"
+    e = event_for(own, lambda e: "mark=%d%s" % (phase, action) in e["uri"])
+    assert e["phase"] == phase
+    assert e["action"] == {"deny": "blocked", "redirect": "redirected", "drop": "dropped"}[action]
 
 
 # ---- phase 2: bodies ---------------------------------------------------------------------------
