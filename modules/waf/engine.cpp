@@ -86,15 +86,20 @@ void on_rule_message(void *data, const void *message) {
     t->record(std::move(h));
 }
 
-modsecurity::ModSecurity &engine() {
-    static modsecurity::ModSecurity *ms = [] {
-        auto *m = new modsecurity::ModSecurity();
-        m->setConnectorInformation("gatehouse-waf");
-        m->setServerLogCb(on_rule_message, modsecurity::RuleMessageLogProperty |
+// One engine per process, destroyed with the module (at dlclose or exit), after every
+// transaction and rule set of it is gone.
+struct EngineInstance {
+    EngineInstance() {
+        ms.setConnectorInformation("gatehouse-waf");
+        ms.setServerLogCb(on_rule_message, modsecurity::RuleMessageLogProperty |
                                                modsecurity::IncludeFullHighlightLogProperty);
-        return m;
-    }();
-    return *ms;
+    }
+    modsecurity::ModSecurity ms;
+};
+
+modsecurity::ModSecurity &engine() {
+    static EngineInstance instance;
+    return instance.ms;
 }
 
 } // namespace
