@@ -501,6 +501,29 @@ def test_streamed_local_reply_with_respond_stream(proxy):
     assert body == b"part1part2"
 
 
+def test_drop_closes_the_connection_without_a_response(proxy):
+    # SDK 1.4: GH_DROP from a header phase: no status line, no byte at all.
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=REQUEST_TIMEOUT) as s:
+        s.sendall(b"GET /abi/drop HTTP/1.1\r\nHost: abi\r\n\r\n")
+        got = b""
+        while True:
+            try:
+                data = s.recv(4096)
+            except ConnectionResetError:
+                break
+            if not data:
+                break
+            got += data
+    assert got == b""
+
+
+def test_raw_target_is_what_the_client_sent(proxy):
+    # SDK 1.4: GH_FACT_RAW_TARGET beside the normalised GH_FACT_TARGET.
+    resp, body = proxy.request("GET", "/abi/x/.././raw?a=%41")
+    assert resp.status == 299
+    assert body == b"/abi/x/.././raw?a=%41\n/abi/raw?a=%41"
+
+
 def test_streamed_reply_short_of_its_length_is_cut(proxy):
     import http.client
     with pytest.raises(http.client.IncompleteRead):

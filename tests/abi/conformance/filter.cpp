@@ -322,6 +322,24 @@ gh_action_t pre_upstream(gh_stream_t *s, StreamState *st) noexcept {
     }
     if (g_host->stream_get(s, GH_FACT_PATH, &path) == GH_OK && sv(path) == "/abi/stream-short")
         return stream_reply(s, st, 20); // writes 10 bytes: the kernel must not end it cleanly
+    if (g_host->stream_get(s, GH_FACT_PATH, &path) == GH_OK && sv(path) == "/abi/drop") {
+        st->responded_locally = true; // nothing goes upstream
+        return GH_DROP;               // 1.4: the connection closes without a response
+    }
+    if (g_host->stream_get(s, GH_FACT_PATH, &path) == GH_OK && sv(path) == "/abi/raw") {
+        // 1.4: the target as the client sent it, beside the normalised one.
+        gh_str_t raw{nullptr, 0}, target{nullptr, 0};
+        st->check(g_host->stream_get(s, GH_FACT_RAW_TARGET, &raw) == GH_OK, "raw_target");
+        st->check(g_host->stream_get(s, GH_FACT_TARGET, &target) == GH_OK, "target");
+        const std::string body = std::string(sv(raw)) + "\n" + std::string(sv(target));
+        const gh_header_t headers[] = {{str("content-type"), str("text/plain")}};
+        const gh_status_t r = g_host->respond(
+            s, 299, headers, 1,
+            gh_bytes_t{reinterpret_cast<const uint8_t *>(body.data()), body.size()});
+        st->check(r == GH_OK, "respond_raw");
+        st->responded_locally = r == GH_OK;
+        return r == GH_OK ? GH_RESPOND : GH_ERROR;
+    }
     if (g_host->stream_get(s, GH_FACT_PATH, &path) != GH_OK || sv(path) != "/abi/respond")
         return GH_CONTINUE;
     const gh_header_t headers[] = {{str("content-type"), str("text/plain")},
