@@ -134,10 +134,14 @@ bool Generation::build_routes(modules::ModuleSet& modules, config::Diagnostics& 
             route->filters.push_back(binding);
         }
         route->response_body_order = route->filters;
+        // Inspectors (1.4) first, then transforms, encoders, observers.
+        const auto rank = [](const FilterBinding& f) {
+            uint32_t c = f.module->filter.response_body_class;
+            return c == GH_BODY_CLASS_INSPECT ? -1 : static_cast<int>(c);
+        };
         std::stable_sort(route->response_body_order.begin(), route->response_body_order.end(),
-                         [](const FilterBinding& a, const FilterBinding& b) {
-                             return a.module->filter.response_body_class <
-                                    b.module->filter.response_body_class;
+                         [&rank](const FilterBinding& a, const FilterBinding& b) {
+                             return rank(a) < rank(b);
                          });
         router_.add(rc.host, rc.path, rc.match == config::PathMatch::exact, route.get());
         routes_.push_back(std::move(route));

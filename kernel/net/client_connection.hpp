@@ -255,7 +255,9 @@ private:
     std::string response_store_;
     PerRequest<http::ResponseParser> response_parser_;
     bool response_started_ = false; // a byte of the response went to the client
-    enum class BodyMode : uint8_t { raw, dechunk, rechunk } response_mode_ = BodyMode::raw;
+    // held: a whole body held by a peek (GH_PEEK_WHOLE) that only inspectors and observers
+    // see, sent with its Content-Length.
+    enum class BodyMode : uint8_t { raw, dechunk, rechunk, held } response_mode_ = BodyMode::raw;
     bool response_body_done_ = false;
     bool observe_only_ = false; // every response-body subscriber is an observer: body sent raw
     bool upstream_eof_ = false;

@@ -273,10 +273,15 @@ bool ClientConnection::filter_body(uint32_t direction, std::string_view data, bo
                               {reinterpret_cast<const uint8_t*>(current.data()), current.size()}};
         std::string& next = body_stage_[stage];
         stream_.body_out.clear();
-        stream_.in_on_body = true;
+        // (1.4) Inspectors never change a body: body_write is refused, CONSUMED aborts.
+        const bool inspector = direction == GH_DIR_RESPONSE &&
+                               f.module->filter.response_body_class == GH_BODY_CLASS_INSPECT;
+        stream_.in_on_body = !inspector;
         stream_.body_writer_direction = direction;
         int32_t rc = f.module->filter.on_body(&stream_, direction, &chunk, f.route_config);
         stream_.in_on_body = false;
+        if (inspector && rc == GH_BODY_CONSUMED)
+            rc = GH_BODY_ABORT;
         if (rc == GH_BODY_PASS) {
             next.assign(stream_.body_out);
             next.append(current);

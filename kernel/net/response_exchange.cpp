@@ -234,17 +234,24 @@ void ClientConnection::build_response_head() {
                     !(client_10 && response_.framing.chunked) && only_observers();
     if (observe_only_)
         filtered = false;
+    // The whole body is held (GH_PEEK_WHOLE) and nobody may change it: send it with its length.
+    const bool held_whole = filtered && !response_.no_body && stream_.peek_whole &&
+                            stream_.peek_done && stream_.response_body_complete &&
+                            only_observers();
     if (response_.no_body)
         response_mode_ = BodyMode::raw;
+    else if (held_whole)
+        response_mode_ = BodyMode::held;
     else if (client_10 && (response_.framing.chunked || filtered))
         response_mode_ = BodyMode::dechunk;
     else if (filtered)
         response_mode_ = BodyMode::rechunk;
     else
         response_mode_ = BodyMode::raw;
-    bool length_known = response_.no_body || (response_mode_ == BodyMode::raw &&
-                                              (response_.framing.has_content_length ||
-                                               (response_.framing.chunked && !client_10)));
+    bool length_known = response_.no_body || response_mode_ == BodyMode::held ||
+                        (response_mode_ == BodyMode::raw &&
+                         (response_.framing.has_content_length ||
+                          (response_.framing.chunked && !client_10)));
     if (!length_known && response_mode_ != BodyMode::rechunk)
         keep_alive_ = false; // the body ends when we close
     if (draining.load(std::memory_order_relaxed))
@@ -275,6 +282,8 @@ void ClientConnection::build_response_head() {
             fields.add(f);
     }
     fields.flush();
+    if (response_mode_ == BodyMode::held)
+        append_field(out, "Content-Length", std::to_string(stream_.peeked.size()));
     if ((response_mode_ == BodyMode::raw && response_.framing.chunked && !response_.no_body) ||
         response_mode_ == BodyMode::rechunk)
         out.append("Transfer-Encoding: chunked\r\n");
@@ -297,7 +306,8 @@ bool ClientConnection::only_observers() const {
         bool observer = false;
         for (const auto& f : stream_.route->response_body_order)
             if (&f.module->handle == sub.module)
-                observer = f.module->filter.response_body_class == GH_BODY_CLASS_OBSERVE;
+                observer = f.module->filter.response_body_class == GH_BODY_CLASS_OBSERVE ||
+                           f.module->filter.response_body_class == GH_BODY_CLASS_INSPECT;
         if (!observer)
             return false;
     }
@@ -345,8 +355,10 @@ void ClientConnection::write_response_chunk() {
             }
         } else {
             std::string_view data = decoded_;
+            std::string_view seen;
             if (stream_.subscribed(GH_DIR_RESPONSE) &&
-                !filter_body(GH_DIR_RESPONSE, data, response_body_done_, data)) {
+                !filter_body(GH_DIR_RESPONSE, data, response_body_done_,
+                             response_mode_ == BodyMode::held ? seen : data)) {
                 termination_ = Termination::upstream_error;
                 return close();
             }

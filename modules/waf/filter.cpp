@@ -30,6 +30,7 @@ struct StreamState {
     std::string action;            // "blocked", "redirected", "dropped" ("" = let through)
     int decision_phase = 0;
     int status = 0;
+    double engine_seconds[6] = {}; // by engine phase, observed once per request at the end
     std::vector<std::string> secrets;
     bool form_body = false; // urlencoded: its values are searched for redacted names
     std::string form;       // its first kFormKept bytes
@@ -162,11 +163,11 @@ void WafFilter::deactivate(Config &c) {
 }
 
 template <class F>
-void WafFilter::timed(int phase, F &&f) {
+void WafFilter::timed(StreamState &st, int phase, F &&f) {
     const auto t0 = std::chrono::steady_clock::now();
     f();
     const std::chrono::duration<double> d = std::chrono::steady_clock::now() - t0;
-    engine_time_.observe(d.count(), {phase_label(phase)});
+    st.engine_seconds[phase] += d.count();
 }
 
 gh_action_t WafFilter::engine_failed(const Config &c, const char *where) {
@@ -243,7 +244,7 @@ gh_action_t WafFilter::start(gh::Stream s, const Config &c) {
     std::string_view version = s.version();
     if (version.substr(0, 5) == "HTTP/")
         version.remove_prefix(5);
-    timed(1, [&] {
+    timed(*st, 1, [&] {
         tx.connection(ip, port, "0.0.0.0", 0);
         tx.uri(s.raw_target(), s.method(), version);
         const size_t n = s.header_count(GH_HEADERS_REQUEST);
@@ -276,7 +277,7 @@ gh_action_t WafFilter::start(gh::Stream s, const Config &c) {
                                           "application/x-www-form-urlencoded");
         return GH_HOLD;
     }
-    timed(2, [&] { tx.process_request_body(); });
+    timed(*st, 2, [&] { tx.process_request_body(); });
     return decide(s, *st, 2);
 }
 
@@ -286,7 +287,7 @@ int32_t WafFilter::on_request_body(gh::Stream s, const gh::Chunk &chunk, const C
         return GH_BODY_PASS;
     StreamState &st = *slot->st;
     st.request_bytes += chunk.data.size();
-    timed(2, [&] { st.tx->append_request_body(chunk.data); });
+    timed(st, 2, [&] { st.tx->append_request_body(chunk.data); });
     if (st.form_body && st.form.size() < kFormKept)
         st.form.append(chunk.data.substr(0, kFormKept - st.form.size()));
     return GH_BODY_PASS;
@@ -299,7 +300,7 @@ gh_action_t WafFilter::request_body_done(gh::Stream s, const Config &c, StreamSt
         std::string().swap(st.form);
     }
     if (st.request_bytes <= c.offload_above) {
-        timed(2, [&] { st.tx->process_request_body(); });
+        timed(st, 2, [&] { st.tx->process_request_body(); });
         return decide(s, st, 2);
     }
     // A large body: the rules run on the thread pool; the worker serves its other connections.
@@ -307,7 +308,7 @@ gh_action_t WafFilter::request_body_done(gh::Stream s, const Config &c, StreamSt
     keep->in_offload = true;
     gh_stream_t *raw = s.raw();
     gh_status_t rc = gh::offload(
-        [this, keep] { timed(2, [&] { keep->tx->process_request_body(); }); },
+        [this, keep] { timed(*keep, 2, [&] { keep->tx->process_request_body(); }); },
         [this, keep, raw] {
             keep->in_offload = false;
             if (keep->ended)
@@ -317,7 +318,7 @@ gh_action_t WafFilter::request_body_done(gh::Stream s, const Config &c, StreamSt
         });
     if (rc != GH_OK) {
         keep->in_offload = false;
-        timed(2, [&] { st.tx->process_request_body(); });
+        timed(st, 2, [&] { st.tx->process_request_body(); });
         return decide(s, st, 2);
     }
     return GH_PAUSE;
@@ -335,7 +336,7 @@ gh_action_t WafFilter::on_response_headers(gh::Stream s, const Config &c) {
     st.response_checked = true;
     const int status = static_cast<int>(s.response_status());
     try {
-        timed(3, [&] {
+        timed(st, 3, [&] {
             const size_t n = s.header_count(GH_HEADERS_RESPONSE);
             for (size_t i = 0; i < n; ++i)
                 if (auto f = s.header_at(GH_HEADERS_RESPONSE, i))
@@ -363,7 +364,7 @@ gh_action_t WafFilter::on_response_headers(gh::Stream s, const Config &c) {
             return GH_HOLD;
         }
     }
-    timed(4, [&] { st.tx->process_response_body(); });
+    timed(st, 4, [&] { st.tx->process_response_body(); });
     return decide(s, st, 4);
 }
 
@@ -371,16 +372,16 @@ gh_action_t WafFilter::response_body_held(gh::Stream s, const Config &c, StreamS
     st.response_judged = true;
     auto held = s.body_held(GH_DIR_RESPONSE);
     const std::string_view body = held ? *held : std::string_view();
-    timed(4, [&] { st.tx->append_response_body(body); });
+    timed(st, 4, [&] { st.tx->append_response_body(body); });
     if (body.size() <= c.offload_above) {
-        timed(4, [&] { st.tx->process_response_body(); });
+        timed(st, 4, [&] { st.tx->process_response_body(); });
         return decide(s, st, 4);
     }
     auto keep = s.ctx<Slot>()->st;
     keep->in_offload = true;
     gh_stream_t *raw = s.raw();
     gh_status_t rc = gh::offload(
-        [this, keep] { timed(4, [&] { keep->tx->process_response_body(); }); },
+        [this, keep] { timed(*keep, 4, [&] { keep->tx->process_response_body(); }); },
         [this, keep, raw] {
             keep->in_offload = false;
             if (keep->ended)
@@ -390,7 +391,7 @@ gh_action_t WafFilter::response_body_held(gh::Stream s, const Config &c, StreamS
         });
     if (rc != GH_OK) {
         keep->in_offload = false;
-        timed(4, [&] { st.tx->process_response_body(); });
+        timed(st, 4, [&] { st.tx->process_response_body(); });
         return decide(s, st, 4);
     }
     return GH_PAUSE;
@@ -401,11 +402,11 @@ int32_t WafFilter::on_response_body(gh::Stream s, const gh::Chunk &chunk, const 
     if (slot == nullptr || !slot->st->response_stream)
         return GH_BODY_PASS;
     StreamState &st = *slot->st;
-    timed(4, [&] { st.tx->append_response_body(chunk.data); });
+    timed(st, 4, [&] { st.tx->append_response_body(chunk.data); });
     if (!chunk.last)
         return GH_BODY_PASS;
     st.response_stream = false;
-    timed(4, [&] { st.tx->process_response_body(); });
+    timed(st, 4, [&] { st.tx->process_response_body(); });
     std::optional<Verdict> v = st.tx->verdict();
     if (!v)
         return GH_BODY_PASS;
@@ -434,7 +435,10 @@ void WafFilter::finish(StreamState &st, int status, bool aborted) {
     st.finished = true;
     if (status > 0)
         st.tx->update_status(status);
-    timed(5, [&] { st.tx->process_logging(); });
+    timed(st, 5, [&] { st.tx->process_logging(); });
+    for (int phase = 1; phase <= 5; ++phase)
+        if (st.engine_seconds[phase] > 0)
+            engine_time_.observe(st.engine_seconds[phase], {phase_label(phase)});
     const Config &c = *st.config;
     const auto &hits = st.tx->hits();
     if (hits.empty() && st.action.empty())

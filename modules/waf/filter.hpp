@@ -25,7 +25,9 @@ struct StreamState;
 
 class WafFilter : public gh::Filter<WafFilter, Config> {
   public:
-    static constexpr uint32_t response_body_class = GH_BODY_CLASS_TRANSFORM;
+    // Reads bodies before any transform (compression) and never changes them: responses keep
+    // their Content-Length.
+    static constexpr uint32_t response_body_class = GH_BODY_CLASS_INSPECT;
 
     WafFilter();
 
@@ -46,8 +48,9 @@ class WafFilter : public gh::Filter<WafFilter, Config> {
     gh_action_t decide(gh::Stream s, StreamState &st, int phase);
     gh_action_t engine_failed(const Config &c, const char *where);
     void finish(StreamState &st, int status, bool aborted);
+    // Run an engine call and add its wall time to the request's total for that phase.
     template <class F>
-    void timed(int phase, F &&f);
+    void timed(StreamState &st, int phase, F &&f);
     void count_hits(const StreamState &st);
 
     gh::Counter inspected_{"waf_requests_total", "requests the engine inspected, by mode",

@@ -17,7 +17,7 @@ import harness
 from admin_helpers import admin_port, scrape
 from harness import Client
 
-MODULES = ("round_robin", "waf")
+MODULES = ("round_robin", "waf", "compress")
 CRS = Path("/usr/share/modsecurity-crs/rules")
 
 # Rules of our own, no CRS: one per phase and action.
@@ -254,6 +254,10 @@ def test_phase4_buffer_passes_a_clean_body_whole(own):
     r = harness.get(own.port, "/text/50000?type=text/html&chunks=7&pause_ms=20", timeout=10)
     assert r.status == 200
     assert r.body == backend_module.text_body(50000)
+    # Held whole and unchanged: it goes out with its length, even though the upstream chunked it.
+    assert r.header("content-length") == "50000" and r.header("transfer-encoding") is None
+    r = harness.get(own.port, "/text/30000?type=text/html")
+    assert r.header("content-length") == "30000" and r.header("transfer-encoding") is None
 
 
 def test_phase4_other_types_are_not_held(own):
@@ -276,6 +280,7 @@ def test_phase4_stream_mode_closes_on_deny(module_processes, tmp_path):
     assert len(body) < 100000  # cut short: never the whole response
     clean = harness.get(g.port, "/text/1000?type=text/html")
     assert clean.status == 200 and len(clean.body) == 1000
+    assert clean.header("content-length") == "1000"  # inspected, not changed: framing kept
 
 
 def test_response_over_body_limit(module_processes, tmp_path):
@@ -298,6 +303,33 @@ def test_response_over_body_limit(module_processes, tmp_path):
     r = harness.get(g2.port, "/text/60000?type=text/html")
     assert r.status == 200  # line 1500 is not in the first 60000 bytes
     assert harness.get(g2.port, "/hop").status == 403
+
+
+def test_waf_sees_the_body_before_compression(module_processes, tmp_path):
+    """waf (an inspector) runs before compress (an encoder): phase 4 matches the plain text in
+    both modes, and a clean page still goes out compressed."""
+    import gzip
+    backend = harness.Backend(tmp_path, "waf-compress")
+    module_processes.backends.append(backend)
+    for mode in ("buffer", "stream"):
+        g = harness.Gatehouse(tmp_path, waf_config(
+            backend, own_rules_table(tmp_path, 'response_body = "%s"\n' % mode),
+            route_extra='filters = ["waf", "compress"]\n').replace(
+                'filters = ["waf"]\nfilters', 'filters'), name="wc-" + mode)
+        module_processes.gatehouses.append(g)
+        gz = [("Accept-Encoding", "gzip")]
+        reply = harness.raw_request(
+            g.port, Client.build("GET", "/text/100000?type=text/html", gz), timeout=10)
+        if mode == "buffer":
+            assert reply.status == 403, reply[:200]
+        else:
+            assert reply.closed and reply.status == 200
+            assert not bytes(reply).endswith(b"0\r\n\r\n")  # cut short, never completed
+        with Client(g.port, timeout=10) as c:
+            r = c.request("GET", "/text/20000?type=text/html", gz)
+        assert r.status == 200 and r.header("content-encoding") == "gzip"
+        import backend as backend_module
+        assert gzip.decompress(r.body) == backend_module.text_body(20000)
 
 
 # ---- audit, metrics ----------------------------------------------------------------------------

@@ -124,10 +124,17 @@ typedef int32_t gh_action_t;
 #define GH_OVERFLOW_REJECT 0u  /* 413 for requests, 502 for responses */
 #define GH_OVERFLOW_PASS 1u    /* stop inspecting; the filter sees no more chunks */
 
-/* Response body filter classes: transforms run first, then encoders, then observers. */
+/* Response body filter classes: (1.4) inspectors first, then transforms, encoders, observers. */
 #define GH_BODY_CLASS_TRANSFORM 0u
 #define GH_BODY_CLASS_ENCODE 1u
 #define GH_BODY_CLASS_OBSERVE 2u
+/* 1.4: inspectors (a WAF) run FIRST, before transforms, and never change the body: on_body
+ * returns GH_BODY_PASS or GH_BODY_ABORT (body_write is refused with GH_ERR_STATE, and
+ * GH_BODY_CONSUMED counts as GH_BODY_ABORT). Like observers they keep the response's framing:
+ * when every subscriber inspects or observes, the body goes out as it came, Content-Length
+ * included -- also after a whole-body hold (GH_PEEK_WHOLE), which then goes out with a
+ * Content-Length even if the upstream sent it chunked. */
+#define GH_BODY_CLASS_INSPECT 3u
 
 /* gh_body_chunk_t.flags */
 #define GH_CHUNK_LAST 0x1u /* no more data follows (data may be empty) */
