@@ -61,6 +61,8 @@ bool Listener::open(const asio::ip::tcp::endpoint& endpoint, std::string& error)
     bind_acceptor(acceptor_, endpoint, true, ec);
     if (!ec)
         acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (!ec)
+        acceptor_.non_blocking(true, ec); // the burst's extra accepts must not wait
     if (ec) {
         error = ec.message();
         return false;
@@ -95,17 +97,31 @@ void Listener::accept() {
                     self->accept();
             });
             return;
-        } else {
-            auto generation = self->generation_();
-            std::shared_ptr<const tls::CertStore> store;
-            if (auto tls = generation->listener_tls(self->key_))
-                store = tls->store();
-            std::make_shared<ClientConnection>(self->worker_, std::move(generation),
-                                               std::move(socket), std::move(store))
-                ->start();
+        }
+        self->serve(std::move(socket));
+        // Take what else is waiting now, up to a burst (HAProxy's maxaccept, nginx's
+        // multi_accept): a worker busy for milliseconds per request (a WAF's rules) would
+        // otherwise leave new connections in the queue for one loop turn each.
+        for (int i = 1; i < kAcceptBurst; ++i) {
+            asio::ip::tcp::socket next(self->worker_.io());
+            boost::system::error_code next_ec;
+            self->acceptor_.accept(next, next_ec);
+            if (next_ec)
+                break; // would_block, or an error the async accept will see again
+            self->serve(std::move(next));
         }
         self->accept();
     });
+}
+
+void Listener::serve(asio::ip::tcp::socket socket) {
+    auto generation = generation_();
+    std::shared_ptr<const tls::CertStore> store;
+    if (auto tls = generation->listener_tls(key_))
+        store = tls->store();
+    std::make_shared<ClientConnection>(worker_, std::move(generation), std::move(socket),
+                                       std::move(store))
+        ->start();
 }
 
 } // namespace gatehouse::net

@@ -39,6 +39,8 @@ public:
 
 private:
     void accept();
+    void serve(boost::asio::ip::tcp::socket socket);
+    static constexpr int kAcceptBurst = 16; // connections taken per wake-up at most
 
     Worker& worker_;
     GenerationSource generation_;
