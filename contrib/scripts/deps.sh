@@ -9,6 +9,7 @@ packages=(
   python3 python3-pytest python3-websockets python3-brotli python3-yaml curl openssl binutils
   zlib1g-dev libbrotli-dev brotli
   libmodsecurity-dev modsecurity-crs   # the waf module and its default rule set
+  libjemalloc-dev   # the kernel's allocator
   nlohmann-json3-dev prometheus testssl.sh
   systemd   # systemd-analyze verify and systemd-sysusers check the installed unit (test_install.py)
   debhelper dpkg-dev fakeroot   # contrib/debian: the .deb packages (tests/packaging)

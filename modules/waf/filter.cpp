@@ -485,8 +485,11 @@ void WafFilter::on_log(gh::Stream s, const Config &) {
     if (!st.tx->hits().empty() || !st.action.empty()) {
         s.log_field("id", st.id);
         std::string ids;
-        for (const Hit &h : st.tx->hits())
-            ids += (ids.empty() ? "" : ",") + std::to_string(h.id);
+        for (const Hit &h : st.tx->hits()) {
+            if (!ids.empty())
+                ids += ',';
+            ids += std::to_string(h.id);
+        }
         if (!ids.empty())
             s.log_field("rules", ids.substr(0, 1024));
         if (!st.action.empty())

@@ -57,33 +57,7 @@ pids=$tmp/pids
 : >"$pids"
 py=
 
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  if [[ -n $py ]] && kill -0 "$py" 2>/dev/null; then
-    kill -TERM "$py" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$py" 2>/dev/null || break; sleep 0.2; done
-    kill -KILL "$py" 2>/dev/null || true
-  fi
-  # Every process the helper started, by PID, if it is still the same program.
-  local pid comm left=()
-  while read -r pid comm; do
-    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$comm" ]] || continue
-    kill -TERM "$pid" 2>/dev/null && left+=("$pid:$comm")
-  done <"$pids"
-  if ((${#left[@]})); then
-    sleep 2
-    for entry in "${left[@]}"; do
-      pid=${entry%%:*}; comm=${entry#*:}
-      [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$comm" ]] && kill -KILL "$pid" 2>/dev/null
-    done
-  fi
-  if ((keep_tmp)); then echo "bench: configs and logs kept in $tmp" >&2; else rm -rf "$tmp"; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_cleanup_on_exit "bench"
 
 command_line="tests/bench/run.sh${*:+ $*}"
 # A partial run (--only) must not replace the full report: the matrix alone has its own file,

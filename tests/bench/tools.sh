@@ -1,4 +1,9 @@
-# Sourced by the benchmark scripts (run.sh, compress.sh, cache.sh):
+# Sourced by the benchmark scripts (run.sh, compress.sh, cache.sh, waf.sh):
+#
+#   bench_cleanup_on_exit PREFIX    on exit (and INT/TERM): stop the Python driver ($py), then
+#                                   every process recorded in $pids ("PID COMM" lines, checked
+#                                   against /proc so a reused PID is left alone) by PID, then
+#                                   remove $tmp unless $keep_tmp is 1
 #
 #   bench_tools PREFIX COMMAND...   make every COMMAND available, installing its Debian package
 #                                   with apt when it is missing (as root; otherwise exit 1)
@@ -61,4 +66,41 @@ _bench_apt() {
   done
   ((made_policy)) && rm -f "$policy"
   ((rc == 0)) || { echo "$prefix: apt-get failed" >&2; exit 1; }
+}
+
+bench_cleanup_on_exit() {
+  _bench_cleanup_prefix=$1
+  trap _bench_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
+_bench_cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if [[ -n ${py:-} ]] && kill -0 "$py" 2>/dev/null; then
+    kill -TERM "$py" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$py" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL "$py" 2>/dev/null || true
+  fi
+  # Every process the driver started, by PID, if it is still the same program.
+  local pid comm left=()
+  while read -r pid comm; do
+    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$comm" ]] || continue
+    kill -TERM "$pid" 2>/dev/null && left+=("$pid:$comm")
+  done <"$pids"
+  if ((${#left[@]})); then
+    sleep 2
+    local entry
+    for entry in "${left[@]}"; do
+      pid=${entry%%:*}; comm=${entry#*:}
+      [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$comm" ]] && kill -KILL "$pid" 2>/dev/null
+    done
+  fi
+  if ((${keep_tmp:-0})); then
+    echo "$_bench_cleanup_prefix: configs and logs kept in $tmp" >&2
+  else
+    rm -rf "$tmp"
+  fi
+  exit "$rc"
 }
