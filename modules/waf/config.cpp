@@ -98,8 +98,9 @@ gh::Keys<Config> declare() {
                      media_type_error, "array of media types")
             .example("response_types = [\"text/html\", \"application/json\"]")
             .bytes("offload_above", &Config::offload_above, 0, UINT64_MAX, both,
-                   "request or response bodies larger than this are inspected on the kernel's "
-                   "thread pool, so the worker keeps serving its other connections (`0`: always)")
+                   "request or response bodies larger than this are inspected on the module's "
+                   "low-priority engine threads, so the worker keeps serving its other "
+                   "connections (`0`: always)")
             .example("offload_above = \"16k\"")
             .choice("on_error", &Config::on_error,
                     std::vector<std::pair<std::string, OnError>>{{"closed", OnError::closed},

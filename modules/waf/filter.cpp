@@ -1,6 +1,8 @@
 // waf: the filter's hooks -- feeding the engine phase by phase and acting on its decisions.
 #include "filter.hpp"
 
+#include "engine_pool.hpp"
+
 #include <gatehouse/sdk/http/cookie.hpp>
 #include <gatehouse/sdk/http/query.hpp>
 
@@ -303,23 +305,31 @@ gh_action_t WafFilter::request_body_done(gh::Stream s, const Config &c, StreamSt
         timed(st, 2, [&] { st.tx->process_request_body(); });
         return decide(s, st, 2);
     }
-    // A large body: the rules run on the thread pool; the worker serves its other connections.
+    return off_worker(s, st, 2, &Transaction::process_request_body);
+}
+
+// A large body: the rules run on the engine threads (low priority) while the worker serves its
+// other connections; the stream pauses and resumes with the verdict. The state is shared with
+// the job, so a client that leaves meanwhile frees nothing under it.
+gh_action_t WafFilter::off_worker(gh::Stream s, StreamState &st, int phase,
+                                  void (Transaction::*call)()) {
     auto keep = s.ctx<Slot>()->st;
     keep->in_offload = true;
     gh_stream_t *raw = s.raw();
-    gh_status_t rc = gh::offload(
-        [this, keep] { timed(*keep, 2, [&] { keep->tx->process_request_body(); }); },
-        [this, keep, raw] {
+    const bool queued = EnginePool::get().submit(
+        gh::host().current_worker(),
+        [this, keep, phase, call] { timed(*keep, phase, [&] { ((*keep->tx).*call)(); }); },
+        [this, keep, raw, phase] {
             keep->in_offload = false;
             if (keep->ended)
                 return finish(*keep, 0, true);
-            gh::Stream st(raw);
-            st.resume(decide(st, *keep, 2));
+            gh::Stream stream(raw);
+            stream.resume(decide(stream, *keep, phase));
         });
-    if (rc != GH_OK) {
+    if (!queued) {
         keep->in_offload = false;
-        timed(st, 2, [&] { st.tx->process_request_body(); });
-        return decide(s, st, 2);
+        timed(st, phase, [&] { ((*st.tx).*call)(); });
+        return decide(s, st, phase);
     }
     return GH_PAUSE;
 }
@@ -377,24 +387,7 @@ gh_action_t WafFilter::response_body_held(gh::Stream s, const Config &c, StreamS
         timed(st, 4, [&] { st.tx->process_response_body(); });
         return decide(s, st, 4);
     }
-    auto keep = s.ctx<Slot>()->st;
-    keep->in_offload = true;
-    gh_stream_t *raw = s.raw();
-    gh_status_t rc = gh::offload(
-        [this, keep] { timed(*keep, 4, [&] { keep->tx->process_response_body(); }); },
-        [this, keep, raw] {
-            keep->in_offload = false;
-            if (keep->ended)
-                return finish(*keep, 0, true);
-            gh::Stream st(raw);
-            st.resume(decide(st, *keep, 4));
-        });
-    if (rc != GH_OK) {
-        keep->in_offload = false;
-        timed(st, 4, [&] { st.tx->process_response_body(); });
-        return decide(s, st, 4);
-    }
-    return GH_PAUSE;
+    return off_worker(s, st, 4, &Transaction::process_response_body);
 }
 
 int32_t WafFilter::on_response_body(gh::Stream s, const gh::Chunk &chunk, const Config &) {

@@ -46,6 +46,7 @@ class WafFilter : public gh::Filter<WafFilter, Config> {
     gh_action_t request_body_done(gh::Stream s, const Config &c, StreamState &st);
     gh_action_t response_body_held(gh::Stream s, const Config &c, StreamState &st);
     gh_action_t decide(gh::Stream s, StreamState &st, int phase);
+    gh_action_t off_worker(gh::Stream s, StreamState &st, int phase, void (Transaction::*call)());
     gh_action_t engine_failed(const Config &c, const char *where);
     void finish(StreamState &st, int status, bool aborted);
     // Run an engine call and add its wall time to the request's total for that phase.
