@@ -13,7 +13,7 @@
 namespace waf {
 
 // Per-stream state. Shared with an offloaded engine call, so a stream that ends meanwhile does
-// not free the transaction under the thread pool.
+// not free the transaction under an engine thread.
 struct StreamState {
     std::shared_ptr<const RuleSet> rules; // keeps the set alive as long as the transaction
     std::unique_ptr<Transaction> tx;
@@ -26,7 +26,7 @@ struct StreamState {
     bool response_peeked = false;  // `buffer`: the kernel holds the response body for us
     bool response_judged = false;  // phase 4 ran on the held body
     bool response_stream = false;  // `stream`: phase 4 as the body passes
-    bool in_offload = false;       // the thread pool has the transaction
+    bool in_offload = false;       // an engine thread has the transaction
     bool ended = false;            // STREAM_END ran (while offloaded)
     bool finished = false;         // phase 5 ran
     std::string action;            // "blocked", "redirected", "dropped" ("" = let through)
