@@ -150,7 +150,7 @@ void WafFilter::activate(Config &c) {
     // The routes' configs were parsed before this: the cache has the whole generation.
     char seconds[32];
     std::snprintf(seconds, sizeof seconds, "%.2f", c.cache->compile_seconds);
-    gh::log_info(gh::cat("rules ready: ", c.cache->compiles, " rule set(s) compiled in ", seconds,
+    gh::log_info(gh::cat("rules loaded: ", c.cache->compiles, " rule set(s) compiled in ", seconds,
                          " s, ", c.cache->variants, " mode/paranoia variant(s) sharing them",
                          c.ruleset ? gh::cat("; default: ", rule_count(*c.ruleset), " rules, mode ",
                                              c.mode == Mode::on ? "on" : "detect", ", paranoia ",

@@ -485,7 +485,7 @@ def test_two_hundred_routes_cost_one_crs_load(module_processes, tmp_path):
         if name == "many":
             assert harness.get(g.port, "/r199/echo?q=<script>alert(1)</script>").status == 200
             assert harness.get(g.port, "/r198/echo?q=<script>alert(1)</script>").status == 403
-            assert re.search(r"rules ready: 1 rule set\(s\) compiled in [0-9.]+ s, 3 mode/paranoia",
+            assert re.search(r"rules loaded: 1 rule set\(s\) compiled in [0-9.]+ s, 3 mode/paranoia",
                              g.log_text()), g.log_text()
         g.stop()
     crs_load = rss["one"] - rss["none"]
