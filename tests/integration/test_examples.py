@@ -207,7 +207,7 @@ def test_waf_blocks_the_site_and_only_flags_the_api(tmp_path, ca, start_backend,
     assert ["GET", "/page" + attack] not in targets(site)
     assert ["GET", "/api/items" + attack] in targets(api)
     log = tmp_path / "var/log/gatehouse/waf-audit.json"
-    assert wait_until(lambda: log.exists() and len(log.read_text().splitlines()) >= 2, 5)
-    events = [json.loads(line) for line in log.read_text().splitlines()]
+    assert wait_until(lambda: log.exists() and log.read_text().count("\n") >= 2, 5)
+    events = [json.loads(line) for line in log.read_text().split("\n")[:-1] if line]
     assert {(e["route"], e["action"]) for e in events} >= {("site", "blocked"),
                                                           ("api", "detected")}

@@ -78,7 +78,9 @@ def audit_events(g, timeout=3.0):
     def read():
         if not path.exists():
             return []
-        return [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
+        # Whole lines only: the writer may be in the middle of the last one.
+        lines = path.read_text().split("\n")[:-1]
+        return [json.loads(l) for l in lines if l.strip()]
     harness.wait_until(lambda: read(), timeout)
     return read()
 
