@@ -102,6 +102,12 @@ gh::Keys<Config> declare() {
                    "low-priority engine threads, so the worker keeps serving its other "
                    "connections (`0`: always)")
             .example("offload_above = \"16k\"")
+            .integer("engine_slice_us", &Config::engine_slice_us, 0, 1000000, Scope::module,
+                     "while an engine thread inspects a body it yields the CPU every this many "
+                     "microseconds (at least 50), so a worker that has requests to serve runs "
+                     "within about that long (`0`: never yields; the engine then keeps the CPU "
+                     "up to a scheduler tick)")
+            .example("engine_slice_us = 500")
             .choice("on_error", &Config::on_error,
                     std::vector<std::pair<std::string, OnError>>{{"closed", OnError::closed},
                                                                  {"open", OnError::open}},
@@ -273,6 +279,10 @@ std::unique_ptr<Config> parse_config(gh::ConfigNode table, const Config &base) {
     auto c = std::make_unique<Config>(base);
     const unsigned errors = gh::config_error_count();
     keys().read(table, *c);
+    if (c->engine_slice_us > 0 && c->engine_slice_us < Config::kMinSliceUs)
+        table.get("engine_slice_us")
+            .error(gh::cat("must be 0 (never yield) or at least ", Config::kMinSliceUs,
+                           ": a shorter slice leaves the engine no time between the interruptions"));
     if (gh::config_level() == gh::ConfigLevel::module) {
         c->cache = std::make_shared<RuleCache>();
         c->sinks = std::make_shared<Sinks>();

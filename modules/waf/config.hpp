@@ -55,6 +55,8 @@ struct Config {
     ResponseBody response_body = ResponseBody::buffer;
     std::vector<std::string> response_types = {"text/html", "text/plain", "text/xml"};
     uint64_t offload_above = 64 * 1024;
+    int engine_slice_us = 200; // an engine thread yields the CPU this often while it runs (0 = never)
+    static constexpr int kMinSliceUs = 50;
     OnError on_error = OnError::closed;
     std::string audit_log;  // JSON events, one per flagged request ("" = none)
     std::string engine_log; // the engine's native lines ("" = none)

@@ -147,6 +147,7 @@ void WafFilter::activate(Config &c) {
             throw std::runtime_error(gh::cat("[filter.waf] engine_log = \"", c.engine_log,
                                              "\": cannot open: ", c.sinks->native->error()));
     }
+    EnginePool::get().set_slice_us(static_cast<uint64_t>(c.engine_slice_us));
     // The routes' configs were parsed before this: the cache has the whole generation.
     char seconds[32];
     std::snprintf(seconds, sizeof seconds, "%.2f", c.cache->compile_seconds);

@@ -9,7 +9,7 @@
 #   tests/bench/waf.sh [--build] [--quick] [--rounds N] [--duration S] [--conns N]
 #                      [--only get,form,json] [--keep-tmp] ...   (python3 tests/bench/waf_bench.py --help)
 #   tests/bench/waf.sh --stall [--rounds N]   the WAF-free route's p99 while a WAF route on the
-#                      same worker is saturated with 256 KiB form POSTs, offload on and off
+#                      same worker is saturated with 256 KiB form POSTs: defaults, engine never yielding, offload off
 #                      (tests/bench/waf_stall.py; writes tests/bench/waf-stall-results.md)
 #
 # Uses the Release gatehouse binary and modules in $GATEHOUSE_BUILD_DIR (default build-bench/,
