@@ -232,6 +232,12 @@ bool HeadParser<isRequest>::check_field(beast_http::field kind, std::string_view
                 fail(ec, Reject::bad_request, "repeated Host");
                 return false;
             }
+            // Empty is valid only for a target without an authority (RFC 9110 §7.2), which an
+            // http(s) URI never is (§4.2.1: an empty host must be rejected): 400, as nginx.
+            if (value.empty()) {
+                fail(ec, Reject::bad_request, "empty Host");
+                return false;
+            }
             for (char c : value)
                 if (!host_char_ok(c)) {
                     fail(ec, Reject::bad_request, "invalid Host");

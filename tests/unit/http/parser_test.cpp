@@ -76,6 +76,10 @@ TEST(RequestFraming, HostMustBePresentOnceOnHttp11) {
     EXPECT_EQ(reject_of("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n"), Reject::bad_request);
     EXPECT_EQ(reject_of("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), Reject::bad_request);
     EXPECT_EQ(reject_of("GET / HTTP/1.0\r\n\r\n"), Reject::none);
+    // An http(s) target always has a host (RFC 9110 §4.2.1): an empty Host is refused.
+    EXPECT_EQ(reject_of("GET / HTTP/1.1\r\nHost:\r\n\r\n"), Reject::bad_request);
+    EXPECT_EQ(reject_of("GET / HTTP/1.1\r\nHost: \r\n\r\n"), Reject::bad_request);
+    EXPECT_EQ(reject_of("GET / HTTP/1.0\r\nHost:\r\n\r\n"), Reject::bad_request);
 }
 
 TEST(RequestFraming, ContentLengthMustBeOneNumber) {
