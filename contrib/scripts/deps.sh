@@ -9,6 +9,7 @@ packages=(
   python3 python3-pytest python3-websockets python3-brotli python3-yaml curl openssl binutils
   zlib1g-dev libbrotli-dev brotli
   libmodsecurity-dev modsecurity-crs   # the waf module and its default rule set
+  nginx libnginx-mod-http-modsecurity  # the CRS suite, per case, against nginx + ModSecurity (test_waf_crs.py)
   libjemalloc-dev   # the kernel's allocator
   nlohmann-json3-dev prometheus testssl.sh
   systemd   # systemd-analyze verify and systemd-sysusers check the installed unit (test_install.py)
@@ -23,6 +24,17 @@ if ((${#missing[@]})); then
   echo "deps: installing ${missing[*]}"
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO=sudo
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # Packages with a service (nginx on port 80) must not start it here: a policy-rc.d that says
+  # no while they install, unless the machine already has one.
+  policy=/usr/sbin/policy-rc.d made_policy=0
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null && $SUDO chmod +x "$policy" &&
+      made_policy=1
+  fi
+  rc=0
+  $SUDO apt-get update -qq &&
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+      "${missing[@]}" || rc=$?
+  ((made_policy)) && $SUDO rm -f "$policy"
+  exit "$rc"
 fi

@@ -37,11 +37,9 @@ from bench import (CLK_TCK, BenchError, Ports, Proxy, Registry, Stub, children_c
 
 HERE = Path(__file__).resolve().parent
 TOP = HERE.parent.parent
-
-CRS_SETUP = Path("/etc/modsecurity/crs/crs-setup.conf")
-CRS_RULES = Path("/usr/share/modsecurity-crs/rules")
-MODSEC_NGINX_MODULE = Path("/usr/lib/nginx/modules/ngx_http_modsecurity_module.so")
-CONFIG_CPP = TOP / "modules" / "waf" / "config.cpp"
+sys.path.insert(0, str(TOP / "tests" / "waf"))
+import modsec_text  # noqa: E402
+from modsec_text import CRS_RULES, CRS_SETUP, MODSEC_NGINX_MODULE, directive_drift  # noqa: E402
 
 HOST = "shop.example.com"
 # wrk holds back the first request of each connection this long (its Lua delay()), so the proxy
@@ -52,90 +50,20 @@ JSON_BYTES = 64 * 1024
 PAGE_BYTES = 1024
 
 # --------------------------------------------------------------------------------------------
-# The rules both proxies run. gatehouse generates them from [filter.waf] (modules/waf/config.cpp:
-# settings_directives() merged in front, then engine_directives() with the base rules, then
-# crs_setup, then every *.conf of crs_rules in name order); nginx gets the same text in the same
-# order in one file (libmodsecurity has no IncludeOptional: the CRS files are listed one by one).
+# The rules both proxies run: gatehouse's from [filter.waf], nginx's the same text written out by
+# tests/waf/modsec_text.py (same settings, base rules, CRS files, order).
 
 PARANOIA = 1
-INBOUND_THRESHOLD = 5   # gatehouse's defaults
-OUTBOUND_THRESHOLD = 4
-RESPONSE_TYPES = ["text/html", "text/plain", "text/xml"]
-
-SETTINGS_DIRECTIVES = f"""SecRuleEngine On
-SecAction "id:4290001,phase:1,pass,nolog,t:none,setvar:tx.paranoia_level={PARANOIA},setvar:tx.inbound_anomaly_score_threshold={INBOUND_THRESHOLD},setvar:tx.outbound_anomaly_score_threshold={OUTBOUND_THRESHOLD}"
-"""
-
-# engine_directives() with request_body = true, response_body = "buffer" (SecResponseBodyAccess
-# On), the default response_types and base_rules = true.
-ENGINE_DIRECTIVES = """SecRequestBodyAccess On
-SecRequestBodyLimit 1073741824
-SecRequestBodyNoFilesLimit 1073741824
-SecRequestBodyLimitAction ProcessPartial
-SecRequestBodyJsonDepthLimit 512
-SecArgumentsLimit 1000
-SecPcreMatchLimit 1000
-SecPcreMatchLimitRecursion 1000
-SecResponseBodyAccess On
-SecResponseBodyMimeType """ + " ".join(RESPONSE_TYPES) + """
-SecResponseBodyLimit 1073741824
-SecResponseBodyLimitAction ProcessPartial
-SecArgumentSeparator &
-SecCookieFormat 0
-SecAuditEngine Off
-SecRule REQUEST_HEADERS:Content-Type "^(?:application(?:/soap\\+|/)|text/)xml" "id:200000,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=XML"
-SecRule REQUEST_HEADERS:Content-Type "^application/json" "id:200001,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON"
-SecRule &ARGS "@ge 1000" "id:200007,phase:2,t:none,log,deny,status:400,msg:'Failed to fully parse request body due to large argument count',severity:2"
-SecRule REQBODY_ERROR "!@eq 0" "id:200002,phase:2,t:none,log,deny,status:400,msg:'Failed to parse request body.',logdata:'%{reqbody_error_msg}',severity:2"
-SecRule MULTIPART_STRICT_ERROR "!@eq 0" "id:200003,phase:2,t:none,log,deny,status:400,msg:'Multipart request body failed strict validation'"
-SecRule MULTIPART_UNMATCHED_BOUNDARY "@eq 1" "id:200004,phase:2,t:none,log,deny,msg:'Multipart parser detected a possible unmatched boundary.'"
-SecRule TX:/^MSC_/ "!@streq 0" "id:200005,phase:2,t:none,deny,msg:'ModSecurity internal error flagged: %{MATCHED_VAR_NAME}'"
-"""
-
-
-def directive_drift():
-    """Lines of ENGINE_DIRECTIVES / SETTINGS_DIRECTIVES that modules/waf/config.cpp no longer
-    writes (a change there must be copied here, or nginx would run other settings)."""
-    try:
-        src = CONFIG_CPP.read_text()
-    except OSError:
-        return ["(modules/waf/config.cpp not readable)"]
-    flat = src.replace('\\"', '"').replace("\\\\", "\\")
-    missing = []
-    for line in ENGINE_DIRECTIVES.splitlines():
-        probe = line
-        if line.startswith("SecRequestBodyAccess") or line.startswith("SecResponseBodyAccess"):
-            probe = line.split()[0] + " "
-        elif line.startswith("SecResponseBodyMimeType"):
-            probe = "SecResponseBodyMimeType"
-        if probe not in flat:
-            missing.append(line)
-    for probe in ("SecRuleEngine ", ",phase:1,pass,nolog,t:none,setvar:tx.paranoia_level=",
-                  ",setvar:tx.inbound_anomaly_score_threshold=",
-                  ",setvar:tx.outbound_anomaly_score_threshold=", "kSettingsRuleId"):
-        if probe not in flat:
-            missing.append(f"settings: {probe}")
-    m = re.search(r"kSettingsRuleId\s*=\s*(\d+)", (TOP / "modules" / "waf").joinpath(
-        "config.hpp").read_text() if (TOP / "modules" / "waf" / "config.hpp").exists() else "")
-    if m and m.group(1) != "4290001":
-        missing.append(f"settings rule id is {m.group(1)}, not 4290001")
-    return missing
-
-
-def crs_files():
-    files = sorted(CRS_RULES.glob("*.conf"))
-    if not CRS_SETUP.exists() or not files:
-        raise BenchError(f"OWASP CRS missing ({CRS_SETUP}, {CRS_RULES}/*.conf): apt-get install "
-                         "modsecurity-crs")
-    return files
+RESPONSE_TYPES = modsec_text.DEFAULT_RESPONSE_TYPES
+INBOUND_THRESHOLD = modsec_text.INBOUND_THRESHOLD
+OUTBOUND_THRESHOLD = modsec_text.OUTBOUND_THRESHOLD
 
 
 def nginx_rules_text():
-    lines = ["# The rules gatehouse's waf module runs with crs = true, mode = \"on\", "
-             f"paranoia = {PARANOIA} and", "# its defaults, in the same order (see waf_bench.py).",
-             SETTINGS_DIRECTIVES.rstrip(), ENGINE_DIRECTIVES.rstrip(), f"Include {CRS_SETUP}"]
-    lines += [f"Include {f}" for f in crs_files()]
-    return "\n".join(lines) + "\n"
+    try:
+        return modsec_text.nginx_rules_text("on", PARANOIA, RESPONSE_TYPES)
+    except FileNotFoundError as e:
+        raise BenchError(str(e)) from e
 
 
 # --------------------------------------------------------------------------------------------

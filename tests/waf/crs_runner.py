@@ -9,10 +9,12 @@ requests on fresh connections; the rule ids the engine logged between the two ma
 native lines, `engine_log`, one worker so the order is the order of the requests) are that
 stage's matches.
 
-    crs_runner.py --gatehouse BIN --modules DIR [--only 942100] [--report FILE]
+    crs_runner.py --gatehouse BIN --modules DIR [--only 942100] [--report FILE] [--compare]
 
 prints a summary and writes the per-case results; tests/integration/test_waf_crs.py runs it and
-checks the result against crs-overrides.yaml."""
+checks the result against crs-overrides.yaml. --compare runs the same cases through nginx 1.22 +
+Debian's ModSecurity connector with the same rules (tests/waf/modsec_text.py; its error log
+carries the engine's lines) and lists the cases only one of the two passes."""
 
 import argparse
 import base64
@@ -20,6 +22,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -29,6 +32,8 @@ import time
 from pathlib import Path
 
 import yaml
+
+import modsec_text
 
 HERE = Path(__file__).resolve().parent
 SUITE = HERE / "crs-regression" / "tests"
@@ -42,6 +47,8 @@ SecAction "id:900005,phase:1,nolog,pass,ctl:ruleEngine=DetectionOnly,ctl:ruleRem
 SecRule REQUEST_HEADERS:X-CRS-Test "@rx ^.*$" \
   "id:999999,phase:1,pass,t:none,log,msg:'X-CRS-Test %{MATCHED_VAR}',ctl:ruleRemoveById=1-999998"
 """
+
+RESPONSE_TYPES = ["text/plain", "text/html", "text/xml", "application/json"]
 
 MARKER = re.compile(r"\[msg \"X-CRS-Test ([^\"]+)\"\]")
 
@@ -198,21 +205,14 @@ mode = "detect"
 paranoia = 4
 rules_before = [%s]
 engine_log = %s
-response_types = ["text/plain", "text/html", "text/xml", "application/json"]
+response_types = %s
 [[route]]
 path = "/"
 upstream = "app"
 filters = ["waf"]
 body_limit = "16m"
 """ % (json.dumps(str(modules)), backend_port, json.dumps(str(setup)),
-       json.dumps(str(Path(tmp) / "engine.log")))
-
-
-def start(cmd, log_path, ready):
-    log = open(log_path, "wb")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE if ready == "port" else log,
-                            stderr=log, stdin=subprocess.DEVNULL)
-    return proc
+       json.dumps(str(Path(tmp) / "engine.log")), json.dumps(RESPONSE_TYPES))
 
 
 def stop(proc):
@@ -225,31 +225,111 @@ def stop(proc):
             proc.wait()
 
 
-def run(gatehouse, modules, only=None, workdir=None):
-    """Runs the suite; returns {title: (passed, why)}."""
-    tmp = Path(workdir or tempfile.mkdtemp(prefix="crs-"))
+def start_gatehouse(tmp, backend_port, gatehouse, modules):
+    """(process, port, engine log) of gatehouse with the waf module and the suite's set-up."""
+    (tmp / "gatehouse.toml").write_text(config(tmp, backend_port, modules))
+    g = subprocess.Popen([gatehouse, "-c", str(tmp / "gatehouse.toml")],
+                         stdout=open(tmp / "gatehouse.log", "wb"), stderr=subprocess.STDOUT,
+                         stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and g.poll() is None:
+        text = (tmp / "gatehouse.log").read_text(errors="replace")
+        m = re.search(r"listening on 127\.0\.0\.1:(\d+)", text)
+        if m and "ready" in text:
+            return g, int(m.group(1)), tmp / "engine.log"
+        time.sleep(0.05)
+    stop(g)
+    raise RuntimeError("gatehouse did not start:\n" +
+                       (tmp / "gatehouse.log").read_text(errors="replace"))
+
+
+def nginx_available():
+    """"" when nginx and Debian's ModSecurity connector are installed, else why not."""
+    if not shutil.which("nginx"):
+        return "nginx is not installed"
+    if not modsec_text.MODSEC_NGINX_MODULE.exists():
+        return "%s is missing (libnginx-mod-http-modsecurity)" % modsec_text.MODSEC_NGINX_MODULE
+    return ""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_nginx(tmp, backend_port):
+    """(process, port, error log) of nginx 1.22 + Debian's connector with the rules the waf
+    module runs for config() (tests/waf/modsec_text.py), one process, in front of the same
+    backend. The connector writes the engine's lines to the error log at level info."""
+    setup = tmp / "crs-test-setup.conf"
+    setup.write_text(SETUP_RULES)
+    rules = tmp / "modsecurity.conf"
+    rules.write_text(modsec_text.nginx_rules_text("detect", 4, RESPONSE_TYPES, before=[setup]))
+    (tmp / "nginx-temp").mkdir(exist_ok=True)
+    port = free_port()
+    log = tmp / "nginx-error.log"
+    t = tmp / "nginx-temp"
+    (tmp / "nginx.conf").write_text(f"""load_module {modsec_text.MODSEC_NGINX_MODULE};
+daemon off;
+master_process off;
+worker_processes 1;
+pid {tmp / "nginx.pid"};
+error_log {log} info;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {t}/client;
+    proxy_temp_path {t}/proxy;
+    fastcgi_temp_path {t}/fastcgi;
+    uwsgi_temp_path {t}/uwsgi;
+    scgi_temp_path {t}/scgi;
+    client_max_body_size 16m;
+    client_body_buffer_size 16m;
+    server {{
+        listen 127.0.0.1:{port};
+        modsecurity on;
+        modsecurity_rules_file {rules};
+        location / {{
+            proxy_pass http://127.0.0.1:{backend_port};
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $http_host;
+        }}
+    }}
+}}
+""")
+    n = subprocess.Popen(["nginx", "-c", str(tmp / "nginx.conf"), "-p", str(tmp),
+                          "-e", str(log)], stdout=open(tmp / "nginx.out", "wb"),
+                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60  # the CRS at paranoia 4 takes seconds to load
+    while time.monotonic() < deadline and n.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return n, port, log
+        except OSError:
+            time.sleep(0.1)
+    stop(n)
+    raise RuntimeError("nginx did not start:\n" + (tmp / "nginx.out").read_text(errors="replace")
+                       + (log.read_text(errors="replace")[-3000:] if log.exists() else ""))
+
+
+def run(gatehouse, modules, only=None, workdir=None, target="gatehouse"):
+    """Runs the suite through `target` ("gatehouse", or "nginx" for nginx + ModSecurity with the
+    same rules); returns {title: (passed, why)}."""
+    tmp = Path(workdir or tempfile.mkdtemp(prefix="crs-")) / target
+    tmp.mkdir(parents=True, exist_ok=True)
     backend = subprocess.Popen([sys.executable, str(BACKEND), "--id", "crs", "--port", "0"],
                                stdout=subprocess.PIPE, stderr=open(tmp / "backend.err", "wb"),
                                stdin=subprocess.DEVNULL)
-    g = None
+    proxy = None
     try:
         backend_port = int(backend.stdout.readline())
-        (tmp / "gatehouse.toml").write_text(config(tmp, backend_port, modules))
-        g = subprocess.Popen([gatehouse, "-c", str(tmp / "gatehouse.toml")],
-                             stdout=open(tmp / "gatehouse.log", "wb"), stderr=subprocess.STDOUT,
-                             stdin=subprocess.DEVNULL)
-        port = None
-        deadline = time.monotonic() + 30
-        while port is None and time.monotonic() < deadline and g.poll() is None:
-            m = re.search(r"listening on 127\.0\.0\.1:(\d+)",
-                          (tmp / "gatehouse.log").read_text(errors="replace"))
-            if m and "ready" in (tmp / "gatehouse.log").read_text(errors="replace"):
-                port = int(m.group(1))
-            time.sleep(0.05)
-        if port is None:
-            raise RuntimeError("gatehouse did not start:\n" +
-                               (tmp / "gatehouse.log").read_text(errors="replace"))
-        log = EngineLog(tmp / "engine.log")
+        if target == "nginx":
+            proxy, port, log_path = start_nginx(tmp, backend_port)
+        else:
+            proxy, port, log_path = start_gatehouse(tmp, backend_port, gatehouse, modules)
+        log = EngineLog(log_path)
         results = {}
         n = 0
         for title, stages in cases(only):
@@ -271,14 +351,20 @@ def run(gatehouse, modules, only=None, workdir=None):
                     passed, why = False, reason
                     break
             results[title] = (passed, why)
-            if g.poll() is not None:
-                raise RuntimeError("gatehouse exited during %s:\n%s" % (
-                    title, (tmp / "gatehouse.log").read_text(errors="replace")[-3000:]))
+            if proxy.poll() is not None:
+                raise RuntimeError("%s exited during %s" % (target, title))
         return results
     finally:
-        if g is not None:
-            stop(g)
+        if proxy is not None:
+            stop(proxy)
         stop(backend)
+
+
+def compare(ours, nginx):
+    """Per case: (only gatehouse passes, only nginx passes), each {title: why the other failed}."""
+    only_ours = {t: nginx[t][1] for t in ours if ours[t][0] and t in nginx and not nginx[t][0]}
+    only_nginx = {t: ours[t][1] for t in ours if not ours[t][0] and t in nginx and nginx[t][0]}
+    return only_ours, only_nginx
 
 
 def load_overrides():
@@ -292,8 +378,13 @@ def main():
     ap.add_argument("--modules", required=True)
     ap.add_argument("--only", help="test titles starting with this (e.g. 942100)")
     ap.add_argument("--report", help="write every failing case, one per line, here")
+    ap.add_argument("--compare", action="store_true",
+                    help="also run the cases through nginx + ModSecurity with the same rules and "
+                         "list the cases where the two differ")
     args = ap.parse_args()
-    results = run(os.path.abspath(args.gatehouse), os.path.abspath(args.modules), args.only)
+    work = Path(tempfile.mkdtemp(prefix="crs-"))
+    results = run(os.path.abspath(args.gatehouse), os.path.abspath(args.modules), args.only,
+                  work)
     failed = {t: why for t, (ok, why) in results.items() if not ok}
     overrides = load_overrides()
     total = len(results)
@@ -305,6 +396,21 @@ def main():
             print("  not in overrides: %s: %s" % (t, why))
     if args.report:
         Path(args.report).write_text("".join("%s: %s\n" % kv for kv in sorted(failed.items())))
+    if args.compare:
+        why_not = nginx_available()
+        if why_not:
+            print("no comparison: %s" % why_not)
+            return 1
+        theirs = run(None, None, args.only, work, target="nginx")
+        passed = sum(1 for ok, _ in theirs.values() if ok)
+        print("nginx + ModSecurity, same rules: %d of %d passed" % (passed, len(theirs)))
+        only_ours, only_nginx = compare(results, theirs)
+        print("passed by gatehouse only: %d" % len(only_ours))
+        for t, why in sorted(only_ours.items()):
+            print("  %s (nginx: %s)" % (t, why))
+        print("passed by nginx only: %d" % len(only_nginx))
+        for t, why in sorted(only_nginx.items()):
+            print("  %s (gatehouse: %s)" % (t, why))
     return 0
 
 
