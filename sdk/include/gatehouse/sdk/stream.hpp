@@ -119,6 +119,18 @@ class Stream {
             fields[n++] = gh_header_t{str(h.first), str(h.second)};
         return host().respond(s_, status, fields, n, gh::bytes(body));
     }
+    /* respond() with any range of HeaderField-like pairs of string views (several Set-Cookie
+     * fields, a list built at run time); more than 16 headers: GH_ERR_LIMIT. May throw
+     * std::bad_alloc. */
+    template <class Range, class = decltype(std::begin(std::declval<const Range &>()))>
+    gh_status_t respond(uint32_t status, const Range &headers, std::string_view body = {}) {
+        std::vector<gh_header_t> fields;
+        for (const auto &h : headers)
+            fields.push_back(gh_header_t{str(h.first), str(h.second)});
+        if (fields.size() > 16)
+            return GH_ERR_LIMIT;
+        return host().respond(s_, status, fields.data(), fields.size(), gh::bytes(body));
+    }
 
     /* ---- per-stream module context (one slot per stream and module) ----
      * The kernel only keeps the pointer, and forgets it after STREAM_END; the module owns what it
