@@ -1,0 +1,74 @@
+// sso: the [filter.sso] table (and a route's filter_config.sso) -> Config, and the providers of
+// [filter.sso.providers.NAME]. Defaults live in the structs; every key is declared once in
+// config.cpp (keys(), provider_keys()), and the README tables are checked against them.
+#pragma once
+
+#include "crypto.hpp"
+
+#include <gatehouse/sdk.hpp>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace sso {
+
+class Provider; // provider.hpp: the runtime state (metadata, keys) shared by the workers
+
+struct ProviderConfig {
+    std::string name;
+    std::string issuer;   // exact `iss`; discovery at issuer + /.well-known/openid-configuration
+    std::string upstream; // the [upstream.NAME] that reaches the provider (TLS, timeouts, health)
+    std::string client_id;
+    std::string client_secret;
+    enum class ClientAuth { basic, post } client_auth = ClientAuth::basic;
+    std::vector<std::string> scopes = {"openid", "email", "profile"};
+    std::vector<std::string> algs = {"RS256", "RS384", "RS512", "PS256", "PS384",
+                                     "PS512", "ES256", "ES384", "ES512", "EdDSA"};
+    uint64_t metadata_refresh_ms = 3600 * 1000;
+    uint64_t jwks_refresh_ms = 3600 * 1000;   // when the response sets no max-age
+    uint64_t jwks_cooldown_ms = 30 * 1000;    // between refetches for unknown `kid`s
+    uint64_t timeout_ms = 5000;               // per request to the provider
+};
+
+enum class OnMissing { login, deny }; // no session: redirect to the provider, or 401
+
+struct Config {
+    // Module scope.
+    std::vector<std::string> secrets;        // first seals, all open
+    std::string callback_path = "/oauth2/callback";
+    std::string logout_path = "/oauth2/logout";
+    std::string cookie_name = "gh_sso";
+    std::string cookie_domain;
+    bool cookie_secure = true;
+    uint64_t session_idle_ms = 8ull * 3600 * 1000;
+    uint64_t session_lifetime_ms = 24ull * 3600 * 1000;
+    uint64_t login_timeout_ms = 10ull * 60 * 1000;
+    int logins_in_flight = 5; // state cookies per browser; the oldest is dropped
+    int64_t clock_skew_s = 60;
+    std::string redirect_uri; // absolute; "" = scheme://host of the request + callback_path
+    std::vector<std::string> post_logout_redirects; // allowed post-logout URLs (absolute)
+    // Module and route scope.
+    std::string provider;            // "" = the only one
+    OnMissing on_missing = OnMissing::login;
+    std::vector<std::string> public_paths; // exact, or a prefix ending in '*'
+    std::string user_header = "X-Forwarded-User";
+    std::string user_claim = "sub";
+    std::string email_header = "X-Forwarded-Email";
+    std::string groups_header = "X-Forwarded-Groups";
+    std::map<std::string, std::string> claim_headers; // header -> claim
+    bool pass_access_token = false;
+
+    // Derived (module table): shared by the routes of a generation.
+    std::shared_ptr<std::map<std::string, std::shared_ptr<Provider>>> providers;
+    std::shared_ptr<const Sealer> session_sealer, state_sealer;
+    std::shared_ptr<Provider> chosen; // the provider this scope uses
+};
+
+const gh::Keys<Config> &keys();
+const gh::Keys<ProviderConfig> &provider_keys();
+std::unique_ptr<Config> parse_config(gh::ConfigNode table, const Config &base);
+
+} // namespace sso

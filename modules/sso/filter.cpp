@@ -1,0 +1,656 @@
+// sso: the filter's hooks -- sessions, the authorization code flow with PKCE, logout.
+#include "filter.hpp"
+
+#include <gatehouse/sdk/http/cookie.hpp>
+#include <gatehouse/sdk/http/query.hpp>
+
+#include <chrono>
+
+namespace sso {
+
+using json = nlohmann::json;
+
+// Per stream: alive while the stream is, shared with callouts and provider waits so a client
+// that leaves meanwhile is noticed.
+struct StreamState {
+    bool ended = false;
+    std::vector<std::string> set_cookies; // added to the upstream's response
+};
+
+namespace {
+
+struct Slot {
+    std::shared_ptr<StreamState> st;
+};
+
+int64_t now_s() {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+std::shared_ptr<StreamState> state_of(gh::Stream s) {
+    if (Slot *slot = s.ctx<Slot>())
+        return slot->st;
+    auto st = std::make_shared<StreamState>();
+    s.emplace_ctx<Slot>(Slot{st});
+    return st;
+}
+
+std::string html_escape(std::string_view in) {
+    std::string out;
+    for (char c : in) {
+        switch (c) {
+        case '&': out += "&amp;"; break;
+        case '<': out += "&lt;"; break;
+        case '>': out += "&gt;"; break;
+        case '"': out += "&quot;"; break;
+        case '\'': out += "&#39;"; break;
+        default: out += c;
+        }
+    }
+    return out;
+}
+
+// Every value of the cookie `name` in the request's Cookie fields.
+std::optional<std::string> request_cookie(gh::Stream s, std::string_view name) {
+    const size_t n = s.header_count(GH_HEADERS_REQUEST);
+    for (size_t i = 0; i < n; ++i) {
+        auto f = s.header_at(GH_HEADERS_REQUEST, i);
+        if (!f || !gh::http::iequals(f->first, "cookie"))
+            continue;
+        if (auto v = gh::http::cookie_value(f->second, name))
+            return std::string(*v);
+    }
+    return std::nullopt;
+}
+
+// name, name_1 .. name_7: the session cookie and its chunks.
+bool is_chunk_name(std::string_view cookie, std::string_view name) {
+    if (cookie == name)
+        return true;
+    if (cookie.size() != name.size() + 2 || cookie.substr(0, name.size()) != name ||
+        cookie[name.size()] != '_')
+        return false;
+    const char d = cookie.back();
+    return d >= '1' && d < static_cast<char>('0' + kMaxChunks);
+}
+
+std::string login_prefix(const Config &c) { return c.cookie_name + "_login_"; }
+
+bool own_cookie(std::string_view cookie, const Config &c) {
+    return is_chunk_name(cookie, c.cookie_name) || cookie.rfind(login_prefix(c), 0) == 0;
+}
+
+std::string set_cookie(const Config &c, std::string name, std::string value, std::string path,
+                       int64_t max_age) {
+    gh::http::SetCookie k;
+    k.name = std::move(name);
+    k.value = std::move(value);
+    k.path = std::move(path);
+    if (!c.cookie_domain.empty())
+        k.domain = c.cookie_domain;
+    k.max_age = max_age;
+    k.secure = c.cookie_secure;
+    k.http_only = true;
+    k.same_site = gh::http::SameSite::lax;
+    return gh::http::format_set_cookie(k).value_or(std::string());
+}
+
+bool public_path(const Config &c, std::string_view path) {
+    for (const std::string &p : c.public_paths) {
+        if (!p.empty() && p.back() == '*') {
+            if (path.substr(0, p.size() - 1) == std::string_view(p).substr(0, p.size() - 1))
+                return true;
+        } else if (path == p)
+            return true;
+    }
+    return false;
+}
+
+// Where to send the browser after the login: the request's own path and query; never an
+// absolute or scheme-relative URL (no open redirect).
+std::string return_to(gh::Stream s) {
+    if (s.method() != "GET" && s.method() != "HEAD")
+        return "/";
+    std::string_view t = s.raw_target();
+    if (t.empty() || t.front() != '/' || (t.size() > 1 && (t[1] == '/' || t[1] == '\\')))
+        return "/";
+    return std::string(t);
+}
+
+bool safe_return(std::string_view r) {
+    return !r.empty() && r.front() == '/' && (r.size() == 1 || (r[1] != '/' && r[1] != '\\')) &&
+           r.find_first_of("\r\n") == std::string_view::npos;
+}
+
+std::string redirect_uri(gh::Stream s, const Config &c) {
+    if (!c.redirect_uri.empty())
+        return c.redirect_uri;
+    auto host = s.request_header("host");
+    return gh::cat(s.scheme(), "://", host ? *host : s.host_name(), c.callback_path);
+}
+
+std::string with_query(std::string_view url, const std::vector<gh::http::QueryParam> &params) {
+    return gh::cat(url, url.find('?') == std::string_view::npos ? "?" : "&",
+                   gh::http::format_query(params, false));
+}
+
+std::string claim_text(const json &v) {
+    if (v.is_string())
+        return v.get<std::string>();
+    if (v.is_array()) {
+        std::string out;
+        for (const json &x : v) {
+            if (!out.empty())
+                out += ',';
+            out += x.is_string() ? x.get<std::string>() : x.dump();
+        }
+        return out;
+    }
+    return v.is_null() ? std::string() : v.dump();
+}
+
+// A header value must not carry CR, LF or NUL.
+bool header_safe(std::string_view v) {
+    return v.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+}
+
+} // namespace
+
+SsoFilter::SsoFilter() { set_fetch_counter(&fetches_); }
+
+std::unique_ptr<Config> SsoFilter::parse_config(gh::ConfigNode table, const Config &base) {
+    return sso::parse_config(table, base);
+}
+
+gh_action_t SsoFilter::fail(gh::Stream s, const char *reason, unsigned status,
+                            std::string_view detail, std::vector<std::string> cookies) {
+    failures_.inc({reason});
+    gh::log_info(gh::cat("sign-in refused (", reason, "): ", detail));
+    std::vector<gh::HeaderField> headers = {{"Content-Type", "text/html; charset=utf-8"},
+                                            {"Cache-Control", "no-store"}};
+    for (const std::string &k : cookies)
+        if (!k.empty())
+            headers.emplace_back("Set-Cookie", k);
+    const std::string body = gh::cat(
+        "<!doctype html><title>Sign-in failed</title><h1>Sign-in failed</h1><p>",
+        status >= 500 ? "The sign-in service cannot be reached. Try again in a moment."
+                      : "The sign-in could not be completed. Start again from the page you wanted.",
+        "</p><p><small>", html_escape(reason), "</small></p>\n");
+    if (s.respond(status, headers, body) != GH_OK)
+        return GH_ERROR;
+    return GH_RESPOND;
+}
+
+void SsoFilter::strip_identity_headers(gh::Stream s, const Config &c) {
+    for (const std::string *h : {&c.user_header, &c.email_header, &c.groups_header})
+        if (!h->empty())
+            s.remove_header(GH_HEADERS_REQUEST, *h);
+    for (const auto &[header, claim] : c.claim_headers)
+        s.remove_header(GH_HEADERS_REQUEST, header);
+    if (c.pass_access_token)
+        s.remove_header(GH_HEADERS_REQUEST, "authorization");
+}
+
+void SsoFilter::strip_own_cookies(gh::Stream s, const Config &c) {
+    std::string kept;
+    bool any_own = false;
+    const size_t n = s.header_count(GH_HEADERS_REQUEST);
+    for (size_t i = 0; i < n; ++i) {
+        auto f = s.header_at(GH_HEADERS_REQUEST, i);
+        if (!f || !gh::http::iequals(f->first, "cookie"))
+            continue;
+        for (const auto &k : gh::http::parse_cookie_header(f->second)) {
+            if (own_cookie(k.name, c)) {
+                any_own = true;
+                continue;
+            }
+            if (!kept.empty())
+                kept += "; ";
+            kept += gh::cat(k.name, "=", k.value);
+        }
+    }
+    if (!any_own)
+        return;
+    s.remove_header(GH_HEADERS_REQUEST, "cookie");
+    if (!kept.empty())
+        s.set_header(GH_HEADERS_REQUEST, "Cookie", kept);
+}
+
+std::optional<Session> SsoFilter::read_session(gh::Stream s, const Config &c, int64_t now) {
+    auto first = request_cookie(s, c.cookie_name);
+    if (!first)
+        return std::nullopt;
+    std::string sealed = *first;
+    for (size_t i = 1; sealed.size() == i * kChunk && i < kMaxChunks; ++i) {
+        auto more = request_cookie(s, gh::cat(c.cookie_name, "_", i));
+        if (!more)
+            break;
+        sealed += *more;
+    }
+    auto text = c.session_sealer ? c.session_sealer->open(sealed, c.cookie_name) : std::nullopt;
+    if (!text) {
+        failures_.inc({"session_cookie"});
+        return std::nullopt;
+    }
+    auto session = decode_session(*text);
+    if (!session || session->provider != c.chosen->config().name) {
+        failures_.inc({"session_cookie"});
+        return std::nullopt;
+    }
+    if (now - session->created > static_cast<int64_t>(c.session_lifetime_ms / 1000) ||
+        now - session->seen > static_cast<int64_t>(c.session_idle_ms / 1000)) {
+        failures_.inc({"session_expired"});
+        return std::nullopt;
+    }
+    return session;
+}
+
+std::vector<std::string> SsoFilter::session_cookies(gh::Stream s, const Config &c,
+                                                    const Session &session) {
+    const std::string sealed = c.session_sealer->seal(encode_session(session), c.cookie_name);
+    const std::vector<std::string> chunks = split_chunks(sealed);
+    const auto max_age = static_cast<int64_t>(c.session_lifetime_ms / 1000) -
+                         (session.seen - session.created);
+    std::vector<std::string> out;
+    for (size_t i = 0; i < chunks.size() && i < kMaxChunks; ++i)
+        out.push_back(set_cookie(c, i == 0 ? c.cookie_name : gh::cat(c.cookie_name, "_", i),
+                                 chunks[i], "/", std::max<int64_t>(max_age, 1)));
+    for (size_t i = chunks.size(); i < kMaxChunks; ++i)
+        if (request_cookie(s, gh::cat(c.cookie_name, "_", i)))
+            out.push_back(set_cookie(c, gh::cat(c.cookie_name, "_", i), "", "/", 0));
+    return out;
+}
+
+std::vector<std::string> SsoFilter::clear_session_cookies(gh::Stream s, const Config &c) {
+    std::vector<std::string> out;
+    for (size_t i = 0; i < kMaxChunks; ++i) {
+        std::string name = i == 0 ? c.cookie_name : gh::cat(c.cookie_name, "_", i);
+        if (request_cookie(s, name))
+            out.push_back(set_cookie(c, name, "", "/", 0));
+    }
+    return out;
+}
+
+void SsoFilter::pass_identity(gh::Stream s, const Config &c, const Session &session) {
+    auto claim = [&](const std::string &name) -> std::string {
+        if (name == "sub")
+            return session.sub;
+        auto it = session.claims.find(name);
+        return it == session.claims.end() ? std::string() : claim_text(*it);
+    };
+    auto put = [&](const std::string &header, const std::string &value) {
+        if (!header.empty() && !value.empty() && header_safe(value))
+            s.set_header(GH_HEADERS_REQUEST, header, value);
+    };
+    put(c.user_header, claim(c.user_claim));
+    put(c.email_header, claim("email"));
+    put(c.groups_header, claim("groups"));
+    for (const auto &[header, name] : c.claim_headers)
+        put(header, claim(name));
+    if (c.pass_access_token && !session.access_token.empty())
+        put("Authorization", gh::cat("Bearer ", session.access_token));
+}
+
+gh_action_t SsoFilter::on_access(gh::Stream s, const Config &c) {
+    if (!c.chosen || !c.session_sealer)
+        return GH_CONTINUE;
+    // No client-supplied identity ever reaches the upstream, on any path of the route.
+    strip_identity_headers(s, c);
+    const std::string_view path = s.path();
+    if (path == c.callback_path)
+        return callback(s, c);
+    if (path == c.logout_path)
+        return logout(s, c);
+    const int64_t now = now_s();
+    if (std::optional<Session> session = read_session(s, c, now)) {
+        requests_.inc({"session"});
+        pass_identity(s, c, *session);
+        strip_own_cookies(s, c);
+        if (now - session->seen >= 60) { // slide the idle timeout, at most once a minute
+            session->seen = now;
+            state_of(s)->set_cookies = session_cookies(s, c, *session);
+        }
+        return GH_CONTINUE;
+    }
+    if (public_path(c, path)) {
+        requests_.inc({"public"});
+        strip_own_cookies(s, c);
+        return GH_CONTINUE;
+    }
+    if (c.on_missing == OnMissing::deny) {
+        requests_.inc({"denied"});
+        const std::string body = R"({"error":"unauthorized","error_description":"a session or bearer token is required"})";
+        if (s.respond(401,
+                      {{"Content-Type", "application/json"},
+                       {"WWW-Authenticate", "Bearer realm=\"gatehouse\""},
+                       {"Cache-Control", "no-store"}},
+                      body) != GH_OK)
+            return GH_ERROR;
+        return GH_RESPOND;
+    }
+    requests_.inc({"login"});
+    return login(s, c);
+}
+
+gh_action_t SsoFilter::login(gh::Stream s, const Config &c) {
+    auto st = state_of(s);
+    gh_stream_t *raw = s.raw();
+    LoginState l;
+    l.state = random_token(16);
+    l.nonce = random_token(16);
+    l.verifier = random_token(32);
+    l.return_to = return_to(s);
+    l.provider = c.chosen->config().name;
+    l.created = now_s();
+    std::string redirect = redirect_uri(s, c);
+    // Login state cookies already in the browser: at most logins_in_flight, the oldest go. They
+    // have Path=/ (as mod_auth_openidc's) so this can count them; they never go upstream.
+    std::vector<std::pair<int64_t, std::string>> inflight;
+    const size_t n = s.header_count(GH_HEADERS_REQUEST);
+    const std::string prefix = login_prefix(c);
+    for (size_t i = 0; i < n; ++i) {
+        auto f = s.header_at(GH_HEADERS_REQUEST, i);
+        if (!f || !gh::http::iequals(f->first, "cookie"))
+            continue;
+        for (const auto &k : gh::http::parse_cookie_header(f->second))
+            if (k.name.rfind(prefix, 0) == 0) {
+                auto text = c.state_sealer->open(k.value, k.name);
+                auto old = text ? decode_login(*text) : std::nullopt;
+                inflight.emplace_back(old ? old->created : 0, std::string(k.name));
+            }
+    }
+    std::sort(inflight.begin(), inflight.end());
+    std::vector<std::string> cookies;
+    const size_t keep = static_cast<size_t>(c.logins_in_flight) - 1;
+    for (size_t i = 0; i + keep < inflight.size(); ++i)
+        cookies.push_back(set_cookie(c, inflight[i].second, "", "/", 0));
+    const std::string name = prefix + l.state;
+    cookies.push_back(set_cookie(c, name, c.state_sealer->seal(encode_login(l), name),
+                                 "/",
+                                 static_cast<int64_t>(c.login_timeout_ms / 1000)));
+    std::shared_ptr<Provider> provider = c.chosen;
+    provider->ready([this, st, raw, provider, l, redirect, cookies](bool ok,
+                                                                 const std::string &error) {
+        if (st->ended)
+            return;
+        gh::Stream stream(raw);
+        auto meta = provider->metadata();
+        if (!ok || !meta)
+            return stream.resume(fail(stream, "provider_unreachable", 502, error));
+        const ProviderConfig &p = provider->config();
+        std::string scope;
+        for (const std::string &x : p.scopes)
+            scope += (scope.empty() ? "" : " ") + x;
+        const std::string location = with_query(
+            meta->authorization_endpoint,
+            {{"response_type", "code"},
+             {"client_id", p.client_id},
+             {"redirect_uri", redirect},
+             {"scope", scope},
+             {"state", l.state},
+             {"nonce", l.nonce},
+             {"code_challenge", b64url_encode(sha256(l.verifier))},
+             {"code_challenge_method", "S256"}});
+        std::vector<gh::HeaderField> headers = {{"Location", location},
+                                                {"Cache-Control", "no-store"}};
+        for (const std::string &k : cookies)
+            headers.emplace_back("Set-Cookie", k);
+        stream.resume(stream.respond(302, headers) == GH_OK ? GH_RESPOND : GH_ERROR);
+    });
+    return GH_PAUSE;
+}
+
+bool SsoFilter::state_used(const std::string &state, int64_t now, int64_t ttl) {
+    std::lock_guard g(used_lock_);
+    while (!used_order_.empty() && (used_order_.front().first < now - ttl ||
+                                    used_order_.size() > 100000)) {
+        used_states_.erase(used_order_.front().second);
+        used_order_.pop_front();
+    }
+    if (!used_states_.emplace(state, now).second)
+        return true;
+    used_order_.emplace_back(now, state);
+    return false;
+}
+
+gh_action_t SsoFilter::callback(gh::Stream s, const Config &c) {
+    requests_.inc({"callback"});
+    auto params = gh::http::parse_query(s.query());
+    auto param = [&](std::string_view name) -> std::optional<std::string> {
+        if (params)
+            for (const auto &p : *params)
+                if (p.name == name)
+                    return p.value;
+        return std::nullopt;
+    };
+    const auto state = param("state");
+    if (!state || state->empty() || !gh::http::is_token(*state))
+        return fail(s, "state", 400, "no state in the callback");
+    const std::string name = login_prefix(c) + *state;
+    std::vector<std::string> clear = {set_cookie(c, name, "", "/", 0)};
+    auto cookie = request_cookie(s, name);
+    auto text = cookie ? c.state_sealer->open(*cookie, name) : std::nullopt;
+    auto login = text ? decode_login(*text) : std::nullopt;
+    const int64_t now = now_s();
+    if (!login || !equal_ct(login->state, *state) || login->provider != c.chosen->config().name)
+        return fail(s, "state", 400, "no login state for this callback (expired or tampered)",
+                    clear);
+    if (now - login->created > static_cast<int64_t>(c.login_timeout_ms / 1000))
+        return fail(s, "state_expired", 400, "the login took longer than login_timeout", clear);
+    if (state_used(login->state, now, static_cast<int64_t>(c.login_timeout_ms / 1000)))
+        return fail(s, "state_replay", 400, "this login state was used already", clear);
+    if (auto error = param("error"))
+        return fail(s, "provider_error", 403,
+                    gh::cat("the provider answered ", *error, ": ",
+                            param("error_description").value_or("")),
+                    clear);
+    auto meta = c.chosen->metadata();
+    if (!meta)
+        return fail(s, "provider_unreachable", 502, "no provider metadata", clear);
+    const auto iss = param("iss");
+    if ((meta->iss_parameter && !iss) || (iss && *iss != c.chosen->config().issuer))
+        return fail(s, "iss", 400, "the callback's iss is not the provider's (RFC 9207)", clear);
+    auto code = param("code");
+    if (!code || code->empty())
+        return fail(s, "code", 400, "no code in the callback", clear);
+    auto st = state_of(s);
+    st->set_cookies = std::move(clear);
+    exchange_code(s, c, st, std::move(*login), std::move(*code));
+    return GH_PAUSE;
+}
+
+void SsoFilter::exchange_code(gh::Stream s, const Config &c, std::shared_ptr<StreamState> st,
+                              LoginState login, std::string code) {
+    const ProviderConfig &p = c.chosen->config();
+    auto meta = c.chosen->metadata();
+    std::vector<gh::http::QueryParam> form = {{"grant_type", "authorization_code"},
+                                              {"code", code},
+                                              {"redirect_uri", redirect_uri(s, c)},
+                                              {"code_verifier", login.verifier}};
+    std::string basic;
+    if (p.client_secret.empty() || p.client_auth == ProviderConfig::ClientAuth::post) {
+        form.push_back({"client_id", p.client_id});
+        if (!p.client_secret.empty())
+            form.push_back({"client_secret", p.client_secret});
+    } else {
+        // RFC 6749 §2.3.1: both parts form-urlencoded before base64.
+        basic = gh::cat("Basic ", b64_encode(gh::cat(gh::http::percent_encode(p.client_id, true), ":",
+                                                     gh::http::percent_encode(p.client_secret, true))));
+    }
+    const std::string body = gh::http::format_query(form, true);
+    const std::string target = Provider::target_of(meta->token_endpoint);
+    gh::CalloutRequest req;
+    req.upstream = p.upstream;
+    req.method = "POST";
+    req.target = target;
+    req.headers = {{"Content-Type", "application/x-www-form-urlencoded"},
+                   {"Accept", "application/json"}};
+    if (!basic.empty())
+        req.headers.emplace_back("Authorization", basic);
+    req.body = body;
+    req.timeout_ms = static_cast<uint32_t>(p.timeout_ms);
+    gh_stream_t *raw = s.raw();
+    const Config *cfg = &c;
+    const gh_status_t sent = gh::callout(req, [this, st, raw, cfg, login](const gh::CalloutResponse &r) {
+        if (st->ended)
+            return;
+        gh::Stream stream(raw);
+        if (!r.ok())
+            return stream.resume(fail(stream, "provider_unreachable", 502,
+                                      gh::cat("token request failed: ", r.error()),
+                                      std::move(st->set_cookies)));
+        json tokens = json::parse(r.body(), nullptr, false);
+        if (r.status() != 200 || !tokens.is_object())
+            return stream.resume(fail(stream, "token", r.status() >= 500 ? 502 : 403,
+                                      gh::cat("token endpoint answered ", r.status(), ": ",
+                                              r.body().substr(0, 200)),
+                                      std::move(st->set_cookies)));
+        finish_login(stream, *cfg, st, login, tokens, false);
+    });
+    if (sent != GH_OK)
+        s.resume(fail(s, "provider_unreachable", 502,
+                      gh::cat("cannot reach upstream \"", p.upstream, "\""), std::move(st->set_cookies)));
+}
+
+void SsoFilter::finish_login(gh::Stream s, const Config &c, std::shared_ptr<StreamState> st,
+                             const LoginState &login, const json &tokens, bool refetched) {
+    auto id_token = tokens.find("id_token");
+    if (id_token == tokens.end() || !id_token->is_string())
+        return s.resume(fail(s, "id_token", 403, "the token response has no id_token",
+                             std::move(st->set_cookies)));
+    const std::string compact = id_token->get<std::string>();
+    std::string why;
+    std::optional<Jws> jws = parse_jws(compact, why);
+    if (!jws)
+        return s.resume(fail(s, "id_token", 403, why, std::move(st->set_cookies)));
+    const ProviderConfig &p = c.chosen->config();
+    Expect e;
+    e.issuer = p.issuer;
+    e.client_id = p.client_id;
+    e.algs = p.algs;
+    e.now = now_s();
+    e.skew = c.clock_skew_s;
+    e.nonce = login.nonce;
+    if (Reject r = check_header(*jws, e); r != Reject::none)
+        return s.resume(fail(s, reject_name(r), 403, "ID token header refused", std::move(st->set_cookies)));
+    auto keys = c.chosen->keys();
+    const Jwk *key = nullptr;
+    bool verified = false;
+    for (const Jwk &k : *keys)
+        if (jws->kid.empty() || k.kid == jws->kid) {
+            key = &k;
+            if (verify_signature(*jws, k)) {
+                verified = true;
+                break;
+            }
+        }
+    if (!key && !refetched) {
+        // A key the provider rotated in: fetch the keys again (once per cool-down).
+        gh_stream_t *raw = s.raw();
+        const Config *cfg = &c;
+        std::shared_ptr<Provider> provider = c.chosen;
+        provider->refetch_keys([this, st, raw, cfg, login, tokens](bool, const std::string &) {
+            if (st->ended)
+                return;
+            finish_login(gh::Stream(raw), *cfg, st, login, tokens, true);
+        });
+        return;
+    }
+    if (!key)
+        return s.resume(fail(s, "unknown_kid", 403, gh::cat("no key \"", jws->kid, "\""),
+                             std::move(st->set_cookies)));
+    if (!verified)
+        return s.resume(fail(s, "signature", 403, "ID token signature does not verify",
+                             std::move(st->set_cookies)));
+    if (Reject r = check_claims(jws->claims, e); r != Reject::none)
+        return s.resume(fail(s, reject_name(r), 403, "ID token claims refused", std::move(st->set_cookies)));
+    auto sub = jws->claims.find("sub");
+    if (sub == jws->claims.end() || !sub->is_string() || sub->get_ref<const std::string &>().empty())
+        return s.resume(fail(s, "claims", 403, "ID token without sub", std::move(st->set_cookies)));
+
+    Session session;
+    session.provider = p.name;
+    session.sub = sub->get<std::string>();
+    if (auto sid = jws->claims.find("sid"); sid != jws->claims.end() && sid->is_string())
+        session.sid = sid->get<std::string>();
+    session.claims = json::object();
+    static const char *const protocol[] = {"iss", "sub", "aud", "exp", "iat", "nbf", "nonce",
+                                           "azp", "at_hash", "c_hash", "auth_time", "sid",
+                                           "jti", "acr", "amr", "s_hash"};
+    for (auto it = jws->claims.begin(); it != jws->claims.end(); ++it)
+        if (std::find(std::begin(protocol), std::end(protocol), it.key()) == std::end(protocol))
+            session.claims[it.key()] = it.value();
+    session.id_token = compact;
+    if (auto at = tokens.find("access_token"); at != tokens.end() && at->is_string())
+        session.access_token = at->get<std::string>();
+    if (auto rt = tokens.find("refresh_token"); rt != tokens.end() && rt->is_string())
+        session.refresh_token = rt->get<std::string>();
+    session.created = session.seen = now_s();
+    if (auto ei = tokens.find("expires_in"); ei != tokens.end() && ei->is_number())
+        session.access_expires = session.created + ei->get<int64_t>();
+    logins_.inc({p.name});
+    std::vector<gh::HeaderField> headers = {{"Location", safe_return(login.return_to)
+                                                             ? std::string_view(login.return_to)
+                                                             : std::string_view("/")},
+                                            {"Cache-Control", "no-store"}};
+    std::vector<std::string> cookies = st->set_cookies;
+    for (std::string &k : session_cookies(s, c, session))
+        cookies.push_back(std::move(k));
+    for (const std::string &k : cookies)
+        if (!k.empty())
+            headers.emplace_back("Set-Cookie", k);
+    st->set_cookies.clear();
+    s.resume(s.respond(302, headers) == GH_OK ? GH_RESPOND : GH_ERROR);
+}
+
+gh_action_t SsoFilter::logout(gh::Stream s, const Config &c) {
+    requests_.inc({"logout"});
+    logouts_.inc({"rp"});
+    auto session = read_session(s, c, now_s());
+    std::string after = "/";
+    if (auto params = gh::http::parse_query(s.query()))
+        for (const auto &p : *params)
+            if (p.name == "rd" && std::find(c.post_logout_redirects.begin(),
+                                            c.post_logout_redirects.end(),
+                                            p.value) != c.post_logout_redirects.end())
+                after = p.value;
+    std::string location = after;
+    auto meta = c.chosen->metadata();
+    if (meta && !meta->end_session_endpoint.empty()) {
+        std::vector<gh::http::QueryParam> q = {{"client_id", c.chosen->config().client_id}};
+        if (session && !session->id_token.empty())
+            q.push_back({"id_token_hint", session->id_token});
+        if (after != "/")
+            q.push_back({"post_logout_redirect_uri", after});
+        location = with_query(meta->end_session_endpoint, q);
+    }
+    std::vector<gh::HeaderField> headers = {{"Location", location}, {"Cache-Control", "no-store"}};
+    std::vector<std::string> cookies = clear_session_cookies(s, c);
+    for (const std::string &k : cookies)
+        headers.emplace_back("Set-Cookie", k);
+    if (s.respond(302, headers) != GH_OK)
+        return GH_ERROR;
+    return GH_RESPOND;
+}
+
+gh_action_t SsoFilter::on_response_headers(gh::Stream s, const Config &) {
+    Slot *slot = s.ctx<Slot>();
+    if (slot == nullptr || slot->st->set_cookies.empty())
+        return GH_CONTINUE;
+    for (const std::string &k : slot->st->set_cookies)
+        if (!k.empty())
+            s.add_header(GH_HEADERS_RESPONSE, "Set-Cookie", k);
+    slot->st->set_cookies.clear();
+    return GH_CONTINUE;
+}
+
+void SsoFilter::on_stream_end(gh::Stream s, const Config &) {
+    if (Slot *slot = s.ctx<Slot>()) {
+        slot->st->ended = true;
+        s.take_ctx<Slot>();
+    }
+}
+
+} // namespace sso

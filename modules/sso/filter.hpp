@@ -1,0 +1,74 @@
+// sso: the filter's hooks (registered by module.cpp). Cryptography is in crypto.hpp, tokens and
+// keys in jose.hpp, providers in provider.hpp, the cookie contents in session.hpp.
+//
+// Phases: ACCESS (the callback and logout paths, the session check, identity headers, the
+// redirect to the provider; paused while a provider is asked something), RESPONSE_HEADERS (a
+// session cookie renewed on the way back).
+#pragma once
+
+#include "config.hpp"
+#include "jose.hpp"
+#include "provider.hpp"
+#include "session.hpp"
+
+#include <gatehouse/sdk.hpp>
+
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+namespace sso {
+
+struct StreamState;
+
+class SsoFilter : public gh::Filter<SsoFilter, Config> {
+  public:
+    SsoFilter();
+
+    std::unique_ptr<Config> parse_config(gh::ConfigNode table, const Config &base);
+    gh_action_t on_access(gh::Stream s, const Config &c);
+    gh_action_t on_response_headers(gh::Stream s, const Config &c);
+    void on_stream_end(gh::Stream s, const Config &c);
+
+  private:
+    gh_action_t login(gh::Stream s, const Config &c);
+    gh_action_t callback(gh::Stream s, const Config &c);
+    gh_action_t logout(gh::Stream s, const Config &c);
+    void exchange_code(gh::Stream s, const Config &c, std::shared_ptr<StreamState> st,
+                       LoginState login, std::string code);
+    void finish_login(gh::Stream s, const Config &c, std::shared_ptr<StreamState> st,
+                      const LoginState &login, const nlohmann::json &tokens, bool refetched);
+    // The session the request's cookies carry, if valid and not expired.
+    std::optional<Session> read_session(gh::Stream s, const Config &c, int64_t now);
+    void pass_identity(gh::Stream s, const Config &c, const Session &session);
+    void strip_identity_headers(gh::Stream s, const Config &c);
+    void strip_own_cookies(gh::Stream s, const Config &c);
+    // Set-Cookie values that store `session` (and clear chunks the browser has beyond them).
+    std::vector<std::string> session_cookies(gh::Stream s, const Config &c, const Session &session);
+    std::vector<std::string> clear_session_cookies(gh::Stream s, const Config &c);
+    gh_action_t fail(gh::Stream s, const char *reason, unsigned status, std::string_view detail,
+                     std::vector<std::string> cookies = {});
+    bool state_used(const std::string &state, int64_t now, int64_t ttl);
+
+    gh::Counter requests_{"sso_requests_total",
+                          "requests the filter decided, by result (session, public, login, "
+                          "denied, callback, logout)",
+                          {"result"}};
+    gh::Counter logins_{"sso_logins_total", "completed sign-ins, by provider", {"provider"}};
+    gh::Counter failures_{"sso_login_failures_total",
+                          "refused or failed sign-ins and session cookies, by reason",
+                          {"reason"}};
+    gh::Counter logouts_{"sso_logouts_total", "logouts, by kind (rp, backchannel)", {"kind"}};
+    gh::Counter fetches_{"sso_provider_fetches_total",
+                         "discovery and key fetches, by provider, what and result",
+                         {"provider", "what", "result"}};
+
+    // States of finished logins, so a replayed callback is refused (across workers).
+    std::mutex used_lock_;
+    std::unordered_map<std::string, int64_t> used_states_;
+    std::deque<std::pair<int64_t, std::string>> used_order_;
+};
+
+} // namespace sso
