@@ -10,12 +10,15 @@ packages=(
   zlib1g-dev libbrotli-dev brotli
   libmodsecurity-dev modsecurity-crs   # the waf module and its default rule set
   nginx libnginx-mod-http-modsecurity  # the CRS suite, per case, against nginx + ModSecurity (test_waf_crs.py)
+  nodejs python3-jwcrypto   # the sso tests: a real OpenID provider (tests/oidc) and keys for it
   libjemalloc-dev   # the kernel's allocator
   nlohmann-json3-dev prometheus testssl.sh
   systemd   # systemd-analyze verify and systemd-sysusers check the installed unit (test_install.py)
   debhelper dpkg-dev fakeroot   # contrib/debian: the .deb packages (tests/packaging)
   logrotate   # parses contrib/logrotate/gatehouse (test_install.py)
 )
+# npm comes with nodejs from some repositories and as its own package from Debian's.
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -36,5 +39,14 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
       "${missing[@]}" || rc=$?
   ((made_policy)) && $SUDO rm -f "$policy"
-  exit "$rc"
+  ((rc == 0)) || exit "$rc"
+fi
+
+# The test-only OpenID provider (npm's oidc-provider), exactly as tests/oidc/package-lock.json
+# pins it; again only when the lock changed since the last install.
+oidc=$(cd "$(dirname "$0")/../../tests/oidc" && pwd)
+if [[ ! -f $oidc/node_modules/.package-lock.json ||
+      $oidc/package-lock.json -nt $oidc/node_modules/.package-lock.json ]]; then
+  echo "deps: npm ci in tests/oidc"
+  (cd "$oidc" && npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -1,0 +1,277 @@
+"""sso module through the real binary against a real OpenID provider (npm's oidc-provider, see
+oidc.py): the whole sign-in in a cookie-keeping client (the provider's login and consent forms
+filled in), identity headers upstream and client copies of them removed, the module's cookies
+kept from the upstream, sessions that need no provider round trip and survive the provider going
+down, the refused callbacks (tampered, replayed, expired state; wrong iss), open redirects,
+tampered and retired-key session cookies, 401 for APIs, and RP-initiated logout."""
+
+import json
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+import harness
+import oidc
+from admin_helpers import admin_port, scrape
+
+pytestmark = pytest.mark.skipif(bool(oidc.unavailable()), reason=oidc.unavailable() or "-")
+
+SECRET = "test-secret-0123456789-abcdefghijklmnop"
+OTHER_SECRET = "another-secret-0123456789-abcdefghijkl"
+
+
+def client_for(port):
+    return {"client_id": "gatehouse", "client_secret": "s3cret-client",
+            "redirect_uris": ["http://127.0.0.1:%d/oauth2/callback" % port],
+            "post_logout_redirect_uris": ["http://127.0.0.1:%d/bye" % port],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"], "token_endpoint_auth_method": "client_secret_basic"}
+
+
+def sso_config(port, backend, provider, secrets=(SECRET,), extra_module="", extra_routes=""):
+    return (
+        "[server]\nworkers = 2\nlog_level = \"info\"\n\n"
+        + harness.modules_toml(("round_robin", "sso")) + "\n"
+        + "[admin]\nlisten = \"127.0.0.1:0\"\n\n"
+        + "[[listener]]\nlisten = \"127.0.0.1:%d\"\n\n" % port
+        + "[upstream.app]\nservers = [{ address = \"%s\" }]\n\n" % backend.address
+        + "[upstream.idp]\nservers = [{ address = \"127.0.0.1:%d\" }]\n\n" % provider.port
+        + "[filter.sso]\nsecrets = %s\ncookie_secure = false\n" % json.dumps(list(secrets))
+        + "post_logout_redirects = [\"http://127.0.0.1:%d/bye\"]\n" % port
+        + extra_module + "\n"
+        + "[filter.sso.providers.test]\nissuer = \"%s\"\nupstream = \"idp\"\n" % provider.issuer
+        + "client_id = \"gatehouse\"\nclient_secret = \"s3cret-client\"\n\n"
+        + extra_routes
+        + "[[route]]\nname = \"api\"\npath = \"/api/\"\nupstream = \"app\"\nfilters = [\"sso\"]\n"
+        + "filter_config = { sso = { on_missing = \"deny\" } }\n\n"
+        + "[[route]]\nname = \"site\"\npath = \"/\"\nupstream = \"app\"\nfilters = [\"sso\"]\n"
+        + "filter_config = { sso = { public = [\"/public/*\"] } }\n"
+    )
+
+
+class Site:
+    def __init__(self, tmp, processes, secrets=(SECRET,), name="sso"):
+        self.port = harness.free_port()
+        self.backend = harness.Backend(tmp, name + "-app")
+        processes.backends.append(self.backend)
+        self.provider = oidc.Provider(tmp, [client_for(self.port)])
+        self.tmp = Path(tmp)
+        self.gatehouse = harness.Gatehouse(tmp, sso_config(self.port, self.backend, self.provider,
+                                                           secrets), name=name)
+        processes.gatehouses.append(self.gatehouse)
+        self.base = "http://127.0.0.1:%d" % self.port
+
+    def url(self, path):
+        return self.base + path
+
+    def stop(self):
+        self.provider.stop()
+
+
+@pytest.fixture(scope="module")
+def site(module_processes):
+    s = Site(module_processes.tmp_path, module_processes)
+    yield s
+    s.stop()
+
+
+def seen(body, name):
+    info = json.loads(body)
+    return [v for n, v in info["headers"] if n.lower() == name.lower()]
+
+
+def failures(g, reason):
+    text = scrape(admin_port(g))
+    key = 'gatehouse_sso_login_failures_total{reason="%s"} ' % reason
+    for line in text.splitlines():
+        if line.startswith(key):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def signed_in(site, user="alice", path="/echo/start?x=1"):
+    b = oidc.Browser()
+    status, headers, body, at = b.login(site.url(path), user=user)
+    assert status == 200, (status, body[:300])
+    return b, body, at
+
+
+def test_full_sign_in_returns_to_the_page_with_the_identity(site):
+    b, body, at = signed_in(site)
+    assert at == site.url("/echo/start?x=1")
+    info = json.loads(body)
+    assert info["target"] == "/echo/start?x=1"
+    assert seen(body, "X-Forwarded-User") == ["alice"]
+    assert seen(body, "X-Forwarded-Email") == ["alice@example.com"]
+    # The module's cookies never reach the upstream.
+    assert not any("gh_sso" in v for v in seen(body, "Cookie"))
+    cookies = b.cookies("gh_sso")
+    assert "gh_sso" in cookies and not any(n.startswith("gh_sso_login_") for n in cookies)
+
+
+def test_the_session_needs_no_provider_and_survives_it_going_down(module_processes):
+    s = Site(module_processes.tmp_path, module_processes, name="sso-down")
+    try:
+        b, _, _ = signed_in(s)
+        s.provider.stop()
+        for _ in range(3):
+            status, _, body, _ = b.open(s.url("/echo/later"))
+            assert status == 200 and seen(body, "X-Forwarded-User") == ["alice"]
+        # A new sign-in needs the provider: a clear 502 page... once the metadata is stale;
+        # here it was fetched, so the browser is sent to the provider, which is down.
+        fresh = oidc.Browser()
+        status, _, _, at = fresh.open(s.url("/echo/new"), follow=False)
+        assert status == 302
+    finally:
+        s.stop()
+
+
+def test_a_provider_never_reached_gives_new_logins_a_502_page(module_processes, tmp_path):
+    port = harness.free_port()
+    backend = harness.Backend(tmp_path, "sso-nop")
+    module_processes.backends.append(backend)
+    dead = type("Dead", (), {"port": harness.free_port(), "issuer": "http://127.0.0.1:1"})()
+    dead.issuer = "http://127.0.0.1:%d" % dead.port
+    g = harness.Gatehouse(tmp_path, sso_config(port, backend, dead), name="sso-nop")
+    module_processes.gatehouses.append(g)
+    r = harness.get(port, "/echo/x")
+    assert r.status == 502
+    assert b"Sign-in failed" in r.body and b"provider_unreachable" in r.body
+    assert failures(g, "provider_unreachable") >= 1
+
+
+def test_client_identity_headers_are_removed(site):
+    # Without a session, on a public path: the spoofed headers are gone.
+    r = harness.get(site.port, "/public/x", headers=[("X-Forwarded-User", "admin"),
+                                                      ("X-Forwarded-Groups", "root")])
+    assert r.status == 200
+    assert seen(r.body, "X-Forwarded-User") == [] and seen(r.body, "X-Forwarded-Groups") == []
+    # With a session: replaced by the session's.
+    b, _, _ = signed_in(site, user="bob")
+    status, _, body, _ = b.open(site.url("/echo/h"), headers={"X-Forwarded-User": "admin"})
+    assert status == 200 and seen(body, "X-Forwarded-User") == ["bob"]
+
+
+def test_api_routes_answer_401_with_json(site):
+    r = harness.get(site.port, "/api/items")
+    assert r.status == 401
+    assert r.header("WWW-Authenticate").startswith("Bearer")
+    assert json.loads(r.body)["error"] == "unauthorized"
+
+
+def test_unauthenticated_page_redirects_with_pkce_and_a_state_cookie(site):
+    b = oidc.Browser()
+    status, headers, _, _ = b.open(site.url("/echo/p"), follow=False)
+    assert status == 302
+    loc = urllib.parse.urlparse(headers["Location"])
+    q = dict(urllib.parse.parse_qsl(loc.query))
+    assert loc.netloc == "127.0.0.1:%d" % site.provider.port
+    assert q["code_challenge_method"] == "S256" and len(q["code_challenge"]) == 43
+    assert q["redirect_uri"] == site.url("/oauth2/callback")
+    assert q["state"] and q["nonce"] and q["state"] != q["nonce"]
+    names = list(b.cookies("gh_sso_login_"))
+    assert names == ["gh_sso_login_" + q["state"]]
+
+
+def test_logins_in_flight_are_bounded(site):
+    b = oidc.Browser()
+    for _ in range(8):
+        assert b.open(site.url("/echo/many"), follow=False)[0] == 302
+    assert len(b.cookies("gh_sso_login_")) == 5
+
+
+def test_callback_refusals(site):
+    b = oidc.Browser()
+    callback = b.login(site.url("/echo/cb"), stop_at_callback=True)
+    assert isinstance(callback, str), callback
+    q = dict(urllib.parse.parse_qsl(urllib.parse.urlparse(callback).query))
+    assert q["iss"] == site.provider.issuer  # RFC 9207, advertised by the provider
+    saved = dict(b.cookies("gh_sso_login_"))
+    # A tampered state: no cookie for it.
+    bad = callback.replace("state=" + q["state"], "state=" + q["state"][:-2] + "xx")
+    before = failures(site.gatehouse, "state")
+    assert b.open(bad, follow=False)[0] == 400
+    assert failures(site.gatehouse, "state") == before + 1
+    # The real one signs in (the tampered one named no login, so it consumed none)...
+    status, headers, _, _ = b.open(callback, follow=False)
+    assert status == 302 and headers["Location"] == "/echo/cb"
+    # ...and the same callback again (state cookie put back) is a replay.
+    for name, value in saved.items():
+        b.set_cookie(name, value)
+    before = failures(site.gatehouse, "state_replay")
+    assert b.open(callback, follow=False)[0] == 400
+    assert failures(site.gatehouse, "state_replay") == before + 1
+    # A callback whose iss is not the provider's is refused, and ends that login.
+    b2 = oidc.Browser()
+    callback = b2.login(site.url("/echo/cb2"), stop_at_callback=True)
+    q = dict(urllib.parse.parse_qsl(urllib.parse.urlparse(callback).query))
+    bad_iss = callback.replace(urllib.parse.quote(q["iss"], safe=""), "http%3A%2F%2Fevil")
+    assert bad_iss != callback
+    before = failures(site.gatehouse, "iss")
+    assert b2.open(bad_iss, follow=False)[0] == 400
+    assert failures(site.gatehouse, "iss") == before + 1
+    assert b2.open(callback, follow=False)[0] == 400  # its state cookie was cleared
+
+
+def test_no_open_redirect_after_login(site):
+    b = oidc.Browser()
+    callback = b.login(site.url("//evil.example/x"), stop_at_callback=True)
+    assert isinstance(callback, str), callback
+    status, headers, _, _ = b.open(callback, follow=False)
+    assert status == 302 and headers["Location"] == "/"
+
+
+def test_tampered_and_truncated_session_cookies_start_a_new_login(site):
+    b, _, _ = signed_in(site)
+    value = b.cookies("gh_sso")["gh_sso"]
+    before = failures(site.gatehouse, "session_cookie")
+    for bad in (value[:-3] + ("AAA" if not value.endswith("AAA") else "BBB"), value[: len(value) // 2],
+                "x" * 5000):
+        c = oidc.Browser()
+        c.set_cookie("gh_sso", bad)
+        status, headers, _, _ = c.open(site.url("/echo/t"), follow=False)
+        assert status == 302 and headers["Location"].startswith(site.provider.issuer)
+    assert failures(site.gatehouse, "session_cookie") == before + 3
+
+
+def test_secret_rotation(module_processes, tmp_path):
+    old = Site(tmp_path, module_processes, secrets=(OTHER_SECRET,), name="sso-old")
+    try:
+        b, _, _ = signed_in(old)
+        cookie = b.cookies("gh_sso")["gh_sso"]
+        # The same provider and client, behind a gatehouse with the new secret first.
+        for secrets, accepted in (((SECRET, OTHER_SECRET), True), ((SECRET,), False)):
+            port = old.port
+            old.gatehouse.stop()
+            g = harness.Gatehouse(tmp_path, sso_config(port, old.backend, old.provider, secrets),
+                                  name="sso-rot-%d" % len(secrets))
+            module_processes.gatehouses.append(g)
+            old.gatehouse = g
+            c = oidc.Browser()
+            c.set_cookie("gh_sso", cookie)
+            status, _, body, _ = c.open(old.url("/echo/rot"), follow=False)
+            if accepted:
+                assert status == 200 and seen(body, "X-Forwarded-User") == ["alice"]
+            else:
+                assert status == 302  # a retired key: sign in again
+    finally:
+        old.stop()
+
+
+def test_rp_initiated_logout(site):
+    b, _, _ = signed_in(site)
+    status, headers, _, _ = b.open(site.url("/oauth2/logout?rd=" + urllib.parse.quote(
+        site.url("/bye"), safe="")), follow=False)
+    assert status == 302
+    loc = urllib.parse.urlparse(headers["Location"])
+    q = dict(urllib.parse.parse_qsl(loc.query))
+    assert headers["Location"].startswith(site.provider.issuer + "/session/end")
+    assert q["id_token_hint"].count(".") == 2
+    assert q["post_logout_redirect_uri"] == site.url("/bye")
+    assert "gh_sso" not in b.cookies("gh_sso")
+    # A redirect target not on the list is dropped.
+    b2, _, _ = signed_in(site)
+    status, headers, _, _ = b2.open(site.url("/oauth2/logout?rd=https%3A%2F%2Fevil.example"),
+                                    follow=False)
+    assert "evil" not in headers["Location"]
