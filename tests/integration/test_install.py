@@ -13,7 +13,7 @@ import pytest
 import harness
 
 BUILD = Path(harness.GATEHOUSE_BIN).resolve().parent.parent
-SHIPPED = ["cache_disk", "compress", "least_conn", "round_robin", "waf"]
+SHIPPED = ["cache_disk", "compress", "least_conn", "round_robin", "sso", "waf"]
 TEST_ONLY = ["abi_conformance", "bad_major", "newer_minor"]
 
 

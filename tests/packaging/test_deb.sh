@@ -31,7 +31,8 @@ export DEB_BUILD_OPTIONS="parallel=${GATEHOUSE_JOBS:-2} nocheck"
 arch=$(dpkg --print-architecture)
 deb() { echo "$tmp/$1_0.1.0-1_$2.deb"; }
 runtime=(gatehouse gatehouse-module-round-robin gatehouse-module-least-conn
-         gatehouse-module-compress gatehouse-module-cache-disk gatehouse-module-waf)
+         gatehouse-module-compress gatehouse-module-cache-disk gatehouse-module-waf
+         gatehouse-module-sso)
 for p in "${runtime[@]}"; do
   [[ -f $(deb "$p" "$arch") ]] || fail "no package $p"
 done
@@ -56,6 +57,12 @@ waf=$(dpkg-deb -f "$(deb gatehouse-module-waf "$arch")" Depends)
 [[ "$waf" == *libmodsecurity3* ]] || fail "gatehouse-module-waf Depends: $waf"
 [[ "$(dpkg-deb -f "$(deb gatehouse-module-waf "$arch")" Recommends)" == *modsecurity-crs* ]] ||
   fail "gatehouse-module-waf does not recommend modsecurity-crs"
+expect_files "$(deb gatehouse-module-sso "$arch")" \
+  usr/lib/gatehouse/modules/sso.so \
+  usr/share/doc/gatehouse-module-sso/changelog.Debian.gz \
+  usr/share/doc/gatehouse/modules/sso/README.md.gz
+[[ "$(dpkg-deb -f "$(deb gatehouse-module-sso "$arch")" Depends)" == *libssl3* ]] ||
+  fail "gatehouse-module-sso does not depend on libssl3"
 kernel=$(files "$(deb gatehouse "$arch")")
 for f in usr/bin/gatehouse lib/systemd/system/gatehouse.service \
          usr/lib/sysusers.d/gatehouse.conf usr/share/doc/gatehouse/kernel/README.md.gz \
@@ -96,7 +103,7 @@ done
 cat >"$tmp/g.toml" <<TOML
 [modules]
 dir = "$root/usr/lib/gatehouse/modules"
-load = ["round_robin", "least_conn", "compress", "cache_disk", "waf"]
+load = ["round_robin", "least_conn", "compress", "cache_disk", "waf", "sso"]
 [[listener]]
 listen = "127.0.0.1:0"
 [upstream.app]
@@ -105,7 +112,7 @@ servers = [{ address = "127.0.0.1:9" }]
 upstream = "app"
 TOML
 out=$("$root/usr/bin/gatehouse" modules -c "$tmp/g.toml") || fail "gatehouse modules: $out"
-for m in round_robin least_conn compress cache_disk waf; do
+for m in round_robin least_conn compress cache_disk waf sso; do
   grep -q "$m" <<<"$out" || fail "$m not listed: $out"
 done
 echo "ok: 7 packages built, contents, ABI relationships and the unpacked kernel checked"
