@@ -202,7 +202,16 @@ gh::Keys<Config> declare() {
             .example("claim_headers = { \"X-User-Name\" = \"name\" }")
             .flag("pass_access_token", &Config::pass_access_token, both,
                   "send the session's access token upstream as `Authorization: Bearer`")
-            .example("pass_access_token = true"));
+            .example("pass_access_token = true")
+            .flag("bearer", &Config::bearer, both,
+                  "accept `Authorization: Bearer` JWTs signed by the provider (APIs): verified "
+                  "like ID tokens (no nonce), identity headers from their claims; a bad token "
+                  "is a 401 with `error=\"invalid_token\"`")
+            .example("bearer = true")
+            .string("bearer_audience", &Config::bearer_audience, both,
+                    "the `aud` a bearer token must carry (empty: the provider's client id)", {},
+                    "string")
+            .example("bearer_audience = \"https://api.example.com\""));
 }
 
 gh::Keys<ProviderConfig> declare_provider() {

@@ -60,6 +60,8 @@ struct Config {
     std::string groups_header = "X-Forwarded-Groups";
     std::map<std::string, std::string> claim_headers; // header -> claim
     bool pass_access_token = false;
+    bool bearer = false;          // accept Authorization: Bearer JWTs from the provider
+    std::string bearer_audience;  // their required `aud` ("" = the client id)
 
     // Derived (module table): shared by the routes of a generation.
     std::shared_ptr<std::map<std::string, std::shared_ptr<Provider>>> providers;

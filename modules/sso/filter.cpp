@@ -296,8 +296,16 @@ void SsoFilter::pass_identity(gh::Stream s, const Config &c, const Session &sess
 gh_action_t SsoFilter::on_access(gh::Stream s, const Config &c) {
     if (!c.chosen || !c.session_sealer)
         return GH_CONTINUE;
+    std::optional<std::string> token;
+    if (c.bearer)
+        if (auto auth = s.request_header("authorization"))
+            if (auto creds = gh::http::parse_credentials(*auth);
+                creds && gh::http::iequals(creds->scheme, "bearer") && !creds->token68.empty())
+                token = std::string(creds->token68);
     // No client-supplied identity ever reaches the upstream, on any path of the route.
     strip_identity_headers(s, c);
+    if (token)
+        return bearer(s, c, *token, false);
     const std::string_view path = s.path();
     if (path == c.callback_path)
         return callback(s, c);
@@ -400,6 +408,81 @@ gh_action_t SsoFilter::login(gh::Stream s, const Config &c) {
         stream.resume(stream.respond(302, headers) == GH_OK ? GH_RESPOND : GH_ERROR);
     });
     return GH_PAUSE;
+}
+
+gh_action_t SsoFilter::bearer_refused(gh::Stream s, const char *reason) {
+    bearer_rejected_.inc({reason});
+    requests_.inc({"denied"});
+    const std::string challenge =
+        gh::cat("Bearer realm=\"gatehouse\", error=\"invalid_token\", error_description=\"",
+                reason, "\"");
+    const std::string body =
+        gh::cat(R"({"error":"invalid_token","error_description":")", reason, "\"}");
+    if (s.respond(401,
+                  {{"Content-Type", "application/json"},
+                   {"WWW-Authenticate", challenge},
+                   {"Cache-Control", "no-store"}},
+                  body) != GH_OK)
+        return GH_ERROR;
+    return GH_RESPOND;
+}
+
+gh_action_t SsoFilter::bearer(gh::Stream s, const Config &c, const std::string &token,
+                              bool refetched) {
+    std::string why;
+    std::optional<Jws> jws = parse_jws(token, why);
+    if (!jws)
+        return bearer_refused(s, "malformed");
+    const ProviderConfig &p = c.chosen->config();
+    Expect e;
+    e.issuer = p.issuer;
+    e.client_id = c.bearer_audience.empty() ? p.client_id : c.bearer_audience;
+    e.algs = p.algs;
+    e.now = now_s();
+    e.skew = c.clock_skew_s;
+    e.check_azp = false;
+    if (Reject r = check_header(*jws, e); r != Reject::none)
+        return bearer_refused(s, reject_name(r));
+    auto keys = c.chosen->keys();
+    const Jwk *key = nullptr;
+    bool verified = false;
+    for (const Jwk &k : *keys)
+        if (jws->kid.empty() || k.kid == jws->kid) {
+            key = &k;
+            if ((verified = verify_signature(*jws, k)))
+                break;
+        }
+    if (!key && !refetched) {
+        // No keys yet, or none for this kid: ask the provider (once per cool-down), then again.
+        auto st = state_of(s);
+        gh_stream_t *raw = s.raw();
+        const Config *cfg = &c;
+        auto again = [this, st, raw, cfg, token](bool, const std::string &) {
+            if (!st->ended)
+                gh::Stream(raw).resume(bearer(gh::Stream(raw), *cfg, token, true));
+        };
+        if (keys->empty())
+            c.chosen->ready(again);
+        else
+            c.chosen->refetch_keys(again);
+        return GH_PAUSE;
+    }
+    if (!key)
+        return bearer_refused(s, keys->empty() ? "provider_unreachable" : "unknown_kid");
+    if (!verified)
+        return bearer_refused(s, "signature");
+    if (Reject r = check_claims(jws->claims, e); r != Reject::none)
+        return bearer_refused(s, reject_name(r));
+    Session view;
+    auto sub = jws->claims.find("sub");
+    if (sub == jws->claims.end() || !sub->is_string())
+        return bearer_refused(s, "claims");
+    view.sub = sub->get<std::string>();
+    view.claims = jws->claims;
+    requests_.inc({"bearer"});
+    pass_identity(s, c, view);
+    strip_own_cookies(s, c);
+    return GH_CONTINUE;
 }
 
 bool SsoFilter::state_used(const std::string &state, int64_t now, int64_t ttl) {

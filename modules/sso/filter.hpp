@@ -36,6 +36,10 @@ class SsoFilter : public gh::Filter<SsoFilter, Config> {
     gh_action_t login(gh::Stream s, const Config &c);
     gh_action_t callback(gh::Stream s, const Config &c);
     gh_action_t logout(gh::Stream s, const Config &c);
+    // An `Authorization: Bearer` JWT on a `bearer` route; `refetched` once the keys were asked
+    // for again (missing, or no key for its kid).
+    gh_action_t bearer(gh::Stream s, const Config &c, const std::string &token, bool refetched);
+    gh_action_t bearer_refused(gh::Stream s, const char *reason);
     void exchange_code(gh::Stream s, const Config &c, std::shared_ptr<StreamState> st,
                        LoginState login, std::string code);
     void finish_login(gh::Stream s, const Config &c, std::shared_ptr<StreamState> st,
@@ -60,6 +64,8 @@ class SsoFilter : public gh::Filter<SsoFilter, Config> {
     gh::Counter failures_{"sso_login_failures_total",
                           "refused or failed sign-ins and session cookies, by reason",
                           {"reason"}};
+    gh::Counter bearer_rejected_{"sso_bearer_rejected_total",
+                                 "bearer tokens refused with 401, by reason", {"reason"}};
     gh::Counter logouts_{"sso_logouts_total", "logouts, by kind (rp, backchannel)", {"kind"}};
     gh::Counter fetches_{"sso_provider_fetches_total",
                          "discovery and key fetches, by provider, what and result",

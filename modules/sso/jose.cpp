@@ -288,9 +288,9 @@ Reject check_claims(const json &c, const Expect &e) {
         return Reject::aud;
     // Several audiences: `azp` must name this client (OpenID Connect Core §3.1.3.7, items 4-5).
     it = c.find("azp");
-    if (it != c.end() && (!it->is_string() || *it != e.client_id))
+    if (e.check_azp && it != c.end() && (!it->is_string() || *it != e.client_id))
         return Reject::azp;
-    if (aud.size() > 1 && it == c.end())
+    if (e.check_azp && aud.size() > 1 && it == c.end())
         return Reject::azp;
     auto number = [&](const char *name) -> std::optional<int64_t> {
         auto n = c.find(name);

@@ -82,6 +82,7 @@ struct Expect {
     int64_t skew = 60;             // seconds of clock skew tolerated
     std::optional<std::string> nonce; // required and equal when set
     bool require_exp = true;
+    bool check_azp = true; // an ID token's azp is us; an access token's is the client that asked
 };
 
 // The checks after the signature: iss, aud/azp, exp, nbf, iat, nonce.

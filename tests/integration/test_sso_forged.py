@@ -37,6 +37,9 @@ def rogue_site(module_processes):
         + "[filter.sso.providers.rogue]\nissuer = \"%s\"\nupstream = \"idp\"\n" % op.issuer
         + "client_id = \"gatehouse\"\nclient_secret = \"x\"\nalgs = [\"RS256\"]\n"
         + "jwks_cooldown = \"1s\"\n\n"
+        + "[[route]]\npath = \"/api/\"\nupstream = \"app\"\nfilters = [\"sso\"]\n"
+        + "filter_config = { sso = { bearer = true, on_missing = \"deny\", "
+        + "bearer_audience = \"https://api.example\" } }\n\n"
         + "[[route]]\npath = \"/\"\nupstream = \"app\"\nfilters = [\"sso\"]\n")
     g = harness.Gatehouse(tmp, text, name="forged")
     module_processes.gatehouses.append(g)
@@ -140,3 +143,43 @@ def test_a_refused_token_request_is_a_403(rogue_site):
     _, status, _, _ = attempt(g, lambda n: None)  # the provider answers invalid_grant
     assert status == 403
     assert failures(g, "token") == before + 1
+
+
+def bearer_rejected(g, reason):
+    for line in scrape(admin_port(g)).splitlines():
+        if line.startswith('gatehouse_sso_bearer_rejected_total{reason="%s"} ' % reason):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_bearer_tokens_on_an_api_route(rogue_site):
+    g = rogue_site
+    op = g.op
+    port = int(g.base.rsplit(":", 1)[1])
+
+    def call(token, spoof=True):
+        headers = [("Authorization", "Bearer " + token)] if token else []
+        if spoof:
+            headers.append(("X-Forwarded-User", "admin"))
+        return harness.get(port, "/api/echo", headers=headers)
+
+    good = op.sign(op.claims(None, aud="https://api.example", azp="some-client"))
+    r = call(good)
+    assert r.status == 200, r.body
+    users = [v for n, v in json.loads(r.body)["headers"] if n.lower() == "x-forwarded-user"]
+    assert users == ["mallory"]
+    assert call(None).status == 401
+    refused = {
+        "aud": op.sign(op.claims(None)),  # the client id, not the API's audience
+        "expired": op.sign(op.claims(None, aud="https://api.example",
+                                     exp=int(time.time()) - 3600, iat=int(time.time()) - 7200)),
+        "alg": op.unsigned({"alg": "none"}, op.claims(None, aud="https://api.example")),
+        "signature": good.rsplit(".", 1)[0] + "." + op.sign(op.claims(None)).rsplit(".", 1)[1],
+        "malformed": "not-a-jwt",
+    }
+    for reason, token in refused.items():
+        before = bearer_rejected(g, reason)
+        r = call(token)
+        assert r.status == 401, (reason, r.status)
+        assert 'error="invalid_token"' in r.header("WWW-Authenticate"), reason
+        assert bearer_rejected(g, reason) == before + 1, reason
