@@ -53,12 +53,9 @@ std::string Provider::target_of(std::string_view url) {
     size_t path = url.find_first_of("/?#", scheme + 3);
     if (path == std::string_view::npos)
         return "/";
-    std::string t(url.substr(path));
-    if (size_t hash = t.find('#'); hash != std::string::npos)
-        t.resize(hash);
-    if (t.empty() || t.front() != '/')
-        t.insert(0, "/");
-    return t;
+    std::string_view rest = url.substr(path);
+    rest = rest.substr(0, rest.find('#'));
+    return rest.empty() || rest.front() != '/' ? gh::cat("/", rest) : std::string(rest);
 }
 
 void Provider::count(const char *what, const char *result) const {
