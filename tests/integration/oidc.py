@@ -95,11 +95,14 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 class Browser:
     """Follows redirects (or not), keeps cookies per host, submits the provider's forms."""
 
-    def __init__(self):
+    def __init__(self, context=None):
+        """context: the SSLContext for https URLs (the test CA's)."""
         self.jar = http.cookiejar.CookieJar()
-        self.follow = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+        https = urllib.request.HTTPSHandler(context=context)
+        self.follow = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar),
+                                                  https)
         self.single = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar),
-                                                  NoRedirect)
+                                                  https, NoRedirect)
 
     def open(self, url, data=None, headers=None, follow=True):
         """(status, headers, body, final url); HTTP errors are answers too."""

@@ -17,6 +17,7 @@ import urllib.parse
 import pytest
 
 import harness
+import oidc
 from admin_helpers import admin_port, settled_metrics
 from harness import Client, get, wait_until
 from tls_helpers import CertAuthority, TLSClient, client_context, start_tls_backend  # noqa: F401
@@ -79,7 +80,7 @@ def test_example_passes_check_as_written(example, tmp_path, ca):
 
 def test_examples_exist():
     assert {p.name for p in EXAMPLES} >= {"edge-tls.toml", "cache-compress.toml",
-                                           "api-least-conn.toml", "waf.toml"}
+                                           "api-least-conn.toml", "waf.toml", "sso.toml"}
 
 
 def localized(example, tmp_path, ca, servers, paths=()):
@@ -211,3 +212,47 @@ def test_waf_blocks_the_site_and_only_flags_the_api(tmp_path, ca, start_backend,
     events = [json.loads(line) for line in log.read_text().split("\n")[:-1] if line]
     assert {(e["route"], e["action"]) for e in events} >= {("site", "blocked"),
                                                           ("api", "detected")}
+
+
+@pytest.mark.skipif(bool(oidc.unavailable()), reason=oidc.unavailable() or "-")
+def test_sso_signs_in_to_the_wiki_and_guards_the_api(tmp_path, ca, start_backend,
+                                                     start_gatehouse):
+    wiki = start_backend("wiki")
+    provider_port = harness.free_port()
+    text = localized(CONF / "examples" / "sso.toml", tmp_path, ca,
+                     {"10.0.7.10:8080": wiki.address, "10.0.7.2:443": "127.0.0.1:%d" % provider_port})
+    # The test's provider speaks plain HTTP at its own issuer URL, and builds its endpoints'
+    # URLs from the Host it is asked with: no TLS and no `host` for it here.
+    issuer = "http://127.0.0.1:%d" % provider_port
+    text = text.replace('"https://login.example.com/realms/corp"', '"%s"' % issuer)
+    text = re.sub(r'(?m)^(tls = true|tls_server_name = .*|host = "login.example.com")\n', "",
+                  text)
+    g = start_gatehouse(tmp_path, text, name="sso")
+    base = "https://127.0.0.1:%d" % g.port
+    client = {"client_id": "wiki", "client_secret": "change-me",
+              "redirect_uris": [base + "/oauth2/callback"],
+              "post_logout_redirect_uris": [base + "/"],
+              "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"]}
+    provider = oidc.Provider(tmp_path, [client], port=provider_port,
+                             accounts={"alice": {"groups": ["eng", "wiki-admins"]}})
+    try:
+        ctx = client_context(ca=ca, check_hostname=False)
+        b = oidc.Browser(ctx)
+        status, _, body, at = b.login(base + "/page/Home")
+        assert status == 200 and at == base + "/page/Home", (status, body[:300])
+        headers = {k.lower(): v for k, v in json.loads(body)["headers"]}
+        assert headers["x-forwarded-user"] == "alice"
+        assert headers["x-forwarded-email"] == "alice@example.com"
+        assert headers["x-forwarded-groups"] == "eng,wiki-admins"
+        assert "gh_sso" not in headers.get("cookie", "")
+        # The session cookie is Secure and HttpOnly, as a browser over HTTPS gets it.
+        cookie = next(c for c in b.jar if c.name == "gh_sso")
+        assert cookie.secure and cookie.has_nonstandard_attr("HttpOnly")
+        # The API: the session works; without one, 401 JSON instead of a redirect.
+        assert b.open(base + "/api/pages")[0] == 200
+        status, headers, body, _ = oidc.Browser(ctx).open(base + "/api/pages", follow=False)
+        assert status == 401 and json.loads(body)["error"] == "unauthorized"
+        # Public paths need no session.
+        assert oidc.Browser(ctx).open(base + "/assets/site.css", follow=False)[0] == 200
+    finally:
+        provider.stop()
