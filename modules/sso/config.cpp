@@ -100,6 +100,15 @@ gh::Keys<Config> declare() {
                     "provider's end_session_endpoint",
                     path_error, "path")
             .example("logout_path = \"/_sso/logout\"")
+            .string("backchannel_path", &Config::backchannel_path, module,
+                    "where the provider POSTs OpenID Back-Channel Logout tokens (register "
+                    "scheme://host + this as the back-channel logout URI)",
+                    path_error, "path")
+            .example("backchannel_path = \"/_sso/backchannel\"")
+            .duration("refresh_margin", &Config::refresh_margin_ms, 0, 3600 * 1000, module,
+                      "a session's access token is renewed this long before it expires (with "
+                      "`refresh`)")
+            .example("refresh_margin = \"5m\"")
             .string("cookie_name", &Config::cookie_name, module,
                     "session cookie name (chunks add `_1`, `_2`...; login state uses "
                     "`NAME_login_STATE`)",
@@ -203,6 +212,11 @@ gh::Keys<Config> declare() {
             .flag("pass_access_token", &Config::pass_access_token, both,
                   "send the session's access token upstream as `Authorization: Bearer`")
             .example("pass_access_token = true")
+            .flag("refresh", &Config::refresh, both,
+                  "renew a session's tokens with its refresh token before the access token "
+                  "expires (one renewal per session at a time; the request that starts it waits "
+                  "for it); a refused renewal ends the session")
+            .example("refresh = false")
             .flag("bearer", &Config::bearer, both,
                   "accept `Authorization: Bearer` JWTs signed by the provider (APIs): verified "
                   "like ID tokens (no nonce), identity headers from their claims; a bad token "

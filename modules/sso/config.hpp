@@ -40,6 +40,8 @@ struct Config {
     std::vector<std::string> secrets;        // first seals, all open
     std::string callback_path = "/oauth2/callback";
     std::string logout_path = "/oauth2/logout";
+    std::string backchannel_path = "/oauth2/backchannel-logout";
+    uint64_t refresh_margin_ms = 60 * 1000;
     std::string cookie_name = "gh_sso";
     std::string cookie_domain;
     bool cookie_secure = true;
@@ -60,6 +62,7 @@ struct Config {
     std::string groups_header = "X-Forwarded-Groups";
     std::map<std::string, std::string> claim_headers; // header -> claim
     bool pass_access_token = false;
+    bool refresh = true; // renew the access token with the refresh token before it expires
     bool bearer = false;          // accept Authorization: Bearer JWTs from the provider
     std::string bearer_audience;  // their required `aud` ("" = the client id)
 

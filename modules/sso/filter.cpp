@@ -15,7 +15,13 @@ using json = nlohmann::json;
 struct StreamState {
     bool ended = false;
     std::vector<std::string> set_cookies; // added to the upstream's response
+    bool body_held = false;               // the back-channel logout body is being read
+    bool body_too_big = false;
+    std::string body;
 };
+
+constexpr size_t kMaxLogoutBody = 64 * 1024;
+constexpr const char *kBackchannelEvent = "http://schemas.openid.net/event/backchannel-logout";
 
 namespace {
 
@@ -244,6 +250,10 @@ std::optional<Session> SsoFilter::read_session(gh::Stream s, const Config &c, in
         failures_.inc({"session_expired"});
         return std::nullopt;
     }
+    if (revoked_count_.load(std::memory_order_relaxed) != 0 && revoked(*session)) {
+        failures_.inc({"session_revoked"});
+        return std::nullopt;
+    }
     return session;
 }
 
@@ -311,8 +321,26 @@ gh_action_t SsoFilter::on_access(gh::Stream s, const Config &c) {
         return callback(s, c);
     if (path == c.logout_path)
         return logout(s, c);
+    if (path == c.backchannel_path)
+        return backchannel(s, c);
     const int64_t now = now_s();
     if (std::optional<Session> session = read_session(s, c, now)) {
+        if (c.refresh && !session->refresh_token.empty() && session->access_expires != 0 &&
+            now + static_cast<int64_t>(c.refresh_margin_ms / 1000) >= session->access_expires) {
+            std::lock_guard g(refresh_lock_);
+            auto it = renewed_.find(session->id);
+            if (it != renewed_.end() && it->second.session.access_token != session->access_token) {
+                // Renewed a moment ago by another request: take its result.
+                *session = it->second.session;
+                state_of(s)->set_cookies = it->second.cookies;
+            } else if (refreshing_.insert(session->id).second) {
+                if (it != renewed_.end())
+                    renewed_.erase(it); // this request carries that renewal already
+                requests_.inc({"session"});
+                return refresh(s, c, std::move(*session));
+            }
+            // else another request is renewing it: go on with what this one carries.
+        }
         requests_.inc({"session"});
         pass_identity(s, c, *session);
         strip_own_cookies(s, c);
@@ -443,16 +471,8 @@ gh_action_t SsoFilter::bearer(gh::Stream s, const Config &c, const std::string &
     e.check_azp = false;
     if (Reject r = check_header(*jws, e); r != Reject::none)
         return bearer_refused(s, reject_name(r));
-    auto keys = c.chosen->keys();
-    const Jwk *key = nullptr;
-    bool verified = false;
-    for (const Jwk &k : *keys)
-        if (jws->kid.empty() || k.kid == jws->kid) {
-            key = &k;
-            if ((verified = verify_signature(*jws, k)))
-                break;
-        }
-    if (!key && !refetched) {
+    const Reject sig = check_signature(c, *jws);
+    if (sig == Reject::unknown_kid && !refetched) {
         // No keys yet, or none for this kid: ask the provider (once per cool-down), then again.
         auto st = state_of(s);
         gh_stream_t *raw = s.raw();
@@ -461,15 +481,15 @@ gh_action_t SsoFilter::bearer(gh::Stream s, const Config &c, const std::string &
             if (!st->ended)
                 gh::Stream(raw).resume(bearer(gh::Stream(raw), *cfg, token, true));
         };
-        if (keys->empty())
+        if (c.chosen->keys()->empty())
             c.chosen->ready(again);
         else
             c.chosen->refetch_keys(again);
         return GH_PAUSE;
     }
-    if (!key)
-        return bearer_refused(s, keys->empty() ? "provider_unreachable" : "unknown_kid");
-    if (!verified)
+    if (sig == Reject::unknown_kid)
+        return bearer_refused(s, c.chosen->keys()->empty() ? "provider_unreachable" : "unknown_kid");
+    if (sig != Reject::none)
         return bearer_refused(s, "signature");
     if (Reject r = check_claims(jws->claims, e); r != Reject::none)
         return bearer_refused(s, reject_name(r));
@@ -483,6 +503,305 @@ gh_action_t SsoFilter::bearer(gh::Stream s, const Config &c, const std::string &
     pass_identity(s, c, view);
     strip_own_cookies(s, c);
     return GH_CONTINUE;
+}
+
+Reject SsoFilter::check_signature(const Config &c, const Jws &jws) const {
+    auto keys = c.chosen->keys();
+    bool matched = false;
+    for (const Jwk &k : *keys)
+        if (jws.kid.empty() || k.kid == jws.kid) {
+            matched = true;
+            if (verify_signature(jws, k))
+                return Reject::none;
+        }
+    return matched ? Reject::signature : Reject::unknown_kid;
+}
+
+gh_status_t SsoFilter::token_request(const Config &c, std::vector<gh::http::QueryParam> form,
+                                     std::function<void(const gh::CalloutResponse &)> done) {
+    const ProviderConfig &p = c.chosen->config();
+    auto meta = c.chosen->metadata();
+    if (!meta)
+        return GH_ERR_STATE;
+    std::string basic;
+    if (p.client_secret.empty() || p.client_auth == ProviderConfig::ClientAuth::post) {
+        form.push_back({"client_id", p.client_id});
+        if (!p.client_secret.empty())
+            form.push_back({"client_secret", p.client_secret});
+    } else {
+        // RFC 6749 §2.3.1: both parts form-urlencoded before base64.
+        basic = gh::cat("Basic ",
+                        b64_encode(gh::cat(gh::http::percent_encode(p.client_id, true), ":",
+                                           gh::http::percent_encode(p.client_secret, true))));
+    }
+    const std::string body = gh::http::format_query(form, true);
+    const std::string target = Provider::target_of(meta->token_endpoint);
+    gh::CalloutRequest req;
+    req.upstream = p.upstream;
+    req.method = "POST";
+    req.target = target;
+    req.headers = {{"Content-Type", "application/x-www-form-urlencoded"},
+                   {"Accept", "application/json"}};
+    if (!basic.empty())
+        req.headers.emplace_back("Authorization", basic);
+    req.body = body;
+    req.timeout_ms = static_cast<uint32_t>(p.timeout_ms);
+    return gh::callout(req, std::move(done));
+}
+
+gh_action_t SsoFilter::refresh(gh::Stream s, const Config &c, Session session) {
+    auto st = state_of(s);
+    gh_stream_t *raw = s.raw();
+    const Config *cfg = &c;
+    const std::string id = session.id;
+    auto done = [this, st, raw, cfg, session, id](const gh::CalloutResponse &r) mutable {
+        auto release = [&](std::optional<Renewed> result) {
+            std::lock_guard g(refresh_lock_);
+            refreshing_.erase(id);
+            const int64_t now = now_s();
+            for (auto it = renewed_.begin(); it != renewed_.end();)
+                it = now - it->second.at > 60 ? renewed_.erase(it) : std::next(it);
+            if (result)
+                renewed_[id] = std::move(*result);
+        };
+        const Config &c = *cfg;
+        json tokens = r.ok() ? json::parse(r.body(), nullptr, false) : json();
+        if (!r.ok() || r.status() >= 500) {
+            // The provider is away: the session goes on as it is; the next request tries again.
+            refreshes_.inc({"error"});
+            release(std::nullopt);
+            if (st->ended)
+                return;
+            gh::Stream stream(raw);
+            pass_identity(stream, c, session);
+            strip_own_cookies(stream, c);
+            return stream.resume(GH_CONTINUE);
+        }
+        std::optional<std::string> refused;
+        auto str = [&](const char *name) {
+            auto it = tokens.find(name);
+            return it != tokens.end() && it->is_string() ? it->get<std::string>() : std::string();
+        };
+        if (r.status() != 200 || !tokens.is_object() || str("access_token").empty())
+            refused = gh::cat("the provider answered ", r.status());
+        if (!refused && !str("id_token").empty()) {
+            // A new ID token must be the same user's, from the same provider (Core §12.2).
+            std::string why;
+            auto jws = parse_jws(str("id_token"), why);
+            Expect e;
+            e.issuer = c.chosen->config().issuer;
+            e.client_id = c.chosen->config().client_id;
+            e.algs = c.chosen->config().algs;
+            e.now = now_s();
+            e.skew = c.clock_skew_s;
+            Reject rj = !jws ? Reject::malformed : check_header(*jws, e);
+            if (rj == Reject::none)
+                rj = check_signature(c, *jws);
+            if (rj == Reject::none)
+                rj = check_claims(jws->claims, e);
+            if (rj == Reject::none && jws->claims.value("sub", std::string()) != session.sub)
+                rj = Reject::claims;
+            if (rj != Reject::none)
+                refused = gh::cat("the renewed ID token: ", reject_name(rj));
+            else
+                session.id_token = str("id_token");
+        }
+        if (refused) {
+            refreshes_.inc({"refused"});
+            gh::log_info(gh::cat("session renewal refused: ", *refused));
+            release(std::nullopt);
+            if (st->ended)
+                return;
+            gh::Stream stream(raw);
+            // The session is over: clear it and send the browser back to the same URL (it signs
+            // in again), or 401 on an API route.
+            std::vector<std::string> cookies = clear_session_cookies(stream, c);
+            if (c.on_missing == OnMissing::deny) {
+                std::vector<gh::HeaderField> headers = {
+                    {"Content-Type", "application/json"},
+                    {"WWW-Authenticate", "Bearer realm=\"gatehouse\""}};
+                for (const std::string &k : cookies)
+                    headers.emplace_back("Set-Cookie", k);
+                return stream.resume(
+                    stream.respond(401, headers, R"({"error":"unauthorized","error_description":"the session has ended"})") == GH_OK
+                        ? GH_RESPOND
+                        : GH_ERROR);
+            }
+            const std::string back = return_to(stream);
+            std::vector<gh::HeaderField> headers = {{"Location", back},
+                                                    {"Cache-Control", "no-store"}};
+            for (const std::string &k : cookies)
+                headers.emplace_back("Set-Cookie", k);
+            return stream.resume(stream.respond(302, headers) == GH_OK ? GH_RESPOND : GH_ERROR);
+        }
+        const int64_t now = now_s();
+        session.access_token = str("access_token");
+        if (!str("refresh_token").empty())
+            session.refresh_token = str("refresh_token");
+        auto ei = tokens.find("expires_in");
+        session.access_expires = ei != tokens.end() && ei->is_number_integer()
+                                     ? now + ei->get<int64_t>()
+                                     : 0;
+        session.seen = now;
+        refreshes_.inc({"ok"});
+        if (st->ended) {
+            release(std::nullopt); // nobody to hand the new cookie to: the next request renews
+            return;
+        }
+        gh::Stream stream(raw);
+        std::vector<std::string> cookies = session_cookies(stream, c, session);
+        release(Renewed{session, cookies, now});
+        st->set_cookies = std::move(cookies);
+        pass_identity(stream, c, session);
+        strip_own_cookies(stream, c);
+        stream.resume(GH_CONTINUE);
+    };
+    if (token_request(c, {{"grant_type", "refresh_token"}, {"refresh_token", session.refresh_token}},
+                      done) != GH_OK) {
+        {
+            std::lock_guard g(refresh_lock_);
+            refreshing_.erase(id);
+        }
+        refreshes_.inc({"error"});
+        pass_identity(s, c, session);
+        strip_own_cookies(s, c);
+        return GH_CONTINUE;
+    }
+    return GH_PAUSE;
+}
+
+bool SsoFilter::revoked(const Session &session) {
+    std::lock_guard g(revoke_lock_);
+    for (const std::string &key : {gh::cat("sid:", session.provider, "|", session.sid),
+                                   gh::cat("sub:", session.provider, "|", session.sub)}) {
+        if (key.rfind("sid:", 0) == 0 && session.sid.empty())
+            continue;
+        if (auto it = revoked_.find(key); it != revoked_.end() && it->second.first >= session.created)
+            return true;
+    }
+    return false;
+}
+
+void SsoFilter::revoke(const std::string &key, int64_t now, int64_t keep) {
+    std::lock_guard g(revoke_lock_);
+    for (auto it = revoked_.begin(); it != revoked_.end();)
+        it = it->second.second < now ? revoked_.erase(it) : std::next(it);
+    revoked_[key] = {now, now + keep};
+    revoked_count_.store(revoked_.size(), std::memory_order_relaxed);
+}
+
+gh_action_t SsoFilter::logout_token_refused(gh::Stream s, const char *reason) {
+    logout_rejected_.inc({reason});
+    gh::log_info(gh::cat("back-channel logout token refused: ", reason));
+    const std::string body =
+        gh::cat(R"({"error":"invalid_request","error_description":")", reason, "\"}");
+    if (s.respond(400, {{"Content-Type", "application/json"}, {"Cache-Control", "no-store"}},
+                  body) != GH_OK)
+        return GH_ERROR;
+    return GH_RESPOND;
+}
+
+gh_action_t SsoFilter::backchannel(gh::Stream s, const Config &c) {
+    auto st = state_of(s);
+    if (st->body_held) { // the GH_HOLD re-run: the whole body is here
+        st->body_held = false;
+        if (st->body_too_big)
+            return logout_token_refused(s, "too_large");
+        return logout_token(s, c, st, false);
+    }
+    requests_.inc({"backchannel"});
+    if (s.method() != "POST") {
+        if (s.respond(405, {{"Allow", "POST"}}) != GH_OK)
+            return GH_ERROR;
+        return GH_RESPOND;
+    }
+    auto length = s.request_header("content-length");
+    if (!s.request_header("transfer-encoding") && (!length || *length == "0"))
+        return logout_token_refused(s, "no_logout_token"); // no body at all
+    if (s.body_subscribe(GH_DIR_REQUEST, GH_BODY_STREAM) != GH_OK)
+        return logout_token_refused(s, "no_logout_token");
+    st->body_held = true;
+    return GH_HOLD;
+}
+
+int32_t SsoFilter::on_request_body(gh::Stream s, const gh::Chunk &chunk, const Config &) {
+    Slot *slot = s.ctx<Slot>();
+    if (slot == nullptr || !slot->st->body_held)
+        return GH_BODY_PASS;
+    StreamState &st = *slot->st;
+    if (st.body.size() + chunk.data.size() > kMaxLogoutBody)
+        st.body_too_big = true;
+    else
+        st.body.append(chunk.data);
+    return GH_BODY_PASS;
+}
+
+gh_action_t SsoFilter::logout_token(gh::Stream s, const Config &c,
+                                    std::shared_ptr<StreamState> st, bool refetched) {
+    auto value = gh::http::query_value(st->body, "logout_token");
+    if (!value || value->empty())
+        return logout_token_refused(s, "no_logout_token");
+    std::string why;
+    std::optional<Jws> jws = parse_jws(*value, why);
+    if (!jws)
+        return logout_token_refused(s, "malformed");
+    const ProviderConfig &p = c.chosen->config();
+    Expect e;
+    e.issuer = p.issuer;
+    e.client_id = p.client_id;
+    e.algs = p.algs;
+    e.now = now_s();
+    e.skew = c.clock_skew_s;
+    e.require_exp = false; // optional in Back-Channel Logout 1.0; checked when present
+    if (Reject r = check_header(*jws, e); r != Reject::none)
+        return logout_token_refused(s, reject_name(r));
+    Reject r = check_signature(c, *jws);
+    if (r == Reject::unknown_kid && !refetched) {
+        gh_stream_t *raw = s.raw();
+        const Config *cfg = &c;
+        auto again = [this, st, raw, cfg](bool, const std::string &) {
+            if (!st->ended)
+                gh::Stream(raw).resume(logout_token(gh::Stream(raw), *cfg, st, true));
+        };
+        if (c.chosen->keys()->empty())
+            c.chosen->ready(again);
+        else
+            c.chosen->refetch_keys(again);
+        return GH_PAUSE;
+    }
+    if (r == Reject::none)
+        r = check_claims(jws->claims, e);
+    if (r != Reject::none)
+        return logout_token_refused(s, reject_name(r));
+    // Back-Channel Logout 1.0 §2.6: the event, no nonce, a sid or a sub, a jti used once.
+    const json &claims = jws->claims;
+    auto events = claims.find("events");
+    if (events == claims.end() || !events->is_object() || !events->contains(kBackchannelEvent))
+        return logout_token_refused(s, "events");
+    if (claims.contains("nonce"))
+        return logout_token_refused(s, "nonce");
+    const std::string sid = claims.value("sid", std::string());
+    const std::string sub = claims.value("sub", std::string());
+    if (sid.empty() && sub.empty())
+        return logout_token_refused(s, "no_sid_or_sub");
+    const std::string jti = claims.value("jti", std::string());
+    const int64_t now = now_s();
+    const auto keep = static_cast<int64_t>(c.session_lifetime_ms / 1000);
+    if (jti.empty())
+        return logout_token_refused(s, "jti");
+    if (state_used(gh::cat("jti:", p.name, "|", jti), now, keep))
+        return logout_token_refused(s, "jti_replay");
+    // Every session of that provider session (sid), or of that user (sub alone), made before now.
+    if (!sid.empty())
+        revoke(gh::cat("sid:", p.name, "|", sid), now, keep);
+    else
+        revoke(gh::cat("sub:", p.name, "|", sub), now, keep);
+    logouts_.inc({"backchannel"});
+    gh::log_info(gh::cat("back-channel logout from ", p.name, ": ",
+                         sid.empty() ? gh::cat("sub ", sub) : gh::cat("sid ", sid)));
+    if (s.respond(200, {{"Cache-Control", "no-store"}}) != GH_OK)
+        return GH_ERROR;
+    return GH_RESPOND;
 }
 
 bool SsoFilter::state_used(const std::string &state, int64_t now, int64_t ttl) {
@@ -546,37 +865,14 @@ gh_action_t SsoFilter::callback(gh::Stream s, const Config &c) {
 
 void SsoFilter::exchange_code(gh::Stream s, const Config &c, std::shared_ptr<StreamState> st,
                               LoginState login, std::string code) {
-    const ProviderConfig &p = c.chosen->config();
-    auto meta = c.chosen->metadata();
+    gh_stream_t *raw = s.raw();
+    const Config *cfg = &c;
     std::vector<gh::http::QueryParam> form = {{"grant_type", "authorization_code"},
                                               {"code", code},
                                               {"redirect_uri", redirect_uri(s, c)},
                                               {"code_verifier", login.verifier}};
-    std::string basic;
-    if (p.client_secret.empty() || p.client_auth == ProviderConfig::ClientAuth::post) {
-        form.push_back({"client_id", p.client_id});
-        if (!p.client_secret.empty())
-            form.push_back({"client_secret", p.client_secret});
-    } else {
-        // RFC 6749 §2.3.1: both parts form-urlencoded before base64.
-        basic = gh::cat("Basic ", b64_encode(gh::cat(gh::http::percent_encode(p.client_id, true), ":",
-                                                     gh::http::percent_encode(p.client_secret, true))));
-    }
-    const std::string body = gh::http::format_query(form, true);
-    const std::string target = Provider::target_of(meta->token_endpoint);
-    gh::CalloutRequest req;
-    req.upstream = p.upstream;
-    req.method = "POST";
-    req.target = target;
-    req.headers = {{"Content-Type", "application/x-www-form-urlencoded"},
-                   {"Accept", "application/json"}};
-    if (!basic.empty())
-        req.headers.emplace_back("Authorization", basic);
-    req.body = body;
-    req.timeout_ms = static_cast<uint32_t>(p.timeout_ms);
-    gh_stream_t *raw = s.raw();
-    const Config *cfg = &c;
-    const gh_status_t sent = gh::callout(req, [this, st, raw, cfg, login](const gh::CalloutResponse &r) {
+    const gh_status_t sent = token_request(c, std::move(form), [this, st, raw, cfg, login](
+                                                                   const gh::CalloutResponse &r) {
         if (st->ended)
             return;
         gh::Stream stream(raw);
@@ -594,7 +890,8 @@ void SsoFilter::exchange_code(gh::Stream s, const Config &c, std::shared_ptr<Str
     });
     if (sent != GH_OK)
         s.resume(fail(s, "provider_unreachable", 502,
-                      gh::cat("cannot reach upstream \"", p.upstream, "\""), std::move(st->set_cookies)));
+                      gh::cat("cannot reach upstream \"", c.chosen->config().upstream, "\""),
+                      std::move(st->set_cookies)));
 }
 
 void SsoFilter::finish_login(gh::Stream s, const Config &c, std::shared_ptr<StreamState> st,
@@ -618,18 +915,8 @@ void SsoFilter::finish_login(gh::Stream s, const Config &c, std::shared_ptr<Stre
     e.nonce = login.nonce;
     if (Reject r = check_header(*jws, e); r != Reject::none)
         return s.resume(fail(s, reject_name(r), 403, "ID token header refused", std::move(st->set_cookies)));
-    auto keys = c.chosen->keys();
-    const Jwk *key = nullptr;
-    bool verified = false;
-    for (const Jwk &k : *keys)
-        if (jws->kid.empty() || k.kid == jws->kid) {
-            key = &k;
-            if (verify_signature(*jws, k)) {
-                verified = true;
-                break;
-            }
-        }
-    if (!key && !refetched) {
+    const Reject sig = check_signature(c, *jws);
+    if (sig == Reject::unknown_kid && !refetched) {
         // A key the provider rotated in: fetch the keys again (once per cool-down).
         gh_stream_t *raw = s.raw();
         const Config *cfg = &c;
@@ -641,11 +928,10 @@ void SsoFilter::finish_login(gh::Stream s, const Config &c, std::shared_ptr<Stre
         });
         return;
     }
-    if (!key)
-        return s.resume(fail(s, "unknown_kid", 403, gh::cat("no key \"", jws->kid, "\""),
-                             std::move(st->set_cookies)));
-    if (!verified)
-        return s.resume(fail(s, "signature", 403, "ID token signature does not verify",
+    if (sig != Reject::none)
+        return s.resume(fail(s, reject_name(sig), 403,
+                             sig == Reject::unknown_kid ? gh::cat("no key \"", jws->kid, "\"")
+                                                        : std::string("ID token signature does not verify"),
                              std::move(st->set_cookies)));
     if (Reject r = check_claims(jws->claims, e); r != Reject::none)
         return s.resume(fail(s, reject_name(r), 403, "ID token claims refused", std::move(st->set_cookies)));
@@ -654,6 +940,7 @@ void SsoFilter::finish_login(gh::Stream s, const Config &c, std::shared_ptr<Stre
         return s.resume(fail(s, "claims", 403, "ID token without sub", std::move(st->set_cookies)));
 
     Session session;
+    session.id = random_token(12);
     session.provider = p.name;
     session.sub = sub->get<std::string>();
     if (auto sid = jws->claims.find("sid"); sid != jws->claims.end() && sid->is_string())

@@ -12,12 +12,15 @@
 #include "session.hpp"
 
 #include <gatehouse/sdk.hpp>
+#include <gatehouse/sdk/http/query.hpp>
 
+#include <atomic>
 #include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace sso {
 
@@ -29,6 +32,7 @@ class SsoFilter : public gh::Filter<SsoFilter, Config> {
 
     std::unique_ptr<Config> parse_config(gh::ConfigNode table, const Config &base);
     gh_action_t on_access(gh::Stream s, const Config &c);
+    int32_t on_request_body(gh::Stream s, const gh::Chunk &chunk, const Config &c);
     gh_action_t on_response_headers(gh::Stream s, const Config &c);
     void on_stream_end(gh::Stream s, const Config &c);
 
@@ -40,6 +44,21 @@ class SsoFilter : public gh::Filter<SsoFilter, Config> {
     // for again (missing, or no key for its kid).
     gh_action_t bearer(gh::Stream s, const Config &c, const std::string &token, bool refetched);
     gh_action_t bearer_refused(gh::Stream s, const char *reason);
+    // OpenID Back-Channel Logout: the POSTed logout_token, once the body is held.
+    gh_action_t backchannel(gh::Stream s, const Config &c);
+    gh_action_t logout_token(gh::Stream s, const Config &c, std::shared_ptr<StreamState> st,
+                             bool refetched);
+    gh_action_t logout_token_refused(gh::Stream s, const char *reason);
+    // Renew `session` with its refresh token; the request waits, then goes on with the new one.
+    gh_action_t refresh(gh::Stream s, const Config &c, Session session);
+    // The provider's answer to a token request: the form, with the client's authentication.
+    gh_status_t token_request(const Config &c, std::vector<gh::http::QueryParam> form,
+                              std::function<void(const gh::CalloutResponse &)> done);
+    // Reject::none when a key of the provider verifies `jws`; unknown_kid when none matches its
+    // kid (the caller may refetch); signature when the matching key does not verify it.
+    Reject check_signature(const Config &c, const Jws &jws) const;
+    bool revoked(const Session &session);
+    void revoke(const std::string &key, int64_t now, int64_t keep);
     void exchange_code(gh::Stream s, const Config &c, std::shared_ptr<StreamState> st,
                        LoginState login, std::string code);
     void finish_login(gh::Stream s, const Config &c, std::shared_ptr<StreamState> st,
@@ -66,6 +85,11 @@ class SsoFilter : public gh::Filter<SsoFilter, Config> {
                           {"reason"}};
     gh::Counter bearer_rejected_{"sso_bearer_rejected_total",
                                  "bearer tokens refused with 401, by reason", {"reason"}};
+    gh::Counter refreshes_{"sso_refreshes_total",
+                           "token renewals with the refresh token, by result (ok, refused, error)",
+                           {"result"}};
+    gh::Counter logout_rejected_{"sso_logout_tokens_rejected_total",
+                                 "back-channel logout tokens refused, by reason", {"reason"}};
     gh::Counter logouts_{"sso_logouts_total", "logouts, by kind (rp, backchannel)", {"kind"}};
     gh::Counter fetches_{"sso_provider_fetches_total",
                          "discovery and key fetches, by provider, what and result",
@@ -75,6 +99,23 @@ class SsoFilter : public gh::Filter<SsoFilter, Config> {
     std::mutex used_lock_;
     std::unordered_map<std::string, int64_t> used_states_;
     std::deque<std::pair<int64_t, std::string>> used_order_;
+
+    // Renewals: sessions being renewed now, and the result of recent ones (a request that
+    // still carries the old cookie gets the new one instead of renewing again).
+    struct Renewed {
+        Session session;
+        std::vector<std::string> cookies;
+        int64_t at;
+    };
+    std::mutex refresh_lock_;
+    std::unordered_set<std::string> refreshing_;
+    std::unordered_map<std::string, Renewed> renewed_;
+
+    // Back-channel logouts without a session store: "sid:PROVIDER|SID" / "sub:PROVIDER|SUB" ->
+    // (when, kept until), for sessions made before then.
+    std::mutex revoke_lock_;
+    std::unordered_map<std::string, std::pair<int64_t, int64_t>> revoked_;
+    std::atomic<size_t> revoked_count_{0};
 };
 
 } // namespace sso

@@ -20,8 +20,8 @@ int64_t num(const json &j, const char *name) {
 } // namespace
 
 std::string encode_session(const Session &s) {
-    json j = {{"v", 1},          {"p", s.provider},      {"sub", s.sub},   {"c", s.claims},
-              {"t", s.created},  {"seen", s.seen}};
+    json j = {{"v", 1},         {"id", s.id},     {"p", s.provider}, {"sub", s.sub},
+              {"c", s.claims},  {"t", s.created}, {"seen", s.seen}};
     if (!s.sid.empty())
         j["sid"] = s.sid;
     if (!s.id_token.empty())
@@ -40,6 +40,7 @@ std::optional<Session> decode_session(std::string_view text) {
     if (!j.is_object() || num(j, "v") != 1)
         return std::nullopt;
     Session s;
+    s.id = str(j, "id");
     s.provider = str(j, "p");
     s.sub = str(j, "sub");
     s.sid = str(j, "sid");
@@ -53,7 +54,7 @@ std::optional<Session> decode_session(std::string_view text) {
     s.created = num(j, "t");
     s.seen = num(j, "seen");
     s.access_expires = num(j, "ae");
-    if (s.sub.empty() || s.created <= 0)
+    if (s.id.empty() || s.sub.empty() || s.created <= 0)
         return std::nullopt;
     return s;
 }

@@ -15,6 +15,7 @@
 namespace sso {
 
 struct Session {
+    std::string id; // random, names the session for refresh coordination
     std::string provider;
     std::string sub;
     std::string sid;           // the provider's session id (back-channel logout), if given

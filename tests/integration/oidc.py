@@ -67,11 +67,16 @@ class Provider:
                                     "jwks": {"keys": self.keys}, "clients": self.clients,
                                     "ttl": self.ttl, "accounts": self.accounts}))
         self.log_path = self.workdir / ("provider-%d.log" % self.port)
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(["node", str(PROVIDER_JS), str(conf)], stdout=log,
                                          stderr=log, stdin=subprocess.DEVNULL, cwd=str(OIDC_DIR))
-        ok = harness.wait_until(lambda: self.proc.poll() is not None or
-                                ("listening on %d" % self.port) in self.log_path.read_text(), 20)
+
+        def listening():  # this start's line, not an earlier one's
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                return ("listening on %d" % self.port).encode() in f.read()
+        ok = harness.wait_until(lambda: self.proc.poll() is not None or listening(), 20)
         if not ok or self.proc.poll() is not None:
             raise RuntimeError("oidc-provider did not start:\n" + self.log_path.read_text())
 

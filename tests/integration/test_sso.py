@@ -6,6 +6,8 @@ down, the refused callbacks (tampered, replayed, expired state; wrong iss), open
 tampered and retired-key session cookies, 401 for APIs, and RP-initiated logout."""
 
 import json
+import re
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -24,7 +26,9 @@ OTHER_SECRET = "another-secret-0123456789-abcdefghijkl"
 def client_for(port):
     return {"client_id": "gatehouse", "client_secret": "s3cret-client",
             "redirect_uris": ["http://127.0.0.1:%d/oauth2/callback" % port],
-            "post_logout_redirect_uris": ["http://127.0.0.1:%d/bye" % port],
+            "post_logout_redirect_uris": ["http://127.0.0.1:%d/public/bye" % port],
+            "backchannel_logout_uri": "http://127.0.0.1:%d/oauth2/backchannel-logout" % port,
+            "backchannel_logout_session_required": True,
             "grant_types": ["authorization_code", "refresh_token"],
             "response_types": ["code"], "token_endpoint_auth_method": "client_secret_basic"}
 
@@ -38,7 +42,7 @@ def sso_config(port, backend, provider, secrets=(SECRET,), extra_module="", extr
         + "[upstream.app]\nservers = [{ address = \"%s\" }]\n\n" % backend.address
         + "[upstream.idp]\nservers = [{ address = \"127.0.0.1:%d\" }]\n\n" % provider.port
         + "[filter.sso]\nsecrets = %s\ncookie_secure = false\n" % json.dumps(list(secrets))
-        + "post_logout_redirects = [\"http://127.0.0.1:%d/bye\"]\n" % port
+        + "post_logout_redirects = [\"http://127.0.0.1:%d/public/bye\"]\n" % port
         + extra_module + "\n"
         + "[filter.sso.providers.test]\nissuer = \"%s\"\nupstream = \"idp\"\n" % provider.issuer
         + "client_id = \"gatehouse\"\nclient_secret = \"s3cret-client\"\n\n"
@@ -51,14 +55,14 @@ def sso_config(port, backend, provider, secrets=(SECRET,), extra_module="", extr
 
 
 class Site:
-    def __init__(self, tmp, processes, secrets=(SECRET,), name="sso"):
+    def __init__(self, tmp, processes, secrets=(SECRET,), name="sso", ttl=None, extra_module=""):
         self.port = harness.free_port()
         self.backend = harness.Backend(tmp, name + "-app")
         processes.backends.append(self.backend)
-        self.provider = oidc.Provider(tmp, [client_for(self.port)])
+        self.provider = oidc.Provider(tmp, [client_for(self.port)], ttl=ttl)
         self.tmp = Path(tmp)
         self.gatehouse = harness.Gatehouse(tmp, sso_config(self.port, self.backend, self.provider,
-                                                           secrets), name=name)
+                                                           secrets, extra_module), name=name)
         processes.gatehouses.append(self.gatehouse)
         self.base = "http://127.0.0.1:%d" % self.port
 
@@ -81,13 +85,16 @@ def seen(body, name):
     return [v for n, v in info["headers"] if n.lower() == name.lower()]
 
 
-def failures(g, reason):
-    text = scrape(admin_port(g))
-    key = 'gatehouse_sso_login_failures_total{reason="%s"} ' % reason
-    for line in text.splitlines():
+def metric(g, name, label, value):
+    key = 'gatehouse_%s{%s="%s"} ' % (name, label, value)
+    for line in scrape(admin_port(g)).splitlines():
         if line.startswith(key):
             return float(line.split()[-1])
     return 0.0
+
+
+def failures(g, reason):
+    return metric(g, "sso_login_failures_total", "reason", reason)
 
 
 def signed_in(site, user="alice", path="/echo/start?x=1"):
@@ -262,16 +269,97 @@ def test_secret_rotation(module_processes, tmp_path):
 def test_rp_initiated_logout(site):
     b, _, _ = signed_in(site)
     status, headers, _, _ = b.open(site.url("/oauth2/logout?rd=" + urllib.parse.quote(
-        site.url("/bye"), safe="")), follow=False)
+        site.url("/public/bye"), safe="")), follow=False)
     assert status == 302
     loc = urllib.parse.urlparse(headers["Location"])
     q = dict(urllib.parse.parse_qsl(loc.query))
     assert headers["Location"].startswith(site.provider.issuer + "/session/end")
     assert q["id_token_hint"].count(".") == 2
-    assert q["post_logout_redirect_uri"] == site.url("/bye")
+    assert q["post_logout_redirect_uri"] == site.url("/public/bye")
     assert "gh_sso" not in b.cookies("gh_sso")
     # A redirect target not on the list is dropped.
     b2, _, _ = signed_in(site)
     status, headers, _, _ = b2.open(site.url("/oauth2/logout?rd=https%3A%2F%2Fevil.example"),
                                     follow=False)
     assert "evil" not in headers["Location"]
+
+
+def bearer_upstream(body):
+    auth = seen(body, "Authorization")
+    return auth[0] if auth else None
+
+
+def test_refresh_renews_the_access_token_once_and_ends_a_revoked_session(module_processes,
+                                                                         tmp_path):
+    # Access tokens live 62 s; renewal starts 60 s before expiry: 2 s after the sign-in.
+    s = Site(tmp_path, module_processes, name="sso-refresh", ttl={"AccessToken": 62},
+             extra_module="pass_access_token = true\n")
+    try:
+        g = s.gatehouse
+        b, body, _ = signed_in(s)
+        first = bearer_upstream(body)
+        assert first and first.startswith("Bearer ")
+        cookie = b.cookies("gh_sso")["gh_sso"]
+        assert metric(g, "sso_refreshes_total", "result", "ok") == 0
+        time.sleep(2.5)
+        status, _, body, _ = b.open(s.url("/echo/renewed"))
+        assert status == 200
+        renewed = bearer_upstream(body)
+        assert renewed and renewed != first
+        assert b.cookies("gh_sso")["gh_sso"] != cookie  # the new tokens went into the cookie
+        assert metric(g, "sso_refreshes_total", "result", "ok") == 1
+        # A request still carrying the old cookie gets the renewed session, no second renewal.
+        old = oidc.Browser()
+        old.set_cookie("gh_sso", cookie)
+        status, _, body, _ = old.open(s.url("/echo/old"))
+        assert status == 200 and bearer_upstream(body) == renewed
+        assert metric(g, "sso_refreshes_total", "result", "ok") == 1
+        # The provider down at renewal time: the session goes on with what it has.
+        time.sleep(2.5)
+        s.provider.stop()
+        status, _, body, _ = b.open(s.url("/echo/down"))
+        assert status == 200 and seen(body, "X-Forwarded-User") == ["alice"]
+        assert metric(g, "sso_refreshes_total", "result", "error") >= 1
+        # The provider back without the grant (its store is in memory): the renewal is refused,
+        # the session ends and the browser is sent to sign in again.
+        s.provider.start()
+        status, headers, _, _ = b.open(s.url("/echo/gone?q=1"), follow=False)
+        assert status == 302 and headers["Location"] == "/echo/gone?q=1"
+        assert metric(g, "sso_refreshes_total", "result", "refused") == 1
+        assert "gh_sso" not in b.cookies("gh_sso")
+    finally:
+        s.stop()
+
+
+def provider_logout(b, url):
+    """Follows a logout to the provider and confirms its "sign out?" form."""
+    status, headers, body, at = b.open(url)
+    page = body.decode(errors="replace")
+    action = re.search(r'<form[^>]*id="op.logoutForm"[^>]*>|<form[^>]*>', page)
+    form = re.search(r'action="([^"]+)"', action.group(0)) if action else None
+    xsrf = re.search(r'name="xsrf" value="([^"]+)"', page)
+    assert form and xsrf, page[:500]
+    data = urllib.parse.urlencode({"xsrf": xsrf.group(1), "logout": "yes"}).encode()
+    return b.open(urllib.parse.urljoin(at, form.group(1)), data=data)
+
+
+def test_back_channel_logout_ends_every_copy_of_the_session(site):
+    g = site.gatehouse
+    b, _, _ = signed_in(site, user="carol")
+    copy = b.cookies("gh_sso")["gh_sso"]
+    before = metric(g, "sso_logouts_total", "kind", "backchannel")
+    status, _, _, at = provider_logout(b, site.url("/oauth2/logout?rd=" + urllib.parse.quote(
+        site.url("/public/bye"), safe="")))
+    assert at.startswith(site.url("/public/bye")), at  # back at the post-logout page
+    assert harness.wait_until(
+        lambda: metric(g, "sso_logouts_total", "kind", "backchannel") == before + 1, 5)
+    # The provider told gatehouse: the cookie a second device kept no longer works.
+    other = oidc.Browser()
+    other.set_cookie("gh_sso", copy)
+    revoked = failures(g, "session_revoked")
+    status, headers, _, _ = other.open(site.url("/echo/after"), follow=False)
+    assert status == 302 and headers["Location"].startswith(site.provider.issuer)
+    assert failures(g, "session_revoked") == revoked + 1
+    # Another user's session is untouched.
+    b2, _, _ = signed_in(site, user="dave")
+    assert b2.open(site.url("/echo/fine"))[0] == 200

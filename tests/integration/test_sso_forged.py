@@ -183,3 +183,74 @@ def test_bearer_tokens_on_an_api_route(rogue_site):
         assert r.status == 401, (reason, r.status)
         assert 'error="invalid_token"' in r.header("WWW-Authenticate"), reason
         assert bearer_rejected(g, reason) == before + 1, reason
+
+
+def logout_rejected(g, reason):
+    for line in scrape(admin_port(g)).splitlines():
+        if line.startswith('gatehouse_sso_logout_tokens_rejected_total{reason="%s"} ' % reason):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def post_logout_token(g, token):
+    port = int(g.base.rsplit(":", 1)[1])
+    body = urllib.parse.urlencode({"logout_token": token}).encode() if token is not None else b""
+    return harness.request(port, "POST", "/oauth2/backchannel-logout",
+                           [("Content-Type", "application/x-www-form-urlencoded")], body)
+
+
+def logout_claims(op, **changes):
+    now = int(time.time())
+    c = {"iss": op.issuer, "aud": "gatehouse", "iat": now, "exp": now + 120,
+         "jti": "j-%d-%f" % (now, time.monotonic()), "sid": "sid-1",
+         "events": {"http://schemas.openid.net/event/backchannel-logout": {}}}
+    for k, v in changes.items():
+        if v is None:
+            c.pop(k, None)
+        else:
+            c[k] = v
+    return c
+
+
+def test_back_channel_logout_tokens(rogue_site):
+    g = rogue_site
+    op = g.op
+    port = int(g.base.rsplit(":", 1)[1])
+    # Two sessions of provider session "sid-1", one of "sid-2".
+    sessions = {}
+    for name, sid in (("a", "sid-1"), ("b", "sid-1"), ("c", "sid-2")):
+        b, status, _, _ = attempt(g, lambda n, sid=sid: op.sign(op.claims(n, sid=sid)))
+        assert status == 302
+        sessions[name] = b
+    assert harness.get(port, "/oauth2/backchannel-logout").status == 405
+    refused = {
+        "nonce": op.sign(logout_claims(op, nonce="n")),
+        "events": op.sign(logout_claims(op, events=None)),
+        "no_sid_or_sub": op.sign(logout_claims(op, sid=None)),
+        "aud": op.sign(logout_claims(op, aud="other")),
+        "alg": op.unsigned({"alg": "none"}, logout_claims(op)),
+        "signature": op.sign(logout_claims(op)).rsplit(".", 1)[0] + "." +
+                     op.sign(logout_claims(op, sid="x")).rsplit(".", 1)[1],
+        "malformed": "abc",
+        "no_logout_token": None,
+        "jti": op.sign(logout_claims(op, jti=None)),
+    }
+    for reason, token in refused.items():
+        before = logout_rejected(g, reason)
+        r = post_logout_token(g, token)
+        assert r.status == 400, (reason, r.status, r.body)
+        assert json.loads(r.body)["error"] == "invalid_request"
+        assert logout_rejected(g, reason) == before + 1, reason
+    for b in sessions.values():  # nothing was revoked by those
+        assert b.open(g.base + "/echo/still")[0] == 200
+    good = op.sign(logout_claims(op), header={"typ": "logout+jwt"})
+    assert post_logout_token(g, good).status == 200
+    before = logout_rejected(g, "jti_replay")
+    assert post_logout_token(g, good).status == 400
+    assert logout_rejected(g, "jti_replay") == before + 1
+    for name, b in sessions.items():
+        status = b.open(g.base + "/echo/after", follow=False)[0]
+        assert status == (302 if name in "ab" else 200), name
+    # A token naming only the user ends all of the user's sessions.
+    assert post_logout_token(g, op.sign(logout_claims(op, sid=None, sub="mallory"))).status == 200
+    assert sessions["c"].open(g.base + "/echo/after", follow=False)[0] == 302

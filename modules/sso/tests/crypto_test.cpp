@@ -63,6 +63,7 @@ TEST(Sealer, RotationSealsWithTheFirstAndOpensWithAll) {
 
 TEST(Session, EncodesAndDecodesAndRefusesIncompleteOnes) {
     Session s;
+    s.id = "i1";
     s.provider = "corp";
     s.sub = "alice";
     s.claims = {{"email", "a@example.com"}, {"groups", {"dev", "ops"}}};
@@ -77,7 +78,8 @@ TEST(Session, EncodesAndDecodesAndRefusesIncompleteOnes) {
     EXPECT_EQ(back->seen, 150);
     EXPECT_FALSE(decode_session("{}"));
     EXPECT_FALSE(decode_session("not json"));
-    EXPECT_FALSE(decode_session(R"({"v":1,"p":"corp","sub":"","t":5})"));
+    EXPECT_FALSE(decode_session(R"({"v":1,"id":"i","p":"corp","sub":"","t":5})"));
+    EXPECT_FALSE(decode_session(R"({"v":1,"p":"corp","sub":"a","t":5})")); // no id
 }
 
 TEST(Session, ChunksAreAtMostTheChunkSize) {
