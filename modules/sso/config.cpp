@@ -5,6 +5,7 @@
 #include "provider.hpp"
 
 #include <algorithm>
+#include <cctype>
 
 namespace sso {
 
@@ -44,6 +45,78 @@ std::string secret_error(std::string_view s) {
     if (s.size() < 32)
         return "must be at least 32 characters (use `openssl rand -base64 32`)";
     return {};
+}
+
+// [{ claim = "groups", contains = "admins" }, { email_domain = "example.com" },
+//  { claim = "email_verified", equals = true }]
+std::vector<Rule> read_rules(const gh::ConfigNode &n) {
+    std::vector<Rule> out;
+    if (!n.is_array()) {
+        n.error("must be an array of rules: { claim = \"...\", equals = ... }, { claim = "
+                "\"...\", contains = \"...\" } or { email_domain = \"...\" }");
+        return out;
+    }
+    for (size_t i = 0; i < n.size(); ++i) {
+        gh::ConfigNode r = n.at(i);
+        if (!r.is_table()) {
+            r.error("must be a table: { claim = \"...\", equals = ... }");
+            continue;
+        }
+        Rule rule;
+        gh::ConfigNode claim = r.get("claim"), equals = r.get("equals"),
+                       contains = r.get("contains"), domain = r.get("email_domain");
+        if (domain.present()) {
+            auto d = domain.string();
+            if (!d || d->empty() || d->find('@') != std::string::npos) {
+                domain.error("must be a domain like \"example.com\"");
+                continue;
+            }
+            rule.kind = Rule::Kind::email_domain;
+            for (char &ch : *d)
+                ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+            rule.domain = *d;
+            rule.text = gh::cat("email_domain = ", rule.domain);
+            if (claim.present() || equals.present() || contains.present())
+                r.error("email_domain stands alone (no claim, equals or contains)");
+            out.push_back(std::move(rule));
+            continue;
+        }
+        auto name = claim.string();
+        if (!name || name->empty()) {
+            r.error("needs `claim` (or `email_domain`)");
+            continue;
+        }
+        rule.claim = *name;
+        if (equals.present() == contains.present()) {
+            r.error("needs one of `equals` or `contains`");
+            continue;
+        }
+        if (contains.present()) {
+            auto v = contains.string();
+            if (!v) {
+                contains.error("must be a string");
+                continue;
+            }
+            rule.kind = Rule::Kind::contains;
+            rule.value = *v;
+            rule.text = gh::cat(rule.claim, " contains ", *v);
+        } else {
+            rule.kind = Rule::Kind::equals;
+            if (auto b = equals.type() == GH_CFG_BOOL ? equals.boolean() : std::nullopt)
+                rule.value = *b;
+            else if (auto v = equals.type() == GH_CFG_INT ? equals.integer() : std::nullopt)
+                rule.value = *v;
+            else if (auto t = equals.type() == GH_CFG_STRING ? equals.string() : std::nullopt)
+                rule.value = *t;
+            else {
+                equals.error("must be a string, an integer or a boolean");
+                continue;
+            }
+            rule.text = gh::cat(rule.claim, " = ", rule.value.dump());
+        }
+        out.push_back(std::move(rule));
+    }
+    return out;
 }
 
 void read_providers(const gh::ConfigNode &providers, Config &c) {
@@ -217,6 +290,18 @@ gh::Keys<Config> declare() {
                   "expires (one renewal per session at a time; the request that starts it waits "
                   "for it); a refused renewal ends the session")
             .example("refresh = false")
+            .custom("require_all", "array of rules", "`[]`", both,
+                    "every rule must match the session's claims, else 403: `{ claim = \"C\", "
+                    "equals = V }` (string, integer or boolean), `{ claim = \"C\", contains = "
+                    "\"V\" }` (an array claim holds V, or a space- or comma-separated string "
+                    "does), `{ email_domain = \"D\" }` (a verified `email` at D)",
+                    [](const gh::ConfigNode &n, Config &c) { c.require_all = read_rules(n); })
+            .example("require_all = [{ claim = \"email_verified\", equals = true }]")
+            .custom("require_any", "array of rules", "`[]`", both,
+                    "at least one rule must match (when not empty), else 403; rules as in "
+                    "`require_all`",
+                    [](const gh::ConfigNode &n, Config &c) { c.require_any = read_rules(n); })
+            .example("require_any = [{ claim = \"groups\", contains = \"wiki-admins\" }, { email_domain = \"example.com\" }]")
             .flag("bearer", &Config::bearer, both,
                   "accept `Authorization: Bearer` JWTs signed by the provider (APIs): verified "
                   "like ID tokens (no nonce), identity headers from their claims; a bad token "
@@ -285,6 +370,45 @@ gh::Keys<ProviderConfig> declare_provider() {
 }
 
 } // namespace
+
+bool rule_matches(const Rule &r, const nlohmann::json &claims) {
+    if (r.kind == Rule::Kind::email_domain) {
+        auto email = claims.find("email");
+        auto verified = claims.find("email_verified");
+        if (email == claims.end() || !email->is_string() ||
+            (verified != claims.end() && verified->is_boolean() && !verified->get<bool>()))
+            return false;
+        const std::string &e = email->get_ref<const std::string &>();
+        const size_t at = e.rfind('@');
+        if (at == std::string::npos || e.size() - at - 1 != r.domain.size())
+            return false;
+        for (size_t i = 0; i < r.domain.size(); ++i)
+            if (std::tolower(static_cast<unsigned char>(e[at + 1 + i])) != r.domain[i])
+                return false;
+        return true;
+    }
+    auto v = claims.find(r.claim);
+    if (v == claims.end())
+        return false;
+    if (r.kind == Rule::Kind::equals)
+        return *v == r.value;
+    const std::string &want = r.value.get_ref<const std::string &>();
+    if (v->is_array())
+        return std::find(v->begin(), v->end(), r.value) != v->end();
+    if (!v->is_string())
+        return false;
+    const std::string &text = v->get_ref<const std::string &>();
+    size_t start = 0;
+    while (start <= text.size()) {
+        size_t end = text.find_first_of(" ,", start);
+        if (end == std::string::npos)
+            end = text.size();
+        if (text.compare(start, end - start, want) == 0 && end > start)
+            return true;
+        start = end + 1;
+    }
+    return false;
+}
 
 const gh::Keys<Config> &keys() {
     static const gh::Keys<Config> k = declare();

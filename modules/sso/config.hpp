@@ -7,6 +7,8 @@
 
 #include <gatehouse/sdk.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -33,7 +35,18 @@ struct ProviderConfig {
     uint64_t timeout_ms = 5000;               // per request to the provider
 };
 
-enum class OnMissing { login, deny }; // no session: redirect to the provider, or 401
+enum class OnMissing { login, deny };
+
+// One authorization rule on the session's (or bearer token's) claims.
+struct Rule {
+    enum class Kind { equals, contains, email_domain } kind = Kind::equals;
+    std::string claim;        // equals / contains
+    nlohmann::json value;     // equals: a string, number or bool; contains: a string
+    std::string domain;       // email_domain (lower-case)
+    std::string text;         // as configured, for logs
+};
+// True when `claims` (with "sub") satisfy the rule.
+bool rule_matches(const Rule &r, const nlohmann::json &claims); // no session: redirect to the provider, or 401
 
 struct Config {
     // Module scope.
@@ -63,6 +76,8 @@ struct Config {
     std::map<std::string, std::string> claim_headers; // header -> claim
     bool pass_access_token = false;
     bool refresh = true; // renew the access token with the refresh token before it expires
+    std::vector<Rule> require_all; // every one must match
+    std::vector<Rule> require_any; // one must match (when not empty)
     bool bearer = false;          // accept Authorization: Bearer JWTs from the provider
     std::string bearer_audience;  // their required `aud` ("" = the client id)
 

@@ -325,6 +325,8 @@ gh_action_t SsoFilter::on_access(gh::Stream s, const Config &c) {
         return backchannel(s, c);
     const int64_t now = now_s();
     if (std::optional<Session> session = read_session(s, c, now)) {
+        if (!allowed(c, session->sub, session->claims))
+            return forbidden(s, c, session->sub);
         if (c.refresh && !session->refresh_token.empty() && session->access_expires != 0 &&
             now + static_cast<int64_t>(c.refresh_margin_ms / 1000) >= session->access_expires) {
             std::lock_guard g(refresh_lock_);
@@ -499,10 +501,43 @@ gh_action_t SsoFilter::bearer(gh::Stream s, const Config &c, const std::string &
         return bearer_refused(s, "claims");
     view.sub = sub->get<std::string>();
     view.claims = jws->claims;
+    if (!allowed(c, view.sub, view.claims))
+        return forbidden(s, c, view.sub);
     requests_.inc({"bearer"});
     pass_identity(s, c, view);
     strip_own_cookies(s, c);
     return GH_CONTINUE;
+}
+
+bool SsoFilter::allowed(const Config &c, const std::string &sub, const json &claims) const {
+    if (c.require_all.empty() && c.require_any.empty())
+        return true;
+    json with_sub = claims;
+    with_sub["sub"] = sub;
+    for (const Rule &r : c.require_all)
+        if (!rule_matches(r, with_sub))
+            return false;
+    if (c.require_any.empty())
+        return true;
+    for (const Rule &r : c.require_any)
+        if (rule_matches(r, with_sub))
+            return true;
+    return false;
+}
+
+gh_action_t SsoFilter::forbidden(gh::Stream s, const Config &c, const std::string &sub) {
+    requests_.inc({"forbidden"});
+    gh::log_info(gh::cat("sso: ", sub, " is not allowed on route ", s.route()));
+    const bool api = c.on_missing == OnMissing::deny;
+    const gh_status_t st =
+        api ? s.respond(403, {{"Content-Type", "application/json"}, {"Cache-Control", "no-store"}},
+                        R"({"error":"forbidden","error_description":"the identity does not satisfy this route's rules"})")
+            : s.respond(403,
+                        {{"Content-Type", "text/html; charset=utf-8"},
+                         {"Cache-Control", "no-store"}},
+                        "<!doctype html><title>Access denied</title><h1>Access denied</h1>"
+                        "<p>You are signed in, but this page is not open to your account.</p>\n");
+    return st == GH_OK ? GH_RESPOND : GH_ERROR;
 }
 
 Reject SsoFilter::check_signature(const Config &c, const Jws &jws) const {

@@ -44,6 +44,9 @@ class SsoFilter : public gh::Filter<SsoFilter, Config> {
     // for again (missing, or no key for its kid).
     gh_action_t bearer(gh::Stream s, const Config &c, const std::string &token, bool refetched);
     gh_action_t bearer_refused(gh::Stream s, const char *reason);
+    // require_all / require_any on the identity's claims (`sub` included).
+    bool allowed(const Config &c, const std::string &sub, const nlohmann::json &claims) const;
+    gh_action_t forbidden(gh::Stream s, const Config &c, const std::string &sub);
     // OpenID Back-Channel Logout: the POSTed logout_token, once the body is held.
     gh_action_t backchannel(gh::Stream s, const Config &c);
     gh_action_t logout_token(gh::Stream s, const Config &c, std::shared_ptr<StreamState> st,

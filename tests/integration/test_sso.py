@@ -45,10 +45,14 @@ def sso_config(port, backend, provider, secrets=(SECRET,), extra_module="", extr
         + "post_logout_redirects = [\"http://127.0.0.1:%d/public/bye\"]\n" % port
         + extra_module + "\n"
         + "[filter.sso.providers.test]\nissuer = \"%s\"\nupstream = \"idp\"\n" % provider.issuer
-        + "client_id = \"gatehouse\"\nclient_secret = \"s3cret-client\"\n\n"
+        + "client_id = \"gatehouse\"\nclient_secret = \"s3cret-client\"\n"
+        + "scopes = [\"openid\", \"email\", \"profile\", \"groups\"]\n\n"
         + extra_routes
         + "[[route]]\nname = \"api\"\npath = \"/api/\"\nupstream = \"app\"\nfilters = [\"sso\"]\n"
         + "filter_config = { sso = { on_missing = \"deny\" } }\n\n"
+        + "[[route]]\nname = \"admin\"\npath = \"/admin/\"\nupstream = \"app\"\n"
+        + "filters = [\"sso\"]\nfilter_config = { sso = { require_any = ["
+        + "{ claim = \"groups\", contains = \"admins\" }, { email_domain = \"admins.example\" }] } }\n\n"
         + "[[route]]\nname = \"site\"\npath = \"/\"\nupstream = \"app\"\nfilters = [\"sso\"]\n"
         + "filter_config = { sso = { public = [\"/public/*\"] } }\n"
     )
@@ -59,7 +63,9 @@ class Site:
         self.port = harness.free_port()
         self.backend = harness.Backend(tmp, name + "-app")
         processes.backends.append(self.backend)
-        self.provider = oidc.Provider(tmp, [client_for(self.port)], ttl=ttl)
+        self.provider = oidc.Provider(tmp, [client_for(self.port)], ttl=ttl,
+                                      accounts={"alice": {"groups": ["staff", "admins"]},
+                                                "erin": {"email": "erin@admins.example"}})
         self.tmp = Path(tmp)
         self.gatehouse = harness.Gatehouse(tmp, sso_config(self.port, self.backend, self.provider,
                                                            secrets, extra_module), name=name)
@@ -363,3 +369,16 @@ def test_back_channel_logout_ends_every_copy_of_the_session(site):
     # Another user's session is untouched.
     b2, _, _ = signed_in(site, user="dave")
     assert b2.open(site.url("/echo/fine"))[0] == 200
+
+
+def test_route_rules_on_claims(site):
+    alice, _, _ = signed_in(site, user="alice")   # in group admins
+    erin, _, _ = signed_in(site, user="erin")     # email at admins.example
+    bob, _, _ = signed_in(site, user="bob")       # neither
+    for b in (alice, erin):
+        status, _, body, _ = b.open(site.url("/admin/echo"))
+        assert status == 200
+    status, _, body, _ = bob.open(site.url("/admin/echo"), follow=False)
+    assert status == 403 and b"Access denied" in body
+    assert metric(site.gatehouse, "sso_requests_total", "result", "forbidden") >= 1
+    assert bob.open(site.url("/echo/ok"))[0] == 200  # other routes stay open to bob

@@ -106,6 +106,44 @@ TEST(SsoConfig, ModuleKeysAreRefusedInARoute) {
     EXPECT_NE(route.errors[0].find("is a module-level key"), std::string::npos);
 }
 
+TEST(SsoRules, ParsedAndMatched) {
+    auto module = parse(Value::table({{"secrets", Value::array({secret})},
+                                      {"providers", Value::table({{"corp", provider()}})}}));
+    auto p = parse(Value::table(
+                       {{"require_any",
+                         Value::array({Value::table({{"claim", "groups"}, {"contains", "admins"}}),
+                                       Value::table({{"email_domain", "Example.COM"}})})},
+                        {"require_all",
+                         Value::array({Value::table({{"claim", "email_verified"}, {"equals", true}})})}}),
+                   *module.config, gh::ConfigLevel::route);
+    ASSERT_TRUE(p.errors.empty()) << p.errors[0];
+    ASSERT_EQ(p.config->require_any.size(), 2u);
+    const Rule &group = p.config->require_any[0], &domain = p.config->require_any[1];
+    const Rule &verified = p.config->require_all[0];
+    EXPECT_TRUE(rule_matches(group, {{"groups", {"dev", "admins"}}}));
+    EXPECT_FALSE(rule_matches(group, {{"groups", {"administrators"}}}));
+    EXPECT_TRUE(rule_matches(group, {{"groups", "dev admins"}}));   // space-separated
+    EXPECT_TRUE(rule_matches(group, {{"groups", "dev,admins"}}));   // comma-separated
+    EXPECT_FALSE(rule_matches(group, {{"groups", "sysadmins"}}));
+    EXPECT_TRUE(rule_matches(domain, {{"email", "a@example.com"}}));
+    EXPECT_TRUE(rule_matches(domain, {{"email", "a@EXAMPLE.com"}, {"email_verified", true}}));
+    EXPECT_FALSE(rule_matches(domain, {{"email", "a@example.com"}, {"email_verified", false}}));
+    EXPECT_FALSE(rule_matches(domain, {{"email", "a@evil-example.com"}}));
+    EXPECT_FALSE(rule_matches(domain, {{"email", "a@example.com.evil"}}));
+    EXPECT_TRUE(rule_matches(verified, {{"email_verified", true}}));
+    EXPECT_FALSE(rule_matches(verified, {{"email_verified", "true"}}));
+    EXPECT_FALSE(rule_matches(verified, json::object()));
+
+    auto bad = parse(Value::table({{"require_all",
+                                    Value::array({Value::table({{"claim", "x"}}),
+                                                  Value::table({{"email_domain", "a@b"}}),
+                                                  "groups"})}}),
+                     *module.config, gh::ConfigLevel::route);
+    ASSERT_EQ(bad.errors.size(), 3u);
+    EXPECT_NE(bad.errors[0].find("needs one of `equals` or `contains`"), std::string::npos)
+        << bad.errors[0];
+}
+
 TEST(ProviderTarget, OriginFormOfProviderUrls) {
     EXPECT_EQ(Provider::target_of("https://idp/a/b?x=1#frag"), "/a/b?x=1");
     EXPECT_EQ(Provider::target_of("http://idp:8080"), "/");
