@@ -59,11 +59,13 @@ def sso_config(port, backend, provider, secrets=(SECRET,), extra_module="", extr
 
 
 class Site:
-    def __init__(self, tmp, processes, secrets=(SECRET,), name="sso", ttl=None, extra_module=""):
+    def __init__(self, tmp, processes, secrets=(SECRET,), name="sso", ttl=None, extra_module="",
+                 keys=None, client_extra=None):
         self.port = harness.free_port()
         self.backend = harness.Backend(tmp, name + "-app")
         processes.backends.append(self.backend)
-        self.provider = oidc.Provider(tmp, [client_for(self.port)], ttl=ttl,
+        client = dict(client_for(self.port), **(client_extra or {}))
+        self.provider = oidc.Provider(tmp, [client], ttl=ttl, keys=keys,
                                       accounts={"alice": {"groups": ["staff", "admins"]},
                                                 "erin": {"email": "erin@admins.example"}})
         self.tmp = Path(tmp)
@@ -382,3 +384,34 @@ def test_route_rules_on_claims(site):
     assert status == 403 and b"Access denied" in body
     assert metric(site.gatehouse, "sso_requests_total", "result", "forbidden") >= 1
     assert bob.open(site.url("/echo/ok"))[0] == 200  # other routes stay open to bob
+
+
+def test_provider_key_rotation(module_processes, tmp_path):
+    s = Site(tmp_path, module_processes, name="sso-rotate")
+    try:
+        g = s.gatehouse
+        alice, _, _ = signed_in(s, user="alice")
+        # The provider rotates to a new key and drops the old one.
+        s.provider.restart(keys=[oidc.make_key("RSA", kid="k2")])
+        assert alice.open(s.url("/echo/still"))[0] == 200  # sessions need no provider key
+        bob, body, _ = signed_in(s, user="bob")           # an ID token with an unknown kid
+        assert seen(body, "X-Forwarded-User") == ["bob"]
+        text = scrape(admin_port(g))
+        ok = [l for l in text.splitlines()
+              if l.startswith("gatehouse_sso_provider_fetches_total{") and 'what="jwks"' in l
+              and 'result="ok"' in l]
+        assert ok and float(ok[0].split()[-1]) == 2, ok  # the first fetch and one refetch
+    finally:
+        s.stop()
+
+
+@pytest.mark.parametrize("kind,alg", [("EC", "ES256"), ("OKP", "EdDSA")])
+def test_sign_in_with_ec_and_ed25519_keys(module_processes, tmp_path, kind, alg):
+    s = Site(tmp_path, module_processes, name="sso-" + alg.lower(),
+             keys=[oidc.make_key(kind, kid="k-" + alg)],
+             client_extra={"id_token_signed_response_alg": alg})
+    try:
+        _, body, _ = signed_in(s, user="frank")
+        assert seen(body, "X-Forwarded-User") == ["frank"]
+    finally:
+        s.stop()
