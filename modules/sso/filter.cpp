@@ -23,6 +23,83 @@ struct StreamState {
 constexpr size_t kMaxLogoutBody = 64 * 1024;
 constexpr const char *kBackchannelEvent = "http://schemas.openid.net/event/backchannel-logout";
 
+// Per worker: sessions already opened, by their exact sealed cookie value, so a cookie is
+// decrypted and parsed once per worker rather than on every request. Two generations of at most
+// kOpenedPerWorker entries (an approximate LRU in O(1)); an entry counts only under the sealer
+// that opened it (a reload with other secrets misses). Expiry and revocation are checked on
+// every request all the same.
+struct Opened {
+    Session session;
+    const Sealer *sealer = nullptr;
+    // The idle-timeout slide made from this cookie: handed again, not sealed again, to requests
+    // that still carry it (a client that keeps an old cookie costs one seal a minute).
+    std::vector<std::string> slid;
+    int64_t slid_at = 0;
+};
+
+constexpr size_t kOpenedPerWorker = 1024;
+
+class OpenedCache {
+  public:
+    std::shared_ptr<Opened> find(const std::string &sealed) {
+        if (auto it = now_.find(sealed); it != now_.end())
+            return it->second;
+        auto it = before_.find(sealed);
+        if (it == before_.end())
+            return nullptr;
+        std::shared_ptr<Opened> hit = it->second;
+        put(sealed, hit);
+        return hit;
+    }
+    void put(const std::string &sealed, std::shared_ptr<Opened> opened) {
+        if (now_.size() >= kOpenedPerWorker) {
+            before_ = std::move(now_);
+            now_.clear();
+        }
+        now_[sealed] = std::move(opened);
+    }
+
+  private:
+    std::unordered_map<std::string, std::shared_ptr<Opened>> now_, before_;
+};
+
+static thread_local OpenedCache t_opened;
+
+// Per worker: bearer tokens already verified, by their exact text, until they expire -- a client
+// sends the same token for its lifetime, so its signature is checked once per worker (as
+// Envoy's jwt_authn cache does). Same two-generation bound as the sessions.
+struct Verified {
+    const Provider *provider = nullptr;
+    std::string audience;
+    std::string sub;
+    json claims;
+    int64_t exp = 0;
+};
+
+class VerifiedCache {
+  public:
+    const Verified *find(const std::string &token) {
+        if (auto it = now_.find(token); it != now_.end())
+            return &it->second;
+        auto it = before_.find(token);
+        if (it == before_.end())
+            return nullptr;
+        return put(token, std::move(it->second));
+    }
+    const Verified *put(const std::string &token, Verified v) {
+        if (now_.size() >= kOpenedPerWorker) {
+            before_ = std::move(now_);
+            now_.clear();
+        }
+        return &(now_[token] = std::move(v));
+    }
+
+  private:
+    std::unordered_map<std::string, Verified> now_, before_;
+};
+
+static thread_local VerifiedCache t_verified;
+
 namespace {
 
 struct Slot {
@@ -224,37 +301,45 @@ void SsoFilter::strip_own_cookies(gh::Stream s, const Config &c) {
         s.set_header(GH_HEADERS_REQUEST, "Cookie", kept);
 }
 
-std::optional<Session> SsoFilter::read_session(gh::Stream s, const Config &c, int64_t now) {
+std::shared_ptr<Opened> SsoFilter::read_session(gh::Stream s, const Config &c, int64_t now) {
     auto first = request_cookie(s, c.cookie_name);
     if (!first)
-        return std::nullopt;
-    std::string sealed = *first;
+        return nullptr;
+    std::string sealed = std::move(*first);
     for (size_t i = 1; sealed.size() == i * kChunk && i < kMaxChunks; ++i) {
         auto more = request_cookie(s, gh::cat(c.cookie_name, "_", i));
         if (!more)
             break;
         sealed += *more;
     }
-    auto text = c.session_sealer ? c.session_sealer->open(sealed, c.cookie_name) : std::nullopt;
-    if (!text) {
-        failures_.inc({"session_cookie"});
-        return std::nullopt;
+    std::shared_ptr<Opened> opened = t_opened.find(sealed);
+    if (!opened || opened->sealer != c.session_sealer.get()) {
+        auto text = c.session_sealer ? c.session_sealer->open(sealed, c.cookie_name) : std::nullopt;
+        auto session = text ? decode_session(*text) : std::nullopt;
+        if (!session) {
+            failures_.inc({"session_cookie"});
+            return nullptr;
+        }
+        opened = std::make_shared<Opened>();
+        opened->session = std::move(*session);
+        opened->sealer = c.session_sealer.get();
+        t_opened.put(sealed, opened);
     }
-    auto session = decode_session(*text);
-    if (!session || session->provider != c.chosen->config().name) {
+    const Session &session = opened->session;
+    if (session.provider != c.chosen->config().name) {
         failures_.inc({"session_cookie"});
-        return std::nullopt;
+        return nullptr;
     }
-    if (now - session->created > static_cast<int64_t>(c.session_lifetime_ms / 1000) ||
-        now - session->seen > static_cast<int64_t>(c.session_idle_ms / 1000)) {
+    if (now - session.created > static_cast<int64_t>(c.session_lifetime_ms / 1000) ||
+        now - session.seen > static_cast<int64_t>(c.session_idle_ms / 1000)) {
         failures_.inc({"session_expired"});
-        return std::nullopt;
+        return nullptr;
     }
-    if (revoked_count_.load(std::memory_order_relaxed) != 0 && revoked(*session)) {
+    if (revoked_count_.load(std::memory_order_relaxed) != 0 && revoked(session)) {
         failures_.inc({"session_revoked"});
-        return std::nullopt;
+        return nullptr;
     }
-    return session;
+    return opened;
 }
 
 std::vector<std::string> SsoFilter::session_cookies(gh::Stream s, const Config &c,
@@ -324,31 +409,40 @@ gh_action_t SsoFilter::on_access(gh::Stream s, const Config &c) {
     if (path == c.backchannel_path)
         return backchannel(s, c);
     const int64_t now = now_s();
-    if (std::optional<Session> session = read_session(s, c, now)) {
+    if (std::shared_ptr<Opened> opened = read_session(s, c, now)) {
+        const Session *session = &opened->session;
         if (!allowed(c, session->sub, session->claims))
             return forbidden(s, c, session->sub);
+        Session renewed;
         if (c.refresh && !session->refresh_token.empty() && session->access_expires != 0 &&
             now + static_cast<int64_t>(c.refresh_margin_ms / 1000) >= session->access_expires) {
             std::lock_guard g(refresh_lock_);
             auto it = renewed_.find(session->id);
             if (it != renewed_.end() && it->second.session.access_token != session->access_token) {
                 // Renewed a moment ago by another request: take its result.
-                *session = it->second.session;
+                renewed = it->second.session;
+                session = &renewed;
                 state_of(s)->set_cookies = it->second.cookies;
             } else if (refreshing_.insert(session->id).second) {
                 if (it != renewed_.end())
                     renewed_.erase(it); // this request carries that renewal already
                 requests_.inc({"session"});
-                return refresh(s, c, std::move(*session));
+                return refresh(s, c, *session);
             }
             // else another request is renewing it: go on with what this one carries.
         }
         requests_.inc({"session"});
         pass_identity(s, c, *session);
         strip_own_cookies(s, c);
-        if (now - session->seen >= 60) { // slide the idle timeout, at most once a minute
-            session->seen = now;
-            state_of(s)->set_cookies = session_cookies(s, c, *session);
+        if (session == &opened->session && now - session->seen >= 60) {
+            // Slide the idle timeout, at most once a minute per cookie.
+            if (opened->slid_at == 0 || now - opened->slid_at >= 60) {
+                Session slid = *session;
+                slid.seen = now;
+                opened->slid = session_cookies(s, c, slid);
+                opened->slid_at = now;
+            }
+            state_of(s)->set_cookies = opened->slid;
         }
         return GH_CONTINUE;
     }
@@ -459,6 +553,22 @@ gh_action_t SsoFilter::bearer_refused(gh::Stream s, const char *reason) {
 
 gh_action_t SsoFilter::bearer(gh::Stream s, const Config &c, const std::string &token,
                               bool refetched) {
+    const std::string &audience =
+        c.bearer_audience.empty() ? c.chosen->config().client_id : c.bearer_audience;
+    if (const Verified *v = t_verified.find(token);
+        v && v->provider == c.chosen.get() && v->audience == audience) {
+        if (now_s() > v->exp + c.clock_skew_s)
+            return bearer_refused(s, "expired");
+        if (!allowed(c, v->sub, v->claims))
+            return forbidden(s, c, v->sub);
+        Session view;
+        view.sub = v->sub;
+        view.claims = v->claims;
+        requests_.inc({"bearer"});
+        pass_identity(s, c, view);
+        strip_own_cookies(s, c);
+        return GH_CONTINUE;
+    }
     std::string why;
     std::optional<Jws> jws = parse_jws(token, why);
     if (!jws)
@@ -501,6 +611,9 @@ gh_action_t SsoFilter::bearer(gh::Stream s, const Config &c, const std::string &
         return bearer_refused(s, "claims");
     view.sub = sub->get<std::string>();
     view.claims = jws->claims;
+    if (auto exp = jws->claims.find("exp"); exp != jws->claims.end() && exp->is_number())
+        t_verified.put(token, Verified{c.chosen.get(), audience, view.sub, view.claims,
+                                       static_cast<int64_t>(exp->get<double>())});
     if (!allowed(c, view.sub, view.claims))
         return forbidden(s, c, view.sub);
     requests_.inc({"bearer"});
@@ -1013,7 +1126,8 @@ void SsoFilter::finish_login(gh::Stream s, const Config &c, std::shared_ptr<Stre
 gh_action_t SsoFilter::logout(gh::Stream s, const Config &c) {
     requests_.inc({"logout"});
     logouts_.inc({"rp"});
-    auto session = read_session(s, c, now_s());
+    std::shared_ptr<Opened> opened = read_session(s, c, now_s());
+    const Session *session = opened ? &opened->session : nullptr;
     std::string after = "/";
     if (auto params = gh::http::parse_query(s.query()))
         for (const auto &p : *params)

@@ -25,6 +25,7 @@
 namespace sso {
 
 struct StreamState;
+struct Opened;
 
 class SsoFilter : public gh::Filter<SsoFilter, Config> {
   public:
@@ -67,7 +68,7 @@ class SsoFilter : public gh::Filter<SsoFilter, Config> {
     void finish_login(gh::Stream s, const Config &c, std::shared_ptr<StreamState> st,
                       const LoginState &login, const nlohmann::json &tokens, bool refetched);
     // The session the request's cookies carry, if valid and not expired.
-    std::optional<Session> read_session(gh::Stream s, const Config &c, int64_t now);
+    std::shared_ptr<Opened> read_session(gh::Stream s, const Config &c, int64_t now);
     void pass_identity(gh::Stream s, const Config &c, const Session &session);
     void strip_identity_headers(gh::Stream s, const Config &c);
     void strip_own_cookies(gh::Stream s, const Config &c);
