@@ -11,6 +11,7 @@ packages=(
   libmodsecurity-dev modsecurity-crs   # the waf module and its default rule set
   nginx libnginx-mod-http-modsecurity  # the CRS suite, per case, against nginx + ModSecurity (test_waf_crs.py)
   nodejs python3-jwcrypto   # the sso tests: a real OpenID provider (tests/oidc) and keys for it
+  chromium chromium-driver python3-selenium   # the sso test that signs in with a real browser
   libjemalloc-dev   # the kernel's allocator
   nlohmann-json3-dev prometheus testssl.sh
   systemd   # systemd-analyze verify and systemd-sysusers check the installed unit (test_install.py)

@@ -50,10 +50,12 @@ class Provider:
     """oidc-provider on 127.0.0.1:PORT (chosen before start: the issuer names it)."""
 
     def __init__(self, workdir, clients, keys=None, ttl=None, port=0, accounts=None,
-                 id_token_alg=None):
+                 host="127.0.0.1"):
+        """host: the name in the issuer URL (it listens on 127.0.0.1 either way; "localhost"
+        makes it another site than gatehouse on 127.0.0.1, as a real provider is)."""
         self.workdir = Path(workdir)
         self.port = port or harness.free_port()
-        self.issuer = "http://127.0.0.1:%d" % self.port
+        self.issuer = "http://%s:%d" % (host, self.port)
         self.keys = keys or [make_key()]
         self.clients = clients
         self.ttl = ttl or {}
