@@ -415,3 +415,21 @@ def test_sign_in_with_ec_and_ed25519_keys(module_processes, tmp_path, kind, alg)
         assert seen(body, "X-Forwarded-User") == ["frank"]
     finally:
         s.stop()
+
+
+def test_a_code_replayed_with_another_login_state_is_refused(site):
+    # An attacker who got a victim's code starts a login of their own and presents it there:
+    # the provider refuses it (PKCE: the code was issued for the victim's verifier).
+    victim = oidc.Browser()
+    callback = victim.login(site.url("/echo/victim"), stop_at_callback=True)
+    code = dict(urllib.parse.parse_qsl(urllib.parse.urlparse(callback).query))["code"]
+    attacker = oidc.Browser()
+    status, headers, _, _ = attacker.open(site.url("/echo/attacker"), follow=False)
+    q = dict(urllib.parse.parse_qsl(urllib.parse.urlparse(headers["Location"]).query))
+    forged = site.url("/oauth2/callback?" + urllib.parse.urlencode(
+        {"code": code, "state": q["state"], "iss": site.provider.issuer}))
+    before = failures(site.gatehouse, "token")
+    status, _, body, _ = attacker.open(forged, follow=False)
+    assert status == 403 and b"Sign-in failed" in body
+    assert failures(site.gatehouse, "token") == before + 1
+    assert "gh_sso" not in attacker.cookies("gh_sso")
