@@ -12,6 +12,7 @@ packages=(
   nginx libnginx-mod-http-modsecurity  # the CRS suite, per case, against nginx + ModSecurity (test_waf_crs.py)
   nodejs python3-jwcrypto   # the sso tests: a real OpenID provider (tests/oidc) and keys for it
   chromium chromium-driver python3-selenium   # the sso test that signs in with a real browser
+  libhiredis-dev redis-server   # the sso module's session store, and a redis for its tests
   libjemalloc-dev   # the kernel's allocator
   nlohmann-json3-dev prometheus testssl.sh
   systemd   # systemd-analyze verify and systemd-sysusers check the installed unit (test_install.py)

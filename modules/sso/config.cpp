@@ -3,6 +3,7 @@
 
 #include "jose.hpp"
 #include "provider.hpp"
+#include "store.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -225,6 +226,36 @@ gh::Keys<Config> declare() {
                      "match; anything else goes to `/`)",
                      http_url, "array of URLs")
             .example("post_logout_redirects = [\"https://example.com/bye\"]")
+            .choice("store", &Config::store,
+                    std::vector<std::pair<std::string, Config::Store>>{
+                        {"cookie", Config::Store::cookie}, {"redis", Config::Store::redis}},
+                    module,
+                    "where sessions live: `cookie` (all of it in the encrypted cookie), or "
+                    "`redis` (redis-server keeps it; the cookie holds only a sealed session id: "
+                    "revocation everywhere at once, tokens of any size)")
+            .example("store = \"redis\"")
+            .string("redis", &Config::redis, module,
+                    "redis-server for `store = \"redis\"`: `host:port`",
+                    [](std::string_view a) {
+                        const size_t colon = a.rfind(':');
+                        return colon == std::string_view::npos || colon == 0 ||
+                                       colon + 1 == a.size() ||
+                                       a.find_first_not_of("0123456789", colon + 1) !=
+                                           std::string_view::npos
+                                   ? gh::cat("must be host:port, got \"", a, "\"")
+                                   : std::string();
+                    },
+                    "host:port")
+            .example("redis = \"10.0.3.5:6379\"")
+            .string("redis_prefix", &Config::redis_prefix, module,
+                    "prefix of the module's redis keys (sessions `PREFIXs:ID`, logout indexes "
+                    "`PREFIXsid:...`, `PREFIXsub:...`)",
+                    {}, "string")
+            .example("redis_prefix = \"wiki:sso:\"")
+            .duration("redis_timeout", &Config::redis_timeout_ms, 10, 10000, module,
+                      "a redis command not answered within this fails (the request gets a 503; "
+                      "redis is not asked again for a second)")
+            .example("redis_timeout = \"200ms\"")
             .string("provider", &Config::provider, both,
                     "the provider this route logs in with (a key of `providers`; empty: the "
                     "only one)",
@@ -433,6 +464,17 @@ std::unique_ptr<Config> parse_config(gh::ConfigNode table, const Config &base) {
         if (!c->secrets.empty()) {
             c->session_sealer = std::make_shared<const Sealer>(c->secrets, "session");
             c->state_sealer = std::make_shared<const Sealer>(c->secrets, "login-state");
+        }
+        if (c->store == Config::Store::redis) {
+            RedisStore::Options o;
+            const size_t colon = c->redis.rfind(':');
+            o.host = c->redis.substr(0, colon);
+            if (o.host.size() > 2 && o.host.front() == '[' && o.host.back() == ']')
+                o.host = o.host.substr(1, o.host.size() - 2);
+            o.port = std::atoi(c->redis.c_str() + colon + 1);
+            o.prefix = c->redis_prefix;
+            o.timeout_ms = static_cast<uint32_t>(c->redis_timeout_ms);
+            c->redis_store = std::make_shared<RedisStore>(std::move(o));
         }
         if (c->session_lifetime_ms < c->session_idle_ms)
             table.get("session_lifetime").error("must not be shorter than `session_idle`");

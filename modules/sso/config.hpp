@@ -17,7 +17,8 @@
 
 namespace sso {
 
-class Provider; // provider.hpp: the runtime state (metadata, keys) shared by the workers
+class Provider;   // provider.hpp: the runtime state (metadata, keys) shared by the workers
+class RedisStore; // store.hpp: the optional session store
 
 struct ProviderConfig {
     std::string name;
@@ -65,6 +66,10 @@ struct Config {
     int64_t clock_skew_s = 60;
     std::string redirect_uri; // absolute; "" = scheme://host of the request + callback_path
     std::vector<std::string> post_logout_redirects; // allowed post-logout URLs (absolute)
+    enum class Store { cookie, redis } store = Store::cookie;
+    std::string redis = "127.0.0.1:6379";
+    std::string redis_prefix = "gatehouse:sso:";
+    uint64_t redis_timeout_ms = 500;
     // Module and route scope.
     std::string provider;            // "" = the only one
     OnMissing on_missing = OnMissing::login;
@@ -85,6 +90,7 @@ struct Config {
     std::shared_ptr<std::map<std::string, std::shared_ptr<Provider>>> providers;
     std::shared_ptr<const Sealer> session_sealer, state_sealer;
     std::shared_ptr<Provider> chosen; // the provider this scope uses
+    std::shared_ptr<RedisStore> redis_store; // store = "redis"
 };
 
 const gh::Keys<Config> &keys();

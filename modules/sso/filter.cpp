@@ -409,33 +409,46 @@ gh_action_t SsoFilter::on_access(gh::Stream s, const Config &c) {
     if (path == c.backchannel_path)
         return backchannel(s, c);
     const int64_t now = now_s();
-    if (std::shared_ptr<Opened> opened = read_session(s, c, now)) {
-        const Session *session = &opened->session;
-        if (!allowed(c, session->sub, session->claims))
-            return forbidden(s, c, session->sub);
-        Session renewed;
-        if (c.refresh && !session->refresh_token.empty() && session->access_expires != 0 &&
-            now + static_cast<int64_t>(c.refresh_margin_ms / 1000) >= session->access_expires) {
-            std::lock_guard g(refresh_lock_);
-            auto it = renewed_.find(session->id);
-            if (it != renewed_.end() && it->second.session.access_token != session->access_token) {
-                // Renewed a moment ago by another request: take its result.
-                renewed = it->second.session;
-                session = &renewed;
-                state_of(s)->set_cookies = it->second.cookies;
-            } else if (refreshing_.insert(session->id).second) {
-                if (it != renewed_.end())
-                    renewed_.erase(it); // this request carries that renewal already
-                requests_.inc({"session"});
-                return refresh(s, c, *session);
-            }
-            // else another request is renewing it: go on with what this one carries.
+    if (c.redis_store)
+        return stored_session(s, c, now);
+    if (std::shared_ptr<Opened> opened = read_session(s, c, now))
+        return with_session(s, c, opened->session, opened.get(), now);
+    return without_session(s, c);
+}
+
+gh_action_t SsoFilter::with_session(gh::Stream s, const Config &c, const Session &found,
+                                    Opened *opened, int64_t now) {
+    const Session *session = &found;
+    if (!allowed(c, session->sub, session->claims))
+        return forbidden(s, c, session->sub);
+    Session renewed;
+    if (c.refresh && !session->refresh_token.empty() && session->access_expires != 0 &&
+        now + static_cast<int64_t>(c.refresh_margin_ms / 1000) >= session->access_expires) {
+        std::lock_guard g(refresh_lock_);
+        auto it = renewed_.find(session->id);
+        if (it != renewed_.end() && it->second.session.access_token != session->access_token) {
+            // Renewed a moment ago by another request: take its result.
+            renewed = it->second.session;
+            session = &renewed;
+            state_of(s)->set_cookies = it->second.cookies;
+        } else if (refreshing_.insert(session->id).second) {
+            if (it != renewed_.end())
+                renewed_.erase(it); // this request carries that renewal already
+            requests_.inc({"session"});
+            return refresh(s, c, *session);
         }
-        requests_.inc({"session"});
-        pass_identity(s, c, *session);
-        strip_own_cookies(s, c);
-        if (session == &opened->session && now - session->seen >= 60) {
-            // Slide the idle timeout, at most once a minute per cookie.
+        // else another request is renewing it: go on with what this one carries.
+    }
+    requests_.inc({"session"});
+    pass_identity(s, c, *session);
+    strip_own_cookies(s, c);
+    if (session == &found && now - session->seen >= 60) {
+        // Slide the idle timeout, at most once a minute (per cookie, or in the store).
+        if (c.redis_store) {
+            Session slid = *session;
+            slid.seen = now;
+            store_session(c, slid, [](bool) {});
+        } else if (opened != nullptr) {
             if (opened->slid_at == 0 || now - opened->slid_at >= 60) {
                 Session slid = *session;
                 slid.seen = now;
@@ -444,9 +457,12 @@ gh_action_t SsoFilter::on_access(gh::Stream s, const Config &c) {
             }
             state_of(s)->set_cookies = opened->slid;
         }
-        return GH_CONTINUE;
     }
-    if (public_path(c, path)) {
+    return GH_CONTINUE;
+}
+
+gh_action_t SsoFilter::without_session(gh::Stream s, const Config &c) {
+    if (public_path(c, s.path())) {
         requests_.inc({"public"});
         strip_own_cookies(s, c);
         return GH_CONTINUE;
@@ -464,6 +480,77 @@ gh_action_t SsoFilter::on_access(gh::Stream s, const Config &c) {
     }
     requests_.inc({"login"});
     return login(s, c);
+}
+
+// ---- store = "redis": the cookie holds a sealed session id, redis the session ---------------
+
+namespace {
+constexpr std::string_view kStoredTag = "redis:";
+}
+
+std::optional<std::string> SsoFilter::stored_id(gh::Stream s, const Config &c) {
+    auto cookie = request_cookie(s, c.cookie_name);
+    if (!cookie)
+        return std::nullopt;
+    auto text = c.session_sealer->open(*cookie, c.cookie_name);
+    if (!text || text->rfind(kStoredTag, 0) != 0 || text->size() == kStoredTag.size()) {
+        failures_.inc({"session_cookie"});
+        return std::nullopt;
+    }
+    return text->substr(kStoredTag.size());
+}
+
+void SsoFilter::store_session(const Config &c, const Session &session,
+                              std::function<void(bool)> done) {
+    const int64_t now = now_s();
+    const int64_t left = static_cast<int64_t>(c.session_lifetime_ms / 1000) - (now - session.created);
+    const int64_t ttl = std::min<int64_t>(static_cast<int64_t>(c.session_idle_ms / 1000), left);
+    std::vector<std::string> indexes = {gh::cat("sub:", session.provider, "|", session.sub)};
+    if (!session.sid.empty())
+        indexes.push_back(gh::cat("sid:", session.provider, "|", session.sid));
+    c.redis_store->put(session.id, encode_session(session), ttl, indexes, std::move(done));
+}
+
+gh_action_t SsoFilter::store_unavailable(gh::Stream s) {
+    failures_.inc({"store_unavailable"});
+    if (s.respond(503,
+                  {{"Content-Type", "text/html; charset=utf-8"},
+                   {"Cache-Control", "no-store"},
+                   {"Retry-After", "5"}},
+                  "<!doctype html><title>Unavailable</title><h1>Sign-in is unavailable</h1>"
+                  "<p>The session store cannot be reached. Try again in a moment.</p>\n") != GH_OK)
+        return GH_ERROR;
+    return GH_RESPOND;
+}
+
+gh_action_t SsoFilter::stored_session(gh::Stream s, const Config &c, int64_t now) {
+    std::optional<std::string> id = stored_id(s, c);
+    if (!id)
+        return without_session(s, c);
+    auto st = state_of(s);
+    gh_stream_t *raw = s.raw();
+    const Config *cfg = &c;
+    c.redis_store->get(*id, [this, st, raw, cfg, now](bool ok, std::optional<std::string> value) {
+        if (st->ended)
+            return;
+        gh::Stream stream(raw);
+        const Config &c = *cfg;
+        gh_action_t a;
+        std::optional<Session> session = value ? decode_session(*value) : std::nullopt;
+        if (!ok)
+            a = store_unavailable(stream);
+        else if (!session || session->provider != c.chosen->config().name ||
+                 now - session->created > static_cast<int64_t>(c.session_lifetime_ms / 1000) ||
+                 now - session->seen > static_cast<int64_t>(c.session_idle_ms / 1000)) {
+            if (value)
+                failures_.inc({"session_expired"});
+            a = without_session(stream, c); // gone from the store: expired or revoked
+        } else
+            a = with_session(stream, c, *session, nullptr, now);
+        if (a != GH_PAUSE)
+            stream.resume(a);
+    });
+    return GH_PAUSE;
 }
 
 gh_action_t SsoFilter::login(gh::Stream s, const Config &c) {
@@ -760,6 +847,8 @@ gh_action_t SsoFilter::refresh(gh::Stream s, const Config &c, Session session) {
             release(std::nullopt);
             if (st->ended)
                 return;
+            if (c.redis_store)
+                c.redis_store->remove(session.id, [](bool) {});
             gh::Stream stream(raw);
             // The session is over: clear it and send the browser back to the same URL (it signs
             // in again), or 401 on an API route.
@@ -797,9 +886,15 @@ gh_action_t SsoFilter::refresh(gh::Stream s, const Config &c, Session session) {
             return;
         }
         gh::Stream stream(raw);
-        std::vector<std::string> cookies = session_cookies(stream, c, session);
-        release(Renewed{session, cookies, now});
-        st->set_cookies = std::move(cookies);
+        if (c.redis_store) {
+            // The store keeps the renewed session; the cookie (its id) stays as it is.
+            store_session(c, session, [](bool) {});
+            release(Renewed{session, {}, now});
+        } else {
+            std::vector<std::string> cookies = session_cookies(stream, c, session);
+            release(Renewed{session, cookies, now});
+            st->set_cookies = std::move(cookies);
+        }
         pass_identity(stream, c, session);
         strip_own_cookies(stream, c);
         stream.resume(GH_CONTINUE);
@@ -940,10 +1035,25 @@ gh_action_t SsoFilter::logout_token(gh::Stream s, const Config &c,
     if (state_used(gh::cat("jti:", p.name, "|", jti), now, keep))
         return logout_token_refused(s, "jti_replay");
     // Every session of that provider session (sid), or of that user (sub alone), made before now.
-    if (!sid.empty())
-        revoke(gh::cat("sid:", p.name, "|", sid), now, keep);
-    else
-        revoke(gh::cat("sub:", p.name, "|", sub), now, keep);
+    const std::string index = !sid.empty() ? gh::cat("sid:", p.name, "|", sid)
+                                           : gh::cat("sub:", p.name, "|", sub);
+    if (c.redis_store) {
+        gh_stream_t *raw = s.raw();
+        const std::string what = sid.empty() ? gh::cat("sub ", sub) : gh::cat("sid ", sid);
+        c.redis_store->revoke(index, [this, st, raw, what, name = p.name](bool ok) {
+            if (st->ended)
+                return;
+            gh::Stream stream(raw);
+            if (!ok) // the provider retries a logout that was not acknowledged
+                return stream.resume(store_unavailable(stream));
+            logouts_.inc({"backchannel"});
+            gh::log_info(gh::cat("back-channel logout from ", name, ": ", what));
+            stream.resume(stream.respond(200, {{"Cache-Control", "no-store"}}) == GH_OK ? GH_RESPOND
+                                                                                       : GH_ERROR);
+        });
+        return GH_PAUSE;
+    }
+    revoke(index, now, keep);
     logouts_.inc({"backchannel"});
     gh::log_info(gh::cat("back-channel logout from ", p.name, ": ",
                          sid.empty() ? gh::cat("sub ", sub) : gh::cat("sid ", sid)));
@@ -1108,26 +1218,68 @@ void SsoFilter::finish_login(gh::Stream s, const Config &c, std::shared_ptr<Stre
     session.created = session.seen = now_s();
     if (auto ei = tokens.find("expires_in"); ei != tokens.end() && ei->is_number())
         session.access_expires = session.created + ei->get<int64_t>();
-    logins_.inc({p.name});
-    std::vector<gh::HeaderField> headers = {{"Location", safe_return(login.return_to)
-                                                             ? std::string_view(login.return_to)
-                                                             : std::string_view("/")},
-                                            {"Cache-Control", "no-store"}};
-    std::vector<std::string> cookies = st->set_cookies;
-    for (std::string &k : session_cookies(s, c, session))
-        cookies.push_back(std::move(k));
-    for (const std::string &k : cookies)
-        if (!k.empty())
-            headers.emplace_back("Set-Cookie", k);
-    st->set_cookies.clear();
-    s.resume(s.respond(302, headers) == GH_OK ? GH_RESPOND : GH_ERROR);
+    // Back to the page the sign-in started from, with the session's cookie(s).
+    auto done = [this, st, login](gh::Stream s, std::vector<std::string> session_set) {
+        std::vector<gh::HeaderField> headers = {{"Location", safe_return(login.return_to)
+                                                                 ? std::string_view(login.return_to)
+                                                                 : std::string_view("/")},
+                                                {"Cache-Control", "no-store"}};
+        std::vector<std::string> cookies = std::move(st->set_cookies);
+        st->set_cookies.clear();
+        for (std::string &k : session_set)
+            cookies.push_back(std::move(k));
+        for (const std::string &k : cookies)
+            if (!k.empty())
+                headers.emplace_back("Set-Cookie", k);
+        s.resume(s.respond(302, headers) == GH_OK ? GH_RESPOND : GH_ERROR);
+    };
+    if (!c.redis_store) {
+        logins_.inc({p.name});
+        return done(s, session_cookies(s, c, session));
+    }
+    gh_stream_t *raw = s.raw();
+    const Config *cfg = &c;
+    const std::string provider_name = p.name;
+    store_session(c, session, [this, st, raw, cfg, done, id = session.id, provider_name](bool ok) {
+        if (st->ended)
+            return;
+        gh::Stream stream(raw);
+        if (!ok)
+            return stream.resume(store_unavailable(stream));
+        logins_.inc({provider_name});
+        const Config &c = *cfg;
+        const std::string sealed = c.session_sealer->seal(gh::cat(kStoredTag, id), c.cookie_name);
+        done(stream, {set_cookie(c, c.cookie_name, sealed, "/",
+                                 static_cast<int64_t>(c.session_lifetime_ms / 1000))});
+    });
 }
 
 gh_action_t SsoFilter::logout(gh::Stream s, const Config &c) {
     requests_.inc({"logout"});
     logouts_.inc({"rp"});
+    if (c.redis_store) {
+        if (std::optional<std::string> id = stored_id(s, c)) {
+            // The session leaves the store (for every device) before the browser leaves.
+            auto st = state_of(s);
+            gh_stream_t *raw = s.raw();
+            const Config *cfg = &c;
+            c.redis_store->get(*id, [this, st, raw, cfg, id = *id](bool, std::optional<std::string> v) {
+                if (st->ended)
+                    return;
+                cfg->redis_store->remove(id, [](bool) {});
+                std::optional<Session> session = v ? decode_session(*v) : std::nullopt;
+                gh::Stream stream(raw);
+                stream.resume(logout_redirect(stream, *cfg, session ? &*session : nullptr));
+            });
+            return GH_PAUSE;
+        }
+        return logout_redirect(s, c, nullptr);
+    }
     std::shared_ptr<Opened> opened = read_session(s, c, now_s());
-    const Session *session = opened ? &opened->session : nullptr;
+    return logout_redirect(s, c, opened ? &opened->session : nullptr);
+}
+
+gh_action_t SsoFilter::logout_redirect(gh::Stream s, const Config &c, const Session *session) {
     std::string after = "/";
     if (auto params = gh::http::parse_query(s.query()))
         for (const auto &p : *params)
@@ -1163,6 +1315,11 @@ gh_action_t SsoFilter::on_response_headers(gh::Stream s, const Config &) {
             s.add_header(GH_HEADERS_RESPONSE, "Set-Cookie", k);
     slot->st->set_cookies.clear();
     return GH_CONTINUE;
+}
+
+void SsoFilter::worker_exit(Config &c) {
+    if (c.redis_store)
+        c.redis_store->close_worker();
 }
 
 void SsoFilter::on_stream_end(gh::Stream s, const Config &) {

@@ -10,6 +10,7 @@
 #include "jose.hpp"
 #include "provider.hpp"
 #include "session.hpp"
+#include "store.hpp"
 
 #include <gatehouse/sdk.hpp>
 #include <gatehouse/sdk/http/query.hpp>
@@ -36,11 +37,24 @@ class SsoFilter : public gh::Filter<SsoFilter, Config> {
     int32_t on_request_body(gh::Stream s, const gh::Chunk &chunk, const Config &c);
     gh_action_t on_response_headers(gh::Stream s, const Config &c);
     void on_stream_end(gh::Stream s, const Config &c);
+    void worker_exit(Config &c); // closes this worker's redis connection (store = "redis")
 
   private:
     gh_action_t login(gh::Stream s, const Config &c);
+    // A request with a valid session (`opened`: its per-worker cache entry, cookie store only).
+    gh_action_t with_session(gh::Stream s, const Config &c, const Session &session, Opened *opened,
+                             int64_t now);
+    // A request without one: public path, 401, or the redirect to the provider.
+    gh_action_t without_session(gh::Stream s, const Config &c);
+    // store = "redis": the session id the cookie seals, the session from redis, storing one.
+    std::optional<std::string> stored_id(gh::Stream s, const Config &c);
+    gh_action_t stored_session(gh::Stream s, const Config &c, int64_t now);
+    void store_session(const Config &c, const Session &session, std::function<void(bool)> done);
+    gh_action_t store_unavailable(gh::Stream s);
     gh_action_t callback(gh::Stream s, const Config &c);
     gh_action_t logout(gh::Stream s, const Config &c);
+    // Clears the session cookies and sends the browser to the provider's end_session_endpoint.
+    gh_action_t logout_redirect(gh::Stream s, const Config &c, const Session *session);
     // An `Authorization: Bearer` JWT on a `bearer` route; `refetched` once the keys were asked
     // for again (missing, or no key for its kid).
     gh_action_t bearer(gh::Stream s, const Config &c, const std::string &token, bool refetched);

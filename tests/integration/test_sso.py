@@ -433,3 +433,84 @@ def test_a_code_replayed_with_another_login_state_is_refused(site):
     assert status == 403 and b"Sign-in failed" in body
     assert failures(site.gatehouse, "token") == before + 1
     assert "gh_sso" not in attacker.cookies("gh_sso")
+
+
+# ---- store = "redis" ------------------------------------------------------------------------
+
+import redis_server  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def redis_site(module_processes):
+    why = redis_server.unavailable()
+    if why:
+        pytest.skip(why)
+    tmp = module_processes.tmp_path / "redis"
+    tmp.mkdir()
+    redis = redis_server.RedisServer(tmp)
+    s = Site(tmp, module_processes, name="sso-redis",
+             extra_module='store = "redis"\nredis = "127.0.0.1:%d"\nredis_timeout = "300ms"\n'
+                          % redis.port)
+    s.redis = redis
+    yield s
+    s.stop()
+    redis.stop()
+
+
+def stored_sessions(redis):
+    return [k for k in redis.cli("KEYS", "gatehouse:sso:s:*").split("\n") if k]
+
+
+def test_redis_store_keeps_the_session_and_the_cookie_only_its_id(redis_site):
+    s = redis_site
+    before = set(stored_sessions(s.redis))
+    b, body, _ = signed_in(s, user="gina")
+    assert seen(body, "X-Forwarded-User") == ["gina"]
+    cookie = b.cookies("gh_sso")["gh_sso"]
+    assert len(cookie) < 120  # a sealed id, not the tokens
+    new = set(stored_sessions(s.redis)) - before
+    assert len(new) == 1
+    stored = json.loads(s.redis.cli("GET", new.pop()))
+    assert stored["sub"] == "gina" and stored["it"].count(".") == 2
+    assert b.open(s.url("/echo/again"))[0] == 200
+
+
+def test_redis_store_revocation_is_immediate(redis_site):
+    s = redis_site
+    b, _, _ = signed_in(s, user="hank")
+    key = [k for k in stored_sessions(s.redis)
+           if json.loads(s.redis.cli("GET", k))["sub"] == "hank"][0]
+    s.redis.cli("DEL", key)  # an operator (or another gatehouse) ends the session
+    status, headers, _, _ = b.open(s.url("/echo/after"), follow=False)
+    assert status == 302 and headers["Location"].startswith(s.provider.issuer)
+
+
+def test_redis_store_back_channel_logout_deletes_the_sessions(redis_site):
+    s = redis_site
+    b, _, _ = signed_in(s, user="ivan")
+    copy = b.cookies("gh_sso")["gh_sso"]
+    count = len(stored_sessions(s.redis))
+    provider_logout(b, s.url("/oauth2/logout"))
+    assert harness.wait_until(lambda: len(stored_sessions(s.redis)) == count - 1, 5)
+    other = oidc.Browser()
+    other.set_cookie("gh_sso", copy)
+    assert other.open(s.url("/echo/after"), follow=False)[0] == 302
+
+
+def test_redis_store_down_is_a_fast_503_then_recovers(redis_site):
+    s = redis_site
+    b, _, _ = signed_in(s, user="judy")
+    s.redis.stop()
+    try:
+        t0 = time.monotonic()
+        status, _, body, _ = b.open(s.url("/echo/down"), follow=False)
+        assert status == 503 and b"session store" in body
+        assert time.monotonic() - t0 < 2
+        assert failures(s.gatehouse, "store_unavailable") >= 1
+    finally:
+        s.redis.start()  # same port; the sessions are gone with it (nothing saved)
+    time.sleep(1.2)      # past the retry delay
+    status, headers, _, _ = b.open(s.url("/echo/back"), follow=False)
+    assert status == 302 and headers["Location"].startswith(s.provider.issuer)
+    b2, body, _ = signed_in(s, user="judy")
+    assert seen(body, "X-Forwarded-User") == ["judy"]

@@ -1,6 +1,7 @@
 // sso: the declared keys (README tables, errors), providers and the derived sealers.
 #include "config.hpp"
 #include "provider.hpp"
+#include "store.hpp"
 
 #include <gatehouse/sdk/testing.hpp>
 
@@ -89,6 +90,25 @@ TEST(SsoConfig, BadValuesAreRefusedAtTheirKey) {
     EXPECT_NE(all.find("\"HS256\" is not an algorithm the module verifies"), std::string::npos)
         << all;
     EXPECT_NE(all.find("needs `client_id`"), std::string::npos) << all;
+}
+
+TEST(SsoConfig, RedisStore) {
+    auto p = parse(Value::table({{"secrets", Value::array({secret})},
+                                 {"store", "redis"},
+                                 {"redis", "10.0.0.5:6380"},
+                                 {"providers", Value::table({{"corp", provider()}})}}));
+    ASSERT_TRUE(p.errors.empty()) << p.errors[0];
+    ASSERT_TRUE(p.config->redis_store);
+    EXPECT_EQ(p.config->redis_store->options().host, "10.0.0.5");
+    EXPECT_EQ(p.config->redis_store->options().port, 6380);
+    auto bad = parse(Value::table({{"store", "memcached"}, {"redis", "localhost"}}));
+    ASSERT_EQ(bad.errors.size(), 2u);
+    EXPECT_NE(bad.errors[0].find("store: must be one of \"cookie\", \"redis\""), std::string::npos)
+        << bad.errors[0];
+    EXPECT_NE(bad.errors[1].find("redis: must be host:port"), std::string::npos) << bad.errors[1];
+    auto cookie = parse(Value::table({{"secrets", Value::array({secret})},
+                                      {"providers", Value::table({{"corp", provider()}})}}));
+    EXPECT_FALSE(cookie.config->redis_store);
 }
 
 TEST(SsoConfig, ProvidersNeedSecrets) {
