@@ -61,8 +61,8 @@ expect_files "$(deb gatehouse-module-sso "$arch")" \
   usr/lib/gatehouse/modules/sso.so \
   usr/share/doc/gatehouse-module-sso/changelog.Debian.gz \
   usr/share/doc/gatehouse/modules/sso/README.md.gz
-[[ "$(dpkg-deb -f "$(deb gatehouse-module-sso "$arch")" Depends)" == *libssl3* ]] ||
-  fail "gatehouse-module-sso does not depend on libssl3"
+sso=$(dpkg-deb -f "$(deb gatehouse-module-sso "$arch")" Depends)
+[[ "$sso" == *libssl3* && "$sso" == *libhiredis* ]] || fail "gatehouse-module-sso Depends: $sso"
 kernel=$(files "$(deb gatehouse "$arch")")
 for f in usr/bin/gatehouse lib/systemd/system/gatehouse.service \
          usr/lib/sysusers.d/gatehouse.conf usr/share/doc/gatehouse/kernel/README.md.gz \
