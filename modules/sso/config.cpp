@@ -195,6 +195,11 @@ gh::Keys<Config> declare() {
             .string("cookie_domain", &Config::cookie_domain, module,
                     "Domain attribute of the session cookie (empty: host-only)", {}, "domain")
             .example("cookie_domain = \"example.com\"")
+            .string("cookie_path", &Config::cookie_path, module,
+                    "Path attribute of the module's cookies: the part of the site they are "
+                    "sent to (it must cover every protected path and `callback_path`)",
+                    path_error, "path")
+            .example("cookie_path = \"/wiki/\"")
             .flag("cookie_secure", &Config::cookie_secure, module,
                   "mark the cookies `Secure` (turn off only for plain-http development)")
             .example("cookie_secure = false")

@@ -58,6 +58,7 @@ struct Config {
     uint64_t refresh_margin_ms = 60 * 1000;
     std::string cookie_name = "gh_sso";
     std::string cookie_domain;
+    std::string cookie_path = "/";
     bool cookie_secure = true;
     uint64_t session_idle_ms = 8ull * 3600 * 1000;
     uint64_t session_lifetime_ms = 24ull * 3600 * 1000;

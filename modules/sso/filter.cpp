@@ -351,10 +351,10 @@ std::vector<std::string> SsoFilter::session_cookies(gh::Stream s, const Config &
     std::vector<std::string> out;
     for (size_t i = 0; i < chunks.size() && i < kMaxChunks; ++i)
         out.push_back(set_cookie(c, i == 0 ? c.cookie_name : gh::cat(c.cookie_name, "_", i),
-                                 chunks[i], "/", std::max<int64_t>(max_age, 1)));
+                                 chunks[i], c.cookie_path, std::max<int64_t>(max_age, 1)));
     for (size_t i = chunks.size(); i < kMaxChunks; ++i)
         if (request_cookie(s, gh::cat(c.cookie_name, "_", i)))
-            out.push_back(set_cookie(c, gh::cat(c.cookie_name, "_", i), "", "/", 0));
+            out.push_back(set_cookie(c, gh::cat(c.cookie_name, "_", i), "", c.cookie_path, 0));
     return out;
 }
 
@@ -363,7 +363,7 @@ std::vector<std::string> SsoFilter::clear_session_cookies(gh::Stream s, const Co
     for (size_t i = 0; i < kMaxChunks; ++i) {
         std::string name = i == 0 ? c.cookie_name : gh::cat(c.cookie_name, "_", i);
         if (request_cookie(s, name))
-            out.push_back(set_cookie(c, name, "", "/", 0));
+            out.push_back(set_cookie(c, name, "", c.cookie_path, 0));
     }
     return out;
 }
@@ -584,10 +584,10 @@ gh_action_t SsoFilter::login(gh::Stream s, const Config &c) {
     std::vector<std::string> cookies;
     const size_t keep = static_cast<size_t>(c.logins_in_flight) - 1;
     for (size_t i = 0; i + keep < inflight.size(); ++i)
-        cookies.push_back(set_cookie(c, inflight[i].second, "", "/", 0));
+        cookies.push_back(set_cookie(c, inflight[i].second, "", c.cookie_path, 0));
     const std::string name = prefix + l.state;
     cookies.push_back(set_cookie(c, name, c.state_sealer->seal(encode_login(l), name),
-                                 "/",
+                                 c.cookie_path,
                                  static_cast<int64_t>(c.login_timeout_ms / 1000)));
     std::shared_ptr<Provider> provider = c.chosen;
     provider->ready([this, st, raw, provider, l, redirect, cookies](bool ok,
@@ -1089,7 +1089,7 @@ gh_action_t SsoFilter::callback(gh::Stream s, const Config &c) {
     if (!state || state->empty() || !gh::http::is_token(*state))
         return fail(s, "state", 400, "no state in the callback");
     const std::string name = login_prefix(c) + *state;
-    std::vector<std::string> clear = {set_cookie(c, name, "", "/", 0)};
+    std::vector<std::string> clear = {set_cookie(c, name, "", c.cookie_path, 0)};
     auto cookie = request_cookie(s, name);
     auto text = cookie ? c.state_sealer->open(*cookie, name) : std::nullopt;
     auto login = text ? decode_login(*text) : std::nullopt;
@@ -1203,13 +1203,7 @@ void SsoFilter::finish_login(gh::Stream s, const Config &c, std::shared_ptr<Stre
     session.sub = sub->get<std::string>();
     if (auto sid = jws->claims.find("sid"); sid != jws->claims.end() && sid->is_string())
         session.sid = sid->get<std::string>();
-    session.claims = json::object();
-    static const char *const protocol[] = {"iss", "sub", "aud", "exp", "iat", "nbf", "nonce",
-                                           "azp", "at_hash", "c_hash", "auth_time", "sid",
-                                           "jti", "acr", "amr", "s_hash"};
-    for (auto it = jws->claims.begin(); it != jws->claims.end(); ++it)
-        if (std::find(std::begin(protocol), std::end(protocol), it.key()) == std::end(protocol))
-            session.claims[it.key()] = it.value();
+    session.claims = identity_claims(jws->claims);
     session.id_token = compact;
     if (auto at = tokens.find("access_token"); at != tokens.end() && at->is_string())
         session.access_token = at->get<std::string>();
@@ -1249,7 +1243,7 @@ void SsoFilter::finish_login(gh::Stream s, const Config &c, std::shared_ptr<Stre
         logins_.inc({provider_name});
         const Config &c = *cfg;
         const std::string sealed = c.session_sealer->seal(gh::cat(kStoredTag, id), c.cookie_name);
-        done(stream, {set_cookie(c, c.cookie_name, sealed, "/",
+        done(stream, {set_cookie(c, c.cookie_name, sealed, c.cookie_path,
                                  static_cast<int64_t>(c.session_lifetime_ms / 1000))});
     });
 }

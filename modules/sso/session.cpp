@@ -1,6 +1,8 @@
 // sso: session and login-state encoding (see session.hpp).
 #include "session.hpp"
 
+#include <algorithm>
+
 namespace sso {
 
 using json = nlohmann::json;
@@ -19,9 +21,40 @@ int64_t num(const json &j, const char *name) {
 
 } // namespace
 
+json identity_claims(const json &claims) {
+    static const char *const protocol[] = {"iss", "sub", "aud", "exp", "iat", "nbf", "nonce",
+                                           "azp", "at_hash", "c_hash", "auth_time", "sid",
+                                           "jti", "acr", "amr", "s_hash"};
+    json out = json::object();
+    for (auto it = claims.begin(); it != claims.end(); ++it)
+        if (std::find(std::begin(protocol), std::end(protocol), it.key()) == std::end(protocol))
+            out[it.key()] = it.value();
+    return out;
+}
+
+namespace {
+
+// The identity claims of a compact JWS's payload (not verified here: see encode_session).
+std::optional<json> id_token_claims(std::string_view compact) {
+    const size_t a = compact.find('.');
+    const size_t b = a == std::string_view::npos ? a : compact.find('.', a + 1);
+    if (b == std::string_view::npos)
+        return std::nullopt;
+    auto payload = b64url_decode(compact.substr(a + 1, b - a - 1));
+    json claims = payload ? json::parse(*payload, nullptr, false) : json();
+    if (!claims.is_object())
+        return std::nullopt;
+    return identity_claims(claims);
+}
+
+} // namespace
+
 std::string encode_session(const Session &s) {
-    json j = {{"v", 1},         {"id", s.id},     {"p", s.provider}, {"sub", s.sub},
-              {"c", s.claims},  {"t", s.created}, {"seen", s.seen}};
+    json j = {{"v", 1}, {"id", s.id}, {"p", s.provider}, {"sub", s.sub}, {"t", s.created},
+              {"seen", s.seen}};
+    const bool derivable = !s.id_token.empty() && id_token_claims(s.id_token) == s.claims;
+    if (!derivable)
+        j["c"] = s.claims;
     if (!s.sid.empty())
         j["sid"] = s.sid;
     if (!s.id_token.empty())
@@ -44,11 +77,13 @@ std::optional<Session> decode_session(std::string_view text) {
     s.provider = str(j, "p");
     s.sub = str(j, "sub");
     s.sid = str(j, "sid");
+    s.id_token = str(j, "it");
     if (auto c = j.find("c"); c != j.end() && c->is_object())
         s.claims = std::move(*c);
+    else if (auto from_token = s.id_token.empty() ? std::nullopt : id_token_claims(s.id_token))
+        s.claims = std::move(*from_token);
     else
         s.claims = json::object();
-    s.id_token = str(j, "it");
     s.access_token = str(j, "at");
     s.refresh_token = str(j, "rt");
     s.created = num(j, "t");

@@ -67,7 +67,9 @@ class Site:
         client = dict(client_for(self.port), **(client_extra or {}))
         self.provider = oidc.Provider(tmp, [client], ttl=ttl, keys=keys,
                                       accounts={"alice": {"groups": ["staff", "admins"]},
-                                                "erin": {"email": "erin@admins.example"}})
+                                                "erin": {"email": "erin@admins.example"},
+                                                "kate": {"groups": ["group-with-a-long-name-%03d" % i
+                                                                    for i in range(150)]}})
         self.tmp = Path(tmp)
         self.gatehouse = harness.Gatehouse(tmp, sso_config(self.port, self.backend, self.provider,
                                                            secrets, extra_module), name=name)
@@ -514,3 +516,19 @@ def test_redis_store_down_is_a_fast_503_then_recovers(redis_site):
     assert status == 302 and headers["Location"].startswith(s.provider.issuer)
     b2, body, _ = signed_in(s, user="judy")
     assert seen(body, "X-Forwarded-User") == ["judy"]
+
+
+def test_a_large_session_is_split_into_cookie_chunks(site):
+    b, body, _ = signed_in(site, user="kate")  # 150 groups: a 6 KB ID token
+    groups = seen(body, "X-Forwarded-Groups")[0].split(",")
+    assert len(groups) == 150
+    chunks = b.cookies("gh_sso")
+    assert {"gh_sso", "gh_sso_1", "gh_sso_2"} <= set(chunks), sorted(chunks)
+    assert all(len(n) + 1 + len(v) <= 4000 for n, v in chunks.items())
+    assert not any("gh_sso" in v for v in seen(body, "Cookie"))
+    # A missing chunk is a broken session: sign in again.
+    partial = oidc.Browser()
+    for name, value in chunks.items():
+        if name != "gh_sso_1":
+            partial.set_cookie(name, value)
+    assert partial.open(site.url("/echo/part"), follow=False)[0] == 302

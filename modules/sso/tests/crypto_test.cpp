@@ -90,3 +90,23 @@ TEST(Session, ChunksAreAtMostTheChunkSize) {
     EXPECT_EQ(chunks[2].size(), 10u);
     EXPECT_EQ(chunks[0] + chunks[1] + chunks[2], big);
 }
+
+TEST(Session, ClaimsTheIdTokenCarriesAreNotStoredTwice) {
+    nlohmann::json payload = {{"iss", "https://idp"}, {"sub", "alice"}, {"aud", "app"},
+                              {"exp", 9}, {"email", "a@example.com"}, {"groups", {"x"}}};
+    Session s;
+    s.id = "i";
+    s.provider = "corp";
+    s.sub = "alice";
+    s.created = s.seen = 5;
+    s.id_token = b64url_encode("{}") + "." + b64url_encode(payload.dump()) + ".c2ln";
+    s.claims = identity_claims(payload);
+    EXPECT_EQ(s.claims, (nlohmann::json{{"email", "a@example.com"}, {"groups", {"x"}}}));
+    const std::string text = encode_session(s);
+    EXPECT_EQ(text.find("a@example.com"), std::string::npos); // only inside the token's base64
+    auto back = decode_session(text);
+    ASSERT_TRUE(back);
+    EXPECT_EQ(back->claims, s.claims);
+    s.claims["extra"] = 1; // not derivable any more: stored
+    EXPECT_EQ(decode_session(encode_session(s))->claims["extra"], 1);
+}
