@@ -424,20 +424,26 @@ gh_action_t SsoFilter::with_session(gh::Stream s, const Config &c, const Session
     Session renewed;
     if (c.refresh && !session->refresh_token.empty() && session->access_expires != 0 &&
         now + static_cast<int64_t>(c.refresh_margin_ms / 1000) >= session->access_expires) {
-        std::lock_guard g(refresh_lock_);
-        auto it = renewed_.find(session->id);
-        if (it != renewed_.end() && it->second.session.access_token != session->access_token) {
-            // Renewed a moment ago by another request: take its result.
-            renewed = it->second.session;
-            session = &renewed;
-            state_of(s)->set_cookies = it->second.cookies;
-        } else if (refreshing_.insert(session->id).second) {
-            if (it != renewed_.end())
-                renewed_.erase(it); // this request carries that renewal already
-            requests_.inc({"session"});
-            return refresh(s, c, *session);
+        bool renew = false;
+        {
+            std::lock_guard g(refresh_lock_);
+            auto it = renewed_.find(session->id);
+            if (it != renewed_.end() && it->second.session.access_token != session->access_token) {
+                // Renewed a moment ago by another request: take its result.
+                renewed = it->second.session;
+                session = &renewed;
+                state_of(s)->set_cookies = it->second.cookies;
+            } else if (refreshing_.insert(session->id).second) {
+                if (it != renewed_.end())
+                    renewed_.erase(it); // this request carries that renewal already
+                renew = true;
+            }
+            // else another request is renewing it: go on with what this one carries.
         }
-        // else another request is renewing it: go on with what this one carries.
+        if (renew) {
+            requests_.inc({"session"});
+            return c.redis_store ? locked_refresh(s, c, *session) : refresh(s, c, *session);
+        }
     }
     requests_.inc({"session"});
     pass_identity(s, c, *session);
@@ -910,6 +916,41 @@ gh_action_t SsoFilter::refresh(gh::Stream s, const Config &c, Session session) {
         strip_own_cookies(s, c);
         return GH_CONTINUE;
     }
+    return GH_PAUSE;
+}
+
+gh_action_t SsoFilter::locked_refresh(gh::Stream s, const Config &c, Session session) {
+    // With a shared store, one renewal per session across every gatehouse: a lock in redis
+    // (expiring by itself, in case the one holding it goes away).
+    auto st = state_of(s);
+    gh_stream_t *raw = s.raw();
+    const Config *cfg = &c;
+    const std::string id = session.id;
+    c.redis_store->try_lock(gh::cat("lock:", id), 15000,
+                            [this, st, raw, cfg, session, id](bool ok, bool acquired) {
+        if (!(ok && acquired)) {
+            std::lock_guard g(refresh_lock_);
+            refreshing_.erase(id);
+        }
+        if (st->ended) {
+            if (ok && acquired) { // nobody to renew for: the next request will
+                std::lock_guard g(refresh_lock_);
+                refreshing_.erase(id);
+            }
+            return;
+        }
+        gh::Stream stream(raw);
+        if (ok && acquired) {
+            const gh_action_t a = refresh(stream, *cfg, session);
+            if (a != GH_PAUSE)
+                stream.resume(a);
+            return;
+        }
+        // Another gatehouse renews it (or redis is away): go on with this session.
+        pass_identity(stream, *cfg, session);
+        strip_own_cookies(stream, *cfg);
+        stream.resume(GH_CONTINUE);
+    });
     return GH_PAUSE;
 }
 

@@ -69,6 +69,7 @@ class SsoFilter : public gh::Filter<SsoFilter, Config> {
     gh_action_t logout_token_refused(gh::Stream s, const char *reason);
     // Renew `session` with its refresh token; the request waits, then goes on with the new one.
     gh_action_t refresh(gh::Stream s, const Config &c, Session session);
+    gh_action_t locked_refresh(gh::Stream s, const Config &c, Session session);
     // The provider's answer to a token request: the form, with the client's authentication.
     gh_status_t token_request(const Config &c, std::vector<gh::http::QueryParam> form,
                               std::function<void(const gh::CalloutResponse &)> done);

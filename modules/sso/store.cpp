@@ -219,6 +219,14 @@ void RedisStore::revoke(const std::string &index, Done done) {
             [done = std::move(done)](bool ok, int, std::string, long long) { done(ok); });
 }
 
+void RedisStore::try_lock(const std::string &key, uint64_t ttl_ms,
+                          std::function<void(bool, bool)> done) {
+    command({"SET", o_.prefix + key, "1", "NX", "PX", std::to_string(ttl_ms)},
+            [done = std::move(done)](bool ok, int type, std::string str, long long) {
+                done(ok, ok && type == REDIS_REPLY_STATUS && str == "OK");
+            });
+}
+
 void RedisStore::close_worker() { t_conns.erase(this); }
 
 } // namespace sso

@@ -42,6 +42,10 @@ class RedisStore {
              const std::vector<std::string> &indexes, Done done);
     // Delete one session. Thread: a worker.
     void remove(const std::string &id, Done done);
+    // SET NX PX: `acquired` when this call took the key (it expires after ttl_ms). Thread: a
+    // worker.
+    void try_lock(const std::string &key, uint64_t ttl_ms,
+                  std::function<void(bool ok, bool acquired)> done);
     // Delete every session listed under an index key. Thread: a worker.
     void revoke(const std::string &index, Done done);
 

@@ -532,3 +532,29 @@ def test_a_large_session_is_split_into_cookie_chunks(site):
         if name != "gh_sso_1":
             partial.set_cookie(name, value)
     assert partial.open(site.url("/echo/part"), follow=False)[0] == 302
+
+
+def test_redis_store_renewal_takes_a_lock_and_updates_the_store(module_processes, tmp_path):
+    why = redis_server.unavailable()
+    if why:
+        pytest.skip(why)
+    redis = redis_server.RedisServer(tmp_path)
+    s = Site(tmp_path, module_processes, name="sso-redis-refresh", ttl={"AccessToken": 62},
+             extra_module='store = "redis"\nredis = "127.0.0.1:%d"\npass_access_token = true\n'
+                          % redis.port)
+    try:
+        b, body, _ = signed_in(s, user="lena")
+        first = bearer_upstream(body)
+        cookie = b.cookies("gh_sso")["gh_sso"]
+        time.sleep(2.5)
+        status, _, body, _ = b.open(s.url("/echo/renewed"))
+        assert status == 200 and bearer_upstream(body) not in (None, first)
+        assert b.cookies("gh_sso")["gh_sso"] == cookie  # the store changed, not the cookie
+        keys = [k for k in redis.cli("KEYS", "gatehouse:sso:*").split("\n") if k]
+        assert any(k.startswith("gatehouse:sso:lock:") for k in keys), keys
+        stored = [json.loads(redis.cli("GET", k)) for k in keys if k.startswith("gatehouse:sso:s:")]
+        assert [x["at"] for x in stored] == [bearer_upstream(body)[len("Bearer "):]]
+        assert metric(s.gatehouse, "sso_refreshes_total", "result", "ok") == 1
+    finally:
+        s.stop()
+        redis.stop()
