@@ -78,12 +78,28 @@ def test_sign_in_with_a_real_browser(processes, tmp_path, browser):
         browser.find_element(By.NAME, "login").send_keys("alice")
         browser.find_element(By.NAME, "password").send_keys("any")
         browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-        if browser.current_url.startswith(provider.issuer):
-            browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()  # consent
+
+        def consent_or_back():
+            # The next page once it has loaded: the provider's consent form, or gatehouse.
+            from selenium.common.exceptions import StaleElementReferenceException
+            try:
+                if browser.current_url.startswith(base):
+                    return "back"
+                prompts = browser.find_elements(By.NAME, "prompt")
+                if prompts and prompts[0].get_attribute("value") == "consent":
+                    return "consent"
+            except StaleElementReferenceException:
+                pass  # the page changed under the lookup: look again
+            return None
+        where = harness.wait_until(consent_or_back, 10)
+        if where == "consent":
+            browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         # Back where the user started, signed in; the page is the backend's echo.
         assert harness.wait_until(lambda: browser.current_url == base + "/echo/wiki?page=Home",
                                   10), browser.current_url
-        echo = json.loads(browser.find_element(By.TAG_NAME, "pre").text)
+        pre = harness.wait_until(lambda: browser.find_elements(By.TAG_NAME, "pre"), 10)
+        assert pre, browser.page_source[:500]
+        echo = json.loads(pre[0].text)
         headers = {k.lower(): v for k, v in echo["headers"]}
         assert headers["x-forwarded-user"] == "alice"
         assert "gh_sso" not in headers.get("cookie", "")
