@@ -596,8 +596,8 @@ gh_action_t SsoFilter::login(gh::Stream s, const Config &c) {
                                  c.cookie_path,
                                  static_cast<int64_t>(c.login_timeout_ms / 1000)));
     std::shared_ptr<Provider> provider = c.chosen;
-    provider->ready([this, st, raw, provider, l, redirect, cookies](bool ok,
-                                                                 const std::string &error) {
+    provider->reachable([this, st, raw, provider, l, redirect, cookies](bool ok,
+                                                                     const std::string &error) {
         if (st->ended)
             return;
         gh::Stream stream(raw);

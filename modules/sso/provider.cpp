@@ -88,6 +88,22 @@ void Provider::ready(Done done) {
     fetch_metadata();
 }
 
+void Provider::reachable(Done done) {
+    const uint64_t now = gh::now_ms();
+    {
+        std::lock_guard g(lock_);
+        if (metadata_ && !keys_->empty() && now - reached_at_ < kReachedWithinMs) {
+            gh::post(gh::current_worker(), [done = std::move(done)] { done(true, {}); });
+            return;
+        }
+        strict_waiters_.push_back({gh::current_worker(), std::move(done)});
+        if (fetching_)
+            return;
+        fetching_ = true;
+    }
+    fetch_metadata();
+}
+
 void Provider::refetch_keys(Done done) {
     const uint64_t now = gh::now_ms();
     {
@@ -149,7 +165,7 @@ void Provider::fetch_metadata() {
         {
             std::lock_guard g(lock_);
             metadata_ = std::move(m);
-            metadata_at_ = gh::now_ms();
+            metadata_at_ = reached_at_ = gh::now_ms();
         }
         fetch_keys();
     });
@@ -195,14 +211,21 @@ void Provider::fetch_keys() {
 }
 
 void Provider::finish(const std::string &error) {
-    std::vector<Waiter> waiters;
+    std::vector<Waiter> waiters, strict;
     bool usable;
     {
         std::lock_guard g(lock_);
         fetching_ = false;
         waiters.swap(waiters_);
+        strict.swap(strict_waiters_);
         usable = metadata_ && !keys_->empty();
     }
+    // Those who asked whether the provider answers now get the plain answer.
+    for (Waiter &w : strict)
+        if (gh::post(w.worker, [done = std::move(w.done), ok = error.empty() && usable, error] {
+                done(ok, error.empty() ? std::string("no usable keys") : error);
+            }) != GH_OK)
+            gh::log_warn("sso: could not hand a provider fetch back to its worker");
     if (!error.empty())
         gh::log_warn(gh::cat("provider ", config_.name, ": ", error,
                              usable ? " (keeping the keys fetched before)" : ""));

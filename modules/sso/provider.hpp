@@ -43,6 +43,11 @@ class Provider : public std::enable_shared_from_this<Provider> {
     using Done = std::function<void(bool ok, const std::string &error)>;
     // Fresh metadata and keys (fetched when missing or stale). Thread: a worker.
     void ready(Done done);
+    // Like ready(), but the provider must have answered within the last second (discovery is
+    // asked again otherwise, and a failure is a failure even with usable state): before sending
+    // a browser to it, so a provider that is down gets the user a clear error page instead.
+    void reachable(Done done);
+    static constexpr uint64_t kReachedWithinMs = 1000;
     // Keys again because a token names a `kid` they lack: one refetch per cool-down; `done`
     // runs with ok = true when a refetch happened (the caller looks the kid up again).
     void refetch_keys(Done done);
@@ -65,8 +70,9 @@ class Provider : public std::enable_shared_from_this<Provider> {
     std::shared_ptr<const Metadata> metadata_;
     std::shared_ptr<const std::vector<Jwk>> keys_ = std::make_shared<const std::vector<Jwk>>();
     uint64_t metadata_at_ = 0, keys_at_ = 0, keys_ttl_ = 0, last_refetch_ = 0;
+    uint64_t reached_at_ = 0; // the last discovery that succeeded
     bool fetching_ = false;
-    std::vector<Waiter> waiters_;
+    std::vector<Waiter> waiters_, strict_waiters_;
 };
 
 } // namespace sso
