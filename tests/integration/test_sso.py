@@ -563,3 +563,42 @@ def test_redis_store_renewal_takes_a_lock_and_updates_the_store(module_processes
     finally:
         s.stop()
         redis.stop()
+
+
+def test_two_providers_chosen_per_route(module_processes, tmp_path):
+    port = harness.free_port()
+    backend = harness.Backend(tmp_path, "sso-two-app")
+    module_processes.backends.append(backend)
+    corp = oidc.Provider(tmp_path, [client_for(port)])
+    partners = oidc.Provider(tmp_path, [client_for(port)])
+    try:
+        text = (
+            "[server]\nworkers = 2\n\n" + harness.modules_toml(("round_robin", "sso")) + "\n"
+            + "[[listener]]\nlisten = \"127.0.0.1:%d\"\n\n" % port
+            + "[upstream.app]\nservers = [{ address = \"%s\" }]\n\n" % backend.address
+            + "".join("[upstream.%s]\nservers = [{ address = \"127.0.0.1:%d\" }]\n\n" % (n, p.port)
+                      for n, p in (("corp", corp), ("partners", partners)))
+            + "[filter.sso]\nsecrets = [\"%s\"]\ncookie_secure = false\nprovider = \"corp\"\n\n"
+            % SECRET
+            + "".join("[filter.sso.providers.%s]\nissuer = \"%s\"\nupstream = \"%s\"\n"
+                      "client_id = \"gatehouse\"\nclient_secret = \"s3cret-client\"\n\n"
+                      % (n, p.issuer, n) for n, p in (("corp", corp), ("partners", partners)))
+            + "[[route]]\npath = \"/partners/\"\nupstream = \"app\"\nfilters = [\"sso\"]\n"
+            + "filter_config = { sso = { provider = \"partners\" } }\n\n"
+            + "[[route]]\npath = \"/\"\nupstream = \"app\"\nfilters = [\"sso\"]\n")
+        g = harness.Gatehouse(tmp_path, text, name="sso-two")
+        module_processes.gatehouses.append(g)
+        base = "http://127.0.0.1:%d" % port
+        b = oidc.Browser()
+        status, headers, _, _ = b.open(base + "/echo/x", follow=False)
+        assert status == 302 and headers["Location"].startswith(corp.issuer)
+        status, headers, _, _ = b.open(base + "/partners/echo", follow=False)
+        assert status == 302 and headers["Location"].startswith(partners.issuer)
+        status, _, body, _ = b.login(base + "/echo/x", user="olga")
+        assert status == 200 and seen(body, "X-Forwarded-User") == ["olga"]
+        # A corp session is not a partners session: that route signs in at its own provider.
+        status, headers, _, _ = b.open(base + "/partners/echo", follow=False)
+        assert status == 302 and headers["Location"].startswith(partners.issuer)
+    finally:
+        corp.stop()
+        partners.stop()
