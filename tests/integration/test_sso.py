@@ -602,3 +602,25 @@ def test_two_providers_chosen_per_route(module_processes, tmp_path):
     finally:
         corp.stop()
         partners.stop()
+
+
+def test_check_reports_bad_sso_config_with_file_line_and_key(tmp_path):
+    base = (harness.modules_toml(("round_robin", "sso"))
+            + "\n[[listener]]\nlisten = \"127.0.0.1:0\"\n"
+            "[upstream.app]\nservers = [{ address = \"127.0.0.1:9\" }]\n"
+            "[[route]]\npath = \"/\"\nupstream = \"app\"\nfilters = [\"sso\"]\n")
+    cases = {
+        '[filter.sso]\nsecrets = ["short"]\n': "[filter.sso.secrets]",
+        '[filter.sso]\nsecrets = ["%s"]\n[filter.sso.providers.x]\nissuer = "idp"\n'
+        'upstream = "u"\nclient_id = "c"\n' % SECRET: "[filter.sso.providers.x.issuer]",
+        '[filter.sso]\nsecrets = ["%s"]\nstore = "redis"\nredis = "nowhere"\n' % SECRET:
+            "[filter.sso.redis]",
+        '[filter.sso]\nsecrets = ["%s"]\n[filter.sso.providers.x]\nissuer = "https://i"\n'
+        'upstream = "u"\nclient_id = "c"\nalgs = ["none"]\n' % SECRET:
+            "[filter.sso.providers.x.algs]",
+    }
+    for table, key in cases.items():
+        text = base + table
+        rc, err = harness.run_check(tmp_path, text)
+        assert rc != 0, table
+        assert key in err and re.search(r"\.toml:\d+", err), (table, err)
