@@ -68,8 +68,10 @@ void ClientConnection::phase_action(gh_action_t action) {
     }
     bool request_phase = phase == GH_PHASE_REQUEST_HEADERS || phase == GH_PHASE_ACCESS ||
                          phase == GH_PHASE_PRE_UPSTREAM;
+    // A request body held once per stream: the hook runs again when it is complete -- at once
+    // when there is none (no upstream is connected in these phases, so nothing went up yet).
     if (action == GH_HOLD && request_phase && stream_.subscribed(GH_DIR_REQUEST) &&
-        !request_held_ && !request_body_done_) {
+        !request_held_) {
         held_by_ = static_cast<int>(filter_index_);
         return read_held_body();
     }

@@ -327,7 +327,7 @@ void ClientConnection::build_request_head() {
                 append_field(out, "Upgrade", f.value);
         out.append("Connection: upgrade\r\n");
     }
-    if (held)
+    if (held && (request_.has_body() || !request_body_out_.empty()))
         append_field(out, "Content-Length", std::to_string(request_body_out_.size()));
     else if (request_.framing.chunked || request_rechunked())
         append_field(out, "Transfer-Encoding", "chunked");

@@ -91,6 +91,8 @@ struct StreamState {
     bool transform_upper = false;   // request header x-abi-transform: upper
     bool header_written = false; // x-abi-conformance set; later failures are "late"
     bool peek_asked = false;     // RESPONSE_HEADERS asked for a body peek and returned GH_HOLD
+    bool hold_asked = false;     // ACCESS held the request body (x-abi-hold: 1)
+    uint64_t held_bytes = 0;     // request body bytes seen before the ACCESS re-run
     uint64_t request_body_bytes = 0;
     uint64_t response_body_bytes = 0;
     std::vector<std::string> failures;

@@ -172,6 +172,17 @@ gh_action_t request_headers(gh_stream_t *s) noexcept {
 }
 
 gh_action_t access(gh_stream_t *s, StreamState *st, const Config *cfg) noexcept {
+    // x-abi-hold: 1 -- GH_HOLD the request body, then this hook runs again once it is complete,
+    // with every byte of it seen first; also for a request without a body (complete at once).
+    if (header_is(s, GH_HEADERS_REQUEST, "x-abi-hold", 0, "1")) {
+        if (!st->hold_asked) {
+            st->hold_asked = true;
+            st->check(g_host->body_subscribe(s, g_self, GH_DIR_REQUEST, GH_BODY_STREAM) == GH_OK,
+                      "body_subscribe_hold");
+            return GH_HOLD;
+        }
+        st->held_bytes = st->request_body_bytes; // the re-run
+    }
     st->config = cfg;
     gh_str_t body_fact{nullptr, 0};
     st->check(g_host->stream_get(s, GH_FACT_RESPONSE_BODY, &body_fact) == GH_ERR_STATE,
@@ -408,6 +419,12 @@ gh_action_t response_headers(gh_stream_t *s, StreamState *st, const Config *cfg)
     st->check(fact_nonempty(s, GH_FACT_PEER_ADDR), "stream_get_peer_addr");
     st->check(g_host->header_count(s, GH_HEADERS_RESPONSE) >= 1, "header_count_response");
     st->check(header_is(s, GH_HEADERS_RESPONSE, "x-backend", 0, "1"), "header_get_response");
+    if (st->hold_asked) {
+        const std::string held = std::to_string(st->held_bytes);
+        st->check(set_header(s, GH_HEADERS_RESPONSE, "x-abi-held-bytes", held.c_str(),
+                             GH_HEADER_SET) == GH_OK,
+                  "header_set_held_bytes");
+    }
     st->check(set_header(s, GH_HEADERS_RESPONSE, "x-abi-resp-set", "1", GH_HEADER_SET) == GH_OK &&
                   set_header(s, GH_HEADERS_RESPONSE, "x-abi-resp-add", "a", GH_HEADER_ADD) ==
                       GH_OK &&
