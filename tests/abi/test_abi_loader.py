@@ -267,9 +267,16 @@ class _BackendHandler(http.server.BaseHTTPRequestHandler):
     do_GET = do_POST = _answer
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    # listen(5), the default, overflows when test_concurrent_requests_are_all_ok opens 16
+    # proxied and 16 watch connections at once: a connection the kernel then resets made the
+    # conformance module's fd_watch_send fail now and then.
+    request_queue_size = 128
+
+
 class Backend:
     def __init__(self, cert=None):
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _BackendHandler)
+        self.server = _Server(("127.0.0.1", 0), _BackendHandler)
         if cert is not None:  # HTTPS: the certificate's chain and key
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(str(cert.cert), str(cert.key))

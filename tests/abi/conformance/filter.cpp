@@ -209,8 +209,9 @@ gh_action_t access(gh_stream_t *s, StreamState *st, const Config *cfg) noexcept 
                   set_header(s, GH_HEADERS_REQUEST, "x-abi-bad", "a\r\nb: c", GH_HEADER_SET) ==
                       GH_ERR_INVALID,
               "header_set_validates");
-    st->check(g_host->body_subscribe(s, g_self, GH_DIR_REQUEST, GH_BODY_STREAM) == GH_OK,
-              "body_subscribe_request");
+    if (!st->hold_asked) // a held request subscribed before its GH_HOLD
+        st->check(g_host->body_subscribe(s, g_self, GH_DIR_REQUEST, GH_BODY_STREAM) == GH_OK,
+                  "body_subscribe_request");
     st->transform_upper = header_is(s, GH_HEADERS_REQUEST, "x-abi-transform", 0, "upper");
     // The PAUSE chain, plus a second timer that is cancelled and must never fire.
     const uint64_t t0 = g_host->now_ms();
