@@ -407,7 +407,7 @@ gh::Keys<ProviderConfig> declare_provider() {
 
 } // namespace
 
-bool rule_matches(const Rule &r, const nlohmann::json &claims) {
+bool rule_matches(const Rule &r, const nlohmann::json &claims, const std::string *sub) {
     if (r.kind == Rule::Kind::email_domain) {
         auto email = claims.find("email");
         auto verified = claims.find("email_verified");
@@ -423,6 +423,9 @@ bool rule_matches(const Rule &r, const nlohmann::json &claims) {
                 return false;
         return true;
     }
+    if (sub != nullptr && r.claim == "sub")
+        return r.kind == Rule::Kind::equals ? r.value == *sub
+                                            : rule_matches(r, nlohmann::json{{"sub", *sub}});
     auto v = claims.find(r.claim);
     if (v == claims.end())
         return false;

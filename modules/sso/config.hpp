@@ -36,7 +36,7 @@ struct ProviderConfig {
     uint64_t timeout_ms = 5000;               // per request to the provider
 };
 
-enum class OnMissing { login, deny };
+enum class OnMissing { login, deny }; // no session: redirect to the provider, or 401
 
 // One authorization rule on the session's (or bearer token's) claims.
 struct Rule {
@@ -46,8 +46,9 @@ struct Rule {
     std::string domain;       // email_domain (lower-case)
     std::string text;         // as configured, for logs
 };
-// True when `claims` (with "sub") satisfy the rule.
-bool rule_matches(const Rule &r, const nlohmann::json &claims); // no session: redirect to the provider, or 401
+// True when `claims` satisfy the rule; the claim "sub" is `sub` when given (the session keeps
+// the subject apart from its other claims).
+bool rule_matches(const Rule &r, const nlohmann::json &claims, const std::string *sub = nullptr);
 
 struct Config {
     // Module scope.

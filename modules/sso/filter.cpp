@@ -369,11 +369,16 @@ std::vector<std::string> SsoFilter::clear_session_cookies(gh::Stream s, const Co
 }
 
 void SsoFilter::pass_identity(gh::Stream s, const Config &c, const Session &session) {
+    pass_identity(s, c, session.sub, session.claims, session.access_token);
+}
+
+void SsoFilter::pass_identity(gh::Stream s, const Config &c, const std::string &sub,
+                              const json &claims, const std::string &access_token) {
     auto claim = [&](const std::string &name) -> std::string {
         if (name == "sub")
-            return session.sub;
-        auto it = session.claims.find(name);
-        return it == session.claims.end() ? std::string() : claim_text(*it);
+            return sub;
+        auto it = claims.find(name);
+        return it == claims.end() ? std::string() : claim_text(*it);
     };
     auto put = [&](const std::string &header, const std::string &value) {
         if (!header.empty() && !value.empty() && header_safe(value))
@@ -384,8 +389,8 @@ void SsoFilter::pass_identity(gh::Stream s, const Config &c, const Session &sess
     put(c.groups_header, claim("groups"));
     for (const auto &[header, name] : c.claim_headers)
         put(header, claim(name));
-    if (c.pass_access_token && !session.access_token.empty())
-        put("Authorization", gh::cat("Bearer ", session.access_token));
+    if (c.pass_access_token && !access_token.empty())
+        put("Authorization", gh::cat("Bearer ", access_token));
 }
 
 gh_action_t SsoFilter::on_access(gh::Stream s, const Config &c) {
@@ -654,11 +659,8 @@ gh_action_t SsoFilter::bearer(gh::Stream s, const Config &c, const std::string &
             return bearer_refused(s, "expired");
         if (!allowed(c, v->sub, v->claims))
             return forbidden(s, c, v->sub);
-        Session view;
-        view.sub = v->sub;
-        view.claims = v->claims;
         requests_.inc({"bearer"});
-        pass_identity(s, c, view);
+        pass_identity(s, c, v->sub, v->claims, {});
         strip_own_cookies(s, c);
         return GH_CONTINUE;
     }
@@ -686,10 +688,7 @@ gh_action_t SsoFilter::bearer(gh::Stream s, const Config &c, const std::string &
             if (!st->ended)
                 gh::Stream(raw).resume(bearer(gh::Stream(raw), *cfg, token, true));
         };
-        if (c.chosen->keys()->empty())
-            c.chosen->ready(again);
-        else
-            c.chosen->refetch_keys(again);
+        c.chosen->refetch_keys(again);
         return GH_PAUSE;
     }
     if (sig == Reject::unknown_kid)
@@ -698,19 +697,17 @@ gh_action_t SsoFilter::bearer(gh::Stream s, const Config &c, const std::string &
         return bearer_refused(s, "signature");
     if (Reject r = check_claims(jws->claims, e); r != Reject::none)
         return bearer_refused(s, reject_name(r));
-    Session view;
-    auto sub = jws->claims.find("sub");
-    if (sub == jws->claims.end() || !sub->is_string())
+    auto sub_it = jws->claims.find("sub");
+    if (sub_it == jws->claims.end() || !sub_it->is_string())
         return bearer_refused(s, "claims");
-    view.sub = sub->get<std::string>();
-    view.claims = jws->claims;
+    const std::string sub = sub_it->get<std::string>();
     if (auto exp = jws->claims.find("exp"); exp != jws->claims.end() && exp->is_number())
-        t_verified.put(token, Verified{c.chosen.get(), audience, view.sub, view.claims,
+        t_verified.put(token, Verified{c.chosen.get(), audience, sub, jws->claims,
                                        static_cast<int64_t>(exp->get<double>())});
-    if (!allowed(c, view.sub, view.claims))
-        return forbidden(s, c, view.sub);
+    if (!allowed(c, sub, jws->claims))
+        return forbidden(s, c, sub);
     requests_.inc({"bearer"});
-    pass_identity(s, c, view);
+    pass_identity(s, c, sub, jws->claims, {});
     strip_own_cookies(s, c);
     return GH_CONTINUE;
 }
@@ -718,15 +715,13 @@ gh_action_t SsoFilter::bearer(gh::Stream s, const Config &c, const std::string &
 bool SsoFilter::allowed(const Config &c, const std::string &sub, const json &claims) const {
     if (c.require_all.empty() && c.require_any.empty())
         return true;
-    json with_sub = claims;
-    with_sub["sub"] = sub;
     for (const Rule &r : c.require_all)
-        if (!rule_matches(r, with_sub))
+        if (!rule_matches(r, claims, &sub))
             return false;
     if (c.require_any.empty())
         return true;
     for (const Rule &r : c.require_any)
-        if (rule_matches(r, with_sub))
+        if (rule_matches(r, claims, &sub))
             return true;
     return false;
 }
@@ -1047,10 +1042,7 @@ gh_action_t SsoFilter::logout_token(gh::Stream s, const Config &c,
             if (!st->ended)
                 gh::Stream(raw).resume(logout_token(gh::Stream(raw), *cfg, st, true));
         };
-        if (c.chosen->keys()->empty())
-            c.chosen->ready(again);
-        else
-            c.chosen->refetch_keys(again);
+        c.chosen->refetch_keys(again);
         return GH_PAUSE;
     }
     if (r == Reject::none)

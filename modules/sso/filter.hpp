@@ -85,6 +85,8 @@ class SsoFilter : public gh::Filter<SsoFilter, Config> {
     // The session the request's cookies carry, if valid and not expired.
     std::shared_ptr<Opened> read_session(gh::Stream s, const Config &c, int64_t now);
     void pass_identity(gh::Stream s, const Config &c, const Session &session);
+    void pass_identity(gh::Stream s, const Config &c, const std::string &sub,
+                       const nlohmann::json &claims, const std::string &access_token);
     void strip_identity_headers(gh::Stream s, const Config &c);
     void strip_own_cookies(gh::Stream s, const Config &c);
     // Set-Cookie values that store `session` (and clear chunks the browser has beyond them).

@@ -105,6 +105,8 @@ void Provider::reachable(Done done) {
 }
 
 void Provider::refetch_keys(Done done) {
+    if (keys()->empty())
+        return ready(std::move(done)); // nothing fetched yet: the first fetch, no cool-down
     const uint64_t now = gh::now_ms();
     {
         std::lock_guard g(lock_);

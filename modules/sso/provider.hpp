@@ -48,8 +48,8 @@ class Provider : public std::enable_shared_from_this<Provider> {
     // a browser to it, so a provider that is down gets the user a clear error page instead.
     void reachable(Done done);
     static constexpr uint64_t kReachedWithinMs = 1000;
-    // Keys again because a token names a `kid` they lack: one refetch per cool-down; `done`
-    // runs with ok = true when a refetch happened (the caller looks the kid up again).
+    // Keys again because a token names a `kid` they lack: one refetch per cool-down (or the
+    // first fetch, when there are no keys yet); the caller looks the kid up again after `done`.
     void refetch_keys(Done done);
 
     // The origin-form target of an absolute provider URL ("" for a URL that is not http(s)).
